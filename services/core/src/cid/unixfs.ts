@@ -1,0 +1,51 @@
+import type { ImporterOptions } from 'ipfs-unixfs-importer'
+import { balanced } from 'ipfs-unixfs-importer/layout'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { UNIXFS_CHUNK_SIZE, UNIXFS_MAX_LINKS } from '../constants.js'
+import { InvalidArgumentError } from '../errors.js'
+
+export interface UnixfsImportParams {
+  /** 0 or 1. Mycel defaults to 1 (Kubo's `--cid-version=1`). */
+  cidVersion: 0 | 1
+  /** Leaves as raw blocks. Implied by CIDv1 in Kubo; CIDv0 requires false. */
+  rawLeaves: boolean
+  /** Fixed chunk size in bytes. */
+  chunkSize: number
+  /** Wrap the added files in a directory. */
+  wrapWithDirectory: boolean
+}
+
+export const DEFAULT_IMPORT_PARAMS: UnixfsImportParams = {
+  cidVersion: 1,
+  rawLeaves: true,
+  chunkSize: UNIXFS_CHUNK_SIZE,
+  wrapWithDirectory: false,
+}
+
+/** Kubo rejects chunks above 1 MiB (go-ipfs-chunker's ChunkSizeLimit), and so do we. */
+export const MAX_CHUNK_SIZE = 1_048_576
+
+/**
+ * Importer options that build exactly the DAG Kubo's `ipfs add` builds for the same parameters:
+ * fixed-size chunks, balanced layout with 174 links per node, a single chunk reduced to its leaf,
+ * dag-pb links before data.
+ */
+export function kuboImporterOptions(params: UnixfsImportParams): ImporterOptions {
+  if (params.cidVersion === 0 && params.rawLeaves) {
+    throw new InvalidArgumentError('raw-leaves requires cid-version=1')
+  }
+  if (!Number.isInteger(params.chunkSize) || params.chunkSize < 1 || params.chunkSize > MAX_CHUNK_SIZE) {
+    throw new InvalidArgumentError(`chunk size must be between 1 and ${MAX_CHUNK_SIZE} bytes`)
+  }
+  return {
+    cidVersion: params.cidVersion,
+    rawLeaves: params.rawLeaves,
+    chunker: fixedSize({ chunkSize: params.chunkSize }),
+    layout: balanced({ maxChildrenPerNode: UNIXFS_MAX_LINKS }),
+    reduceSingleLeafToSelf: true,
+    wrapWithDirectory: params.wrapWithDirectory,
+    leafType: 'file',
+    fieldOrder: 'links-first',
+    shardSplitStrategy: 'links-bytes',
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * One error class per condition a user or a peer can cause. Each has a stable `code`; the
+ * mapping of codes to HTTP and gRPC statuses lives in one table (@mycel/proto error-map).
+ */
+export type MycelErrorCode =
+  | 'INVALID_CID'
+  | 'INVALID_ARGUMENT'
+  | 'UNSUPPORTED_HASH'
+  | 'HASH_MISMATCH'
+  | 'BLOCK_NOT_FOUND'
+  | 'BLOCK_CORRUPT'
+  | 'BLOCK_TOO_LARGE'
+  | 'NOT_A_FILE'
+  | 'PATH_NOT_FOUND'
+  | 'RANGE_NOT_SATISFIABLE'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'QUORUM_NOT_REACHED'
+  | 'UPSTREAM_TIMEOUT'
+  | 'UPSTREAM_UNAVAILABLE'
+  | 'STORE_UNAVAILABLE'
+  | 'CONFIG_INVALID'
+  | 'ABORTED'
+
+export abstract class MycelError extends Error {
+  abstract readonly code: MycelErrorCode
+}
+
+export class InvalidCidError extends MycelError {
+  readonly code = 'INVALID_CID'
+  override name = 'InvalidCidError'
+  constructor(input: string, reason?: string) {
+    super(`invalid CID "${truncate(input)}"${reason ? `: ${reason}` : ''}`)
+  }
+}
+
+export class InvalidArgumentError extends MycelError {
+  readonly code = 'INVALID_ARGUMENT'
+  override name = 'InvalidArgumentError'
+}
+
+export class UnsupportedHashError extends MycelError {
+  readonly code = 'UNSUPPORTED_HASH'
+  override name = 'UnsupportedHashError'
+  constructor(hashCode: number) {
+    super(`unsupported multihash function 0x${hashCode.toString(16)}; Mycel verifies sha2-256 and identity`)
+  }
+}
+
+export class HashMismatchError extends MycelError {
+  readonly code = 'HASH_MISMATCH'
+  override name = 'HashMismatchError'
+  constructor(cid: string) {
+    super(`block bytes do not hash to ${cid}`)
+  }
+}
+
+export class BlockNotFoundError extends MycelError {
+  readonly code = 'BLOCK_NOT_FOUND'
+  override name = 'BlockNotFoundError'
+  constructor(cid: string) {
+    super(`block ${cid} not found`)
+  }
+}
+
+export class BlockCorruptError extends MycelError {
+  readonly code = 'BLOCK_CORRUPT'
+  override name = 'BlockCorruptError'
+  constructor(cid: string) {
+    super(`stored copy of block ${cid} failed verification`)
+  }
+}
+
+export class BlockTooLargeError extends MycelError {
+  readonly code = 'BLOCK_TOO_LARGE'
+  override name = 'BlockTooLargeError'
+  constructor(size: number, max: number) {
+    super(`block of ${size} bytes exceeds the ${max}-byte limit`)
+  }
+}
+
+export class NotAFileError extends MycelError {
+  readonly code = 'NOT_A_FILE'
+  override name = 'NotAFileError'
+}
+
+export class PathNotFoundError extends MycelError {
+  readonly code = 'PATH_NOT_FOUND'
+  override name = 'PathNotFoundError'
+}
+
+export class RangeNotSatisfiableError extends MycelError {
+  readonly code = 'RANGE_NOT_SATISFIABLE'
+  override name = 'RangeNotSatisfiableError'
+  constructor(
+    readonly size: number,
+    range: string,
+  ) {
+    super(`range "${truncate(range)}" cannot be satisfied for ${size} bytes`)
+  }
+}
+
+export class PayloadTooLargeError extends MycelError {
+  readonly code = 'PAYLOAD_TOO_LARGE'
+  override name = 'PayloadTooLargeError'
+  constructor(limit: number) {
+    super(`upload exceeds the limit of ${limit} bytes`)
+  }
+}
+
+export interface QuorumFailure {
+  node: string
+  error: string
+}
+
+/** A write reached fewer nodes than the write quorum; carries the facts (Garage's Quorum error). */
+export class QuorumNotReachedError extends MycelError {
+  readonly code = 'QUORUM_NOT_REACHED'
+  override name = 'QuorumNotReachedError'
+  constructor(
+    readonly needed: number,
+    readonly acked: number,
+    readonly failures: QuorumFailure[],
+    what = 'write',
+  ) {
+    super(
+      `${what} quorum not reached: needed ${needed}, acknowledged by ${acked}` +
+        (failures.length > 0 ? `; failures: ${failures.map((f) => `${f.node}: ${f.error}`).join('; ')}` : ''),
+    )
+  }
+}
+
+export class UpstreamTimeoutError extends MycelError {
+  readonly code = 'UPSTREAM_TIMEOUT'
+  override name = 'UpstreamTimeoutError'
+}
+
+/** Every node that could hold the data was unreachable, so "not found" cannot be decided. */
+export class UpstreamUnavailableError extends MycelError {
+  readonly code = 'UPSTREAM_UNAVAILABLE'
+  override name = 'UpstreamUnavailableError'
+}
+
+export class StoreUnavailableError extends MycelError {
+  readonly code = 'STORE_UNAVAILABLE'
+  override name = 'StoreUnavailableError'
+}
+
+export class ConfigInvalidError extends MycelError {
+  readonly code = 'CONFIG_INVALID'
+  override name = 'ConfigInvalidError'
+  constructor(readonly issues: string[]) {
+    super(`invalid configuration:\n  ${issues.join('\n  ')}`)
+  }
+}
+
+export function isMycelError(err: unknown): err is MycelError {
+  return err instanceof MycelError
+}
+
+export function isAbortError(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')
+}
+
+function truncate(s: string, max = 120): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s
+}

@@ -1,0 +1,23 @@
+import type { CID } from '@mycel/core'
+
+export interface BlockStoreStats {
+  blocks: number
+  bytes: number
+}
+
+/**
+ * Content-addressed block storage on one node. Implementations verify every block against its
+ * CID on write and on read, so a corrupt copy is never returned.
+ */
+export interface BlockStore {
+  /** Stores a verified block; resolves once it is durable. HashMismatchError if it does not match. */
+  put(cid: CID, bytes: Uint8Array): Promise<void>
+  /** The verified block. BlockNotFoundError, or BlockCorruptError (the bad copy is dropped). */
+  get(cid: CID): Promise<Uint8Array>
+  /** For each CID, whether the block is held. */
+  has(cids: readonly CID[]): Promise<boolean[]>
+  /** Removes the block; true when it was held. */
+  delete(cid: CID): Promise<boolean>
+  stats(): BlockStoreStats
+  close(): Promise<void>
+}

@@ -1,0 +1,228 @@
+import { mkdir } from 'node:fs/promises'
+import {
+  BlockCorruptError,
+  BlockNotFoundError,
+  BlockTooLargeError,
+  blockKey,
+  blockMatches,
+  type CID,
+  HashMismatchError,
+  type Logger,
+  MAX_BLOCK_BYTES,
+  StoreUnavailableError,
+} from '@mycel/core'
+import { RocksLevel } from '@nxtedition/rocksdb'
+import type { BlockStore, BlockStoreStats } from './block-store.js'
+
+export interface RocksBlockStoreConfig {
+  path: string
+  /** Sync the WAL before resolving writes (durability of acknowledged writes). */
+  syncWrites: boolean
+  logger: Logger
+}
+
+type Column = unknown
+interface Columns {
+  /** multihash → block bytes */
+  default: Column
+  /** multihash → block size (uint32 BE): a small index that answers has() and keeps counts exact */
+  sizes: Column
+  /** the metadata space: counters and node-level records */
+  meta: Column
+}
+
+type WriteOp =
+  | { kind: 'put'; key: Buffer; bytes: Uint8Array; resolve: () => void; reject: (e: Error) => void }
+  | { kind: 'delete'; key: Buffer; resolve: (existed: boolean) => void; reject: (e: Error) => void }
+
+const META_BLOCKS = Buffer.from('stats/blocks')
+const META_BYTES = Buffer.from('stats/bytes')
+
+/**
+ * RocksDB block store (@nxtedition/rocksdb: maintained, prebuilt for Node 24, and it honours
+ * WriteOptions.sync — see ARCHITECTURE.md for why not rocksdb-native).
+ *
+ * Writes use group commit: puts and deletes queue up, and one writer at a time turns everything
+ * queued into a single WriteBatch written with sync=true, then resolves all of them. So every
+ * acknowledged write is in a synced WAL, and under load many blocks share one fdatasync.
+ */
+export class RocksBlockStore implements BlockStore {
+  private db!: RocksLevel
+  private columns!: Columns
+  private queue: WriteOp[] = []
+  private writing = false
+  private closed = false
+  private counts: BlockStoreStats = { blocks: 0, bytes: 0 }
+  private idleWaiters: Array<() => void> = []
+
+  private constructor(private readonly config: RocksBlockStoreConfig) {}
+
+  static async open(config: RocksBlockStoreConfig): Promise<RocksBlockStore> {
+    const store = new RocksBlockStore(config)
+    await store.openDb()
+    return store
+  }
+
+  private async openDb(): Promise<void> {
+    await mkdir(this.config.path, { recursive: true })
+    const columns = { default: {}, sizes: {}, meta: {} }
+    this.db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await this.db.open({ columns, createIfMissing: true })
+    this.columns = this.db.columns as unknown as Columns
+    const [blocks, bytes] = (await this.db.getMany([META_BLOCKS, META_BYTES], {
+      column: this.columns.meta,
+      valueEncoding: 'buffer',
+    })) as Array<Buffer | undefined>
+    this.counts = {
+      blocks: blocks ? Number(blocks.readBigUInt64BE(0)) : 0,
+      bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
+    }
+  }
+
+  put(cid: CID, bytes: Uint8Array): Promise<void> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
+    if (bytes.byteLength > MAX_BLOCK_BYTES) return Promise.reject(new BlockTooLargeError(bytes.byteLength, MAX_BLOCK_BYTES))
+    try {
+      if (!blockMatches(cid, bytes)) return Promise.reject(new HashMismatchError(cid.toString()))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return new Promise((resolve, reject) => {
+      this.enqueue({ kind: 'put', key: Buffer.from(blockKey(cid)), bytes, resolve, reject })
+    })
+  }
+
+  async get(cid: CID): Promise<Uint8Array> {
+    this.assertOpen()
+    const [value] = (await this.db.getMany([Buffer.from(blockKey(cid))], { valueEncoding: 'buffer' })) as Array<
+      Buffer | undefined
+    >
+    if (value === undefined) throw new BlockNotFoundError(cid.toString())
+    if (!blockMatches(cid, value)) {
+      // Never serve a bad copy; drop it so that repair can put a good one back.
+      this.config.logger.error({ cid: cid.toString() }, 'stored block failed verification; dropping the copy')
+      await this.delete(cid).catch(() => undefined)
+      throw new BlockCorruptError(cid.toString())
+    }
+    return value
+  }
+
+  async has(cids: readonly CID[]): Promise<boolean[]> {
+    this.assertOpen()
+    if (cids.length === 0) return []
+    const values = (await this.db.getMany(
+      cids.map((c) => Buffer.from(blockKey(c))),
+      { column: this.columns.sizes, valueEncoding: 'buffer' },
+    )) as Array<Buffer | undefined>
+    return values.map((v) => v !== undefined)
+  }
+
+  delete(cid: CID): Promise<boolean> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
+    return new Promise((resolve, reject) => {
+      this.enqueue({ kind: 'delete', key: Buffer.from(blockKey(cid)), resolve, reject })
+    })
+  }
+
+  stats(): BlockStoreStats {
+    return { ...this.counts }
+  }
+
+  /** Finishes queued writes, then closes RocksDB. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.writing || this.queue.length > 0) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+    }
+    await this.db.close()
+  }
+
+  /** Writes the raw value under a block's key, bypassing verification: for fault-injection tests. */
+  async putUnverifiedForTesting(cid: CID, bytes: Uint8Array): Promise<void> {
+    const batch = this.db.batch()
+    batch.put(Buffer.from(blockKey(cid)), Buffer.from(bytes))
+    await batch.write({ sync: true })
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreUnavailableError('block store is closed')
+  }
+
+  private enqueue(op: WriteOp): void {
+    this.queue.push(op)
+    if (!this.writing) {
+      this.writing = true
+      // Yield once so that writes arriving in the same tick share the batch.
+      setImmediate(() => void this.drain())
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const ops = this.queue.splice(0)
+      try {
+        await this.writeBatch(ops)
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err))
+        this.config.logger.error({ err: error, ops: ops.length }, 'block store write failed')
+        for (const op of ops) op.reject(new StoreUnavailableError(`write failed: ${error.message}`))
+      }
+    }
+    this.writing = false
+    for (const resolve of this.idleWaiters.splice(0)) resolve()
+  }
+
+  private async writeBatch(ops: WriteOp[]): Promise<void> {
+    // Which keys exist decides the counters; only this single writer changes them.
+    const sizes = (await this.db.getMany(
+      ops.map((op) => op.key),
+      { column: this.columns.sizes, valueEncoding: 'buffer' },
+    )) as Array<Buffer | undefined>
+    const present = new Map<string, number>()
+    ops.forEach((op, i) => {
+      const size = sizes[i]
+      const id = op.key.toString('hex')
+      if (size !== undefined && !present.has(id)) present.set(id, size.readUInt32BE(0))
+    })
+    const counts = { ...this.counts }
+    const batch = this.db.batch()
+    const results: Array<() => void> = []
+    for (const op of ops) {
+      const id = op.key.toString('hex')
+      if (op.kind === 'put') {
+        if (!present.has(id)) {
+          const size = Buffer.alloc(4)
+          size.writeUInt32BE(op.bytes.byteLength)
+          batch.put(op.key, Buffer.from(op.bytes.buffer, op.bytes.byteOffset, op.bytes.byteLength))
+          batch.put(op.key, size, { column: this.columns.sizes })
+          present.set(id, op.bytes.byteLength)
+          counts.blocks += 1
+          counts.bytes += op.bytes.byteLength
+        }
+        results.push(() => op.resolve())
+      } else {
+        const existed = present.get(id)
+        if (existed !== undefined) {
+          batch.del(op.key)
+          batch.del(op.key, { column: this.columns.sizes })
+          present.delete(id)
+          counts.blocks -= 1
+          counts.bytes -= existed
+        }
+        results.push(() => op.resolve(existed !== undefined))
+      }
+    }
+    batch.put(META_BLOCKS, u64(counts.blocks), { column: this.columns.meta })
+    batch.put(META_BYTES, u64(counts.bytes), { column: this.columns.meta })
+    await batch.write({ sync: this.config.syncWrites })
+    this.counts = counts
+    for (const done of results) done()
+  }
+}
+
+function u64(n: number): Buffer {
+  const b = Buffer.alloc(8)
+  b.writeBigUInt64BE(BigInt(n))
+  return b
+}

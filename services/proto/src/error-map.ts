@@ -1,0 +1,100 @@
+import { Metadata, type ServiceError, status } from '@grpc/grpc-js'
+import {
+  BlockCorruptError,
+  BlockNotFoundError,
+  BlockTooLargeError,
+  HashMismatchError,
+  InvalidArgumentError,
+  InvalidCidError,
+  isMycelError,
+  type MycelError,
+  type MycelErrorCode,
+  StoreUnavailableError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from '@mycel/core'
+
+/**
+ * The one table from Mycel error codes to HTTP and gRPC statuses. The gRPC handlers, the
+ * gateway's error filter and the gRPC client decoder all read it, so a condition maps the same
+ * way on every surface.
+ */
+export const ERROR_MAP = {
+  INVALID_CID: { http: 400, grpc: status.INVALID_ARGUMENT },
+  INVALID_ARGUMENT: { http: 400, grpc: status.INVALID_ARGUMENT },
+  UNSUPPORTED_HASH: { http: 400, grpc: status.INVALID_ARGUMENT },
+  HASH_MISMATCH: { http: 400, grpc: status.INVALID_ARGUMENT },
+  BLOCK_NOT_FOUND: { http: 404, grpc: status.NOT_FOUND },
+  PATH_NOT_FOUND: { http: 404, grpc: status.NOT_FOUND },
+  NOT_A_FILE: { http: 400, grpc: status.FAILED_PRECONDITION },
+  BLOCK_CORRUPT: { http: 502, grpc: status.DATA_LOSS },
+  BLOCK_TOO_LARGE: { http: 413, grpc: status.RESOURCE_EXHAUSTED },
+  RANGE_NOT_SATISFIABLE: { http: 416, grpc: status.OUT_OF_RANGE },
+  PAYLOAD_TOO_LARGE: { http: 413, grpc: status.RESOURCE_EXHAUSTED },
+  QUORUM_NOT_REACHED: { http: 503, grpc: status.UNAVAILABLE },
+  UPSTREAM_TIMEOUT: { http: 504, grpc: status.DEADLINE_EXCEEDED },
+  UPSTREAM_UNAVAILABLE: { http: 504, grpc: status.UNAVAILABLE },
+  STORE_UNAVAILABLE: { http: 503, grpc: status.UNAVAILABLE },
+  CONFIG_INVALID: { http: 500, grpc: status.INTERNAL },
+  ABORTED: { http: 499, grpc: status.CANCELLED },
+} as const satisfies Record<MycelErrorCode, { http: number; grpc: status }>
+
+/** Metadata key that carries the Mycel error code beside the gRPC status. */
+export const ERROR_CODE_METADATA_KEY = 'mycel-error-code'
+
+export function httpStatusOf(err: unknown): number {
+  return isMycelError(err) ? ERROR_MAP[err.code].http : 500
+}
+
+/** A gRPC error for a handler's callback: status from the table, code in metadata. */
+export function toGrpcError(err: unknown): Partial<ServiceError> {
+  const metadata = new Metadata()
+  if (isMycelError(err)) {
+    metadata.set(ERROR_CODE_METADATA_KEY, err.code)
+    return { code: ERROR_MAP[err.code].grpc, details: err.message, metadata }
+  }
+  return { code: status.INTERNAL, details: err instanceof Error ? err.message : String(err), metadata }
+}
+
+/** The Mycel error code a gRPC error carries, if any. */
+export function mycelCodeOf(err: unknown): MycelErrorCode | undefined {
+  const md = (err as Partial<ServiceError> | undefined)?.metadata
+  const value = md instanceof Metadata ? md.get(ERROR_CODE_METADATA_KEY)[0] : undefined
+  return typeof value === 'string' && value in ERROR_MAP ? (value as MycelErrorCode) : undefined
+}
+
+/** Rebuilds a typed Mycel error from a gRPC error received by a client. */
+export function fromGrpcError(err: unknown, cid = ''): MycelError | Error {
+  const e = err as Partial<ServiceError>
+  const details = e.details ?? (err instanceof Error ? err.message : String(err))
+  switch (mycelCodeOf(err)) {
+    case 'BLOCK_NOT_FOUND':
+      return new BlockNotFoundError(cid)
+    case 'BLOCK_CORRUPT':
+      return new BlockCorruptError(cid)
+    case 'HASH_MISMATCH':
+      return new HashMismatchError(cid)
+    case 'INVALID_CID':
+      return new InvalidCidError(cid, details)
+    case 'BLOCK_TOO_LARGE':
+      return Object.assign(new BlockTooLargeError(0, 0), { message: details })
+    case 'STORE_UNAVAILABLE':
+      return new StoreUnavailableError(details)
+    case 'INVALID_ARGUMENT':
+      return new InvalidArgumentError(details)
+    default:
+      break
+  }
+  switch (e.code) {
+    case status.DEADLINE_EXCEEDED:
+      return new UpstreamTimeoutError(details)
+    case status.UNAVAILABLE:
+      return new UpstreamUnavailableError(details)
+    case status.NOT_FOUND:
+      return new BlockNotFoundError(cid)
+    case status.RESOURCE_EXHAUSTED:
+      return Object.assign(new BlockTooLargeError(0, 0), { message: details })
+    default:
+      return err instanceof Error ? err : new Error(details)
+  }
+}

@@ -1,0 +1,2 @@
+export * from './error-map.js'
+export * from './gen/mycel/v1/block.js'
