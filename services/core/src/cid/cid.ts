@@ -14,8 +14,8 @@ export const HASH_IDENTITY = 0x00
 
 // Every multibase in multiformats' basics, so a CID copied from any IPFS tool parses.
 type AnyDecoder = { or: (other: AnyDecoder) => AnyDecoder; decode: (text: string) => Uint8Array }
-const multibaseDecoder = (Object.values(bases).map((b) => b.decoder) as unknown as AnyDecoder[]).reduce((a, b) =>
-  a.or(b),
+const multibaseDecoder = (Object.values(bases).map((b) => b.decoder) as unknown as AnyDecoder[]).reduce(
+  (a, b) => a.or(b),
 ) as unknown as Parameters<typeof CID.parse>[1]
 
 /** Parses a CID in any multibase (CIDv0 base58 too). Throws InvalidCidError with the reason. */
@@ -36,7 +36,10 @@ export function decodeCid(bytes: Uint8Array): CID {
   try {
     return CID.decode(bytes) as CID
   } catch (err) {
-    throw new InvalidCidError(Buffer.from(bytes).toString('hex'), err instanceof Error ? err.message : String(err))
+    throw new InvalidCidError(
+      Buffer.from(bytes).toString('hex'),
+      err instanceof Error ? err.message : String(err),
+    )
   }
 }
 
@@ -62,7 +65,12 @@ function digestOf(code: number, bytes: Uint8Array): Uint8Array {
 export function blockMatches(cid: CID, bytes: Uint8Array): boolean {
   const expected = cid.multihash.digest
   const actual = digestOf(cid.multihash.code, bytes)
-  return Buffer.compare(Buffer.from(expected), Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength)) === 0
+  return (
+    Buffer.compare(
+      Buffer.from(expected),
+      Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength),
+    ) === 0
+  )
 }
 
 /** Throws HashMismatchError unless `bytes` hash to the CID. */

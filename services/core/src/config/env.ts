@@ -5,14 +5,14 @@ import { ConfigInvalidError } from '../errors.js'
  * Environment-driven configuration: each setting is one MYCEL_* variable, the same names the
  * container image and the Helm chart set. Parsing lists every invalid variable at once.
  */
-export type EnvShape = Record<string, z.ZodType>
 
-export function parseEnv<S extends z.ZodObject<EnvShape>>(
+export function parseEnv<S extends z.ZodType>(
   schema: S,
+  keys: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
 ): Readonly<z.infer<S>> {
   const input: Record<string, string | undefined> = {}
-  for (const key of Object.keys(schema.shape)) {
+  for (const key of keys) {
     const value = env[key]
     // An empty variable means "not set", as in most shells' ${VAR:-default}.
     input[key] = value === undefined || value === '' ? undefined : value

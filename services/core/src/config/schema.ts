@@ -23,32 +23,32 @@ export const nodeEnvSchema = z.object({
 export type NodeEnv = z.infer<typeof nodeEnvSchema>
 
 /** Gateway settings. */
-export const gatewayEnvSchema = z
-  .object({
-    /** HTTP listener for /ipfs, /api/v0, /mycel/v1, /metrics, /healthz, /readyz. */
-    MYCEL_GATEWAY_LISTEN: hostPort.default('127.0.0.1:8080'),
-    /** Second listener for the Kubo RPC on Kubo's default port; "off" disables it. */
-    MYCEL_RPC_LISTEN: z.union([hostPort, z.literal('off')]).default('127.0.0.1:5001'),
-    /** Storage nodes' gRPC addresses, comma-separated host:port. */
-    MYCEL_PEERS: z
-      .string({ message: 'required: comma-separated host:port of the storage nodes' })
-      .transform((s) =>
-        s
-          .split(',')
-          .map((p) => p.trim())
-          .filter((p) => p.length > 0),
-      )
-      .pipe(z.array(hostPort).min(1, 'at least one peer is required')),
-    /** Copies kept of every block. */
-    MYCEL_REPLICATION: positiveInt.max(16).default(DEFAULT_REPLICATION),
-    /** Copies that must be durable before a write is acknowledged; default a majority of R. */
-    MYCEL_WRITE_QUORUM: positiveInt.optional(),
-    /** Deadline of one block operation on one node. */
-    MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
-    /** Largest accepted upload body, in bytes. */
-    MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
-    MYCEL_LOG_LEVEL: logLevel,
-  })
+const gatewayEnvShape = z.object({
+  /** HTTP listener for /ipfs, /api/v0, /mycel/v1, /metrics, /healthz, /readyz. */
+  MYCEL_GATEWAY_LISTEN: hostPort.default('127.0.0.1:8080'),
+  /** Second listener for the Kubo RPC on Kubo's default port; "off" disables it. */
+  MYCEL_RPC_LISTEN: z.union([hostPort, z.literal('off')]).default('127.0.0.1:5001'),
+  /** Storage nodes' gRPC addresses, comma-separated host:port. */
+  MYCEL_PEERS: z
+    .string({ message: 'required: comma-separated host:port of the storage nodes' })
+    .transform((s) =>
+      s
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p.length > 0),
+    )
+    .pipe(z.array(hostPort).min(1, 'at least one peer is required')),
+  /** Copies kept of every block. */
+  MYCEL_REPLICATION: positiveInt.max(16).default(DEFAULT_REPLICATION),
+  /** Copies that must be durable before a write is acknowledged; default a majority of R. */
+  MYCEL_WRITE_QUORUM: positiveInt.optional(),
+  /** Deadline of one block operation on one node. */
+  MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
+  /** Largest accepted upload body, in bytes. */
+  MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
+  MYCEL_LOG_LEVEL: logLevel,
+})
+export const gatewayEnvSchema = gatewayEnvShape
   .superRefine((cfg, ctx) => {
     if (cfg.MYCEL_WRITE_QUORUM !== undefined && cfg.MYCEL_WRITE_QUORUM > cfg.MYCEL_REPLICATION) {
       ctx.addIssue({
@@ -64,6 +64,7 @@ export const gatewayEnvSchema = z
   }))
 export type GatewayEnv = z.infer<typeof gatewayEnvSchema>
 
-export const loadNodeEnv = (env: NodeJS.ProcessEnv = process.env) => parseEnv(nodeEnvSchema, env)
+export const loadNodeEnv = (env: NodeJS.ProcessEnv = process.env) =>
+  parseEnv(nodeEnvSchema, Object.keys(nodeEnvSchema.shape), env)
 export const loadGatewayEnv = (env: NodeJS.ProcessEnv = process.env) =>
-  parseEnv(gatewayEnvSchema as unknown as z.ZodObject<Record<string, z.ZodType>>, env) as Readonly<GatewayEnv>
+  parseEnv(gatewayEnvSchema, Object.keys(gatewayEnvShape.shape), env)

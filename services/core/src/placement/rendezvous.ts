@@ -40,7 +40,11 @@ export function rankNodes<N extends PlacementNode>(key: Uint8Array, nodes: reado
  * many distinct zones as exist (the highest-ranked node of each zone first), and the rest follow
  * in rank order as fallbacks. Pure: the same (key, nodes) gives the same answer everywhere.
  */
-export function placeCopies<N extends PlacementNode>(key: Uint8Array, nodes: readonly N[], copies: number): N[] {
+export function placeCopies<N extends PlacementNode>(
+  key: Uint8Array,
+  nodes: readonly N[],
+  copies: number,
+): N[] {
   const ranked = rankNodes(key, nodes)
   const chosen: N[] = []
   const zones = new Set<string>()

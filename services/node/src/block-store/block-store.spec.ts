@@ -19,7 +19,10 @@ function rawBlock(bytes: Uint8Array): { cid: CID; bytes: Uint8Array } {
 type TestStore = BlockStore & { putUnverifiedForTesting(cid: CID, bytes: Uint8Array): Promise<void> }
 
 /** One compliance suite, run against every BlockStore implementation. */
-function compliance(name: string, open: () => Promise<{ store: TestStore; reopen?: () => Promise<TestStore> }>) {
+function compliance(
+  name: string,
+  open: () => Promise<{ store: TestStore; reopen?: () => Promise<TestStore> }>,
+) {
   describe(`BlockStore compliance: ${name}`, () => {
     it('round-trips blocks and counts them once', async () => {
       const { store } = await open()

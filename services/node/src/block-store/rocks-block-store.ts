@@ -81,7 +81,8 @@ export class RocksBlockStore implements BlockStore {
 
   put(cid: CID, bytes: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
-    if (bytes.byteLength > MAX_BLOCK_BYTES) return Promise.reject(new BlockTooLargeError(bytes.byteLength, MAX_BLOCK_BYTES))
+    if (bytes.byteLength > MAX_BLOCK_BYTES)
+      return Promise.reject(new BlockTooLargeError(bytes.byteLength, MAX_BLOCK_BYTES))
     try {
       if (!blockMatches(cid, bytes)) return Promise.reject(new HashMismatchError(cid.toString()))
     } catch (err) {
@@ -94,9 +95,9 @@ export class RocksBlockStore implements BlockStore {
 
   async get(cid: CID): Promise<Uint8Array> {
     this.assertOpen()
-    const [value] = (await this.db.getMany([Buffer.from(blockKey(cid))], { valueEncoding: 'buffer' })) as Array<
-      Buffer | undefined
-    >
+    const [value] = (await this.db.getMany([Buffer.from(blockKey(cid))], {
+      valueEncoding: 'buffer',
+    })) as Array<Buffer | undefined>
     if (value === undefined) throw new BlockNotFoundError(cid.toString())
     if (!blockMatches(cid, value)) {
       // Never serve a bad copy; drop it so that repair can put a good one back.

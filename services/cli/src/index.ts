@@ -1,0 +1,7 @@
+export {
+  DEFAULT_PORTS,
+  LocalCluster,
+  type LocalClusterOptions,
+  type LocalClusterPorts,
+  ServiceProcess,
+} from './local-cluster.js'

@@ -1,0 +1,172 @@
+import { Metadata, status } from '@grpc/grpc-js'
+import {
+  BlockCorruptError,
+  BlockNotFoundError,
+  blockKey,
+  blockMatches,
+  type CID,
+  HASH_IDENTITY,
+  isAbortError,
+  type Logger,
+  placeCopies,
+  UpstreamUnavailableError,
+} from '@mycel/core'
+import { mycelCodeOf } from '@mycel/proto'
+import type { GatewayMetrics } from '../metrics.js'
+import { deadlineIn, isServiceError, type NodeClients, type NodeHandle } from './node-clients.js'
+import { WriteSession } from './write-session.js'
+
+export interface ClusterConfig {
+  replication: number
+  writeQuorum: number
+  rpcTimeoutMs: number
+  /** Blocks in flight per node on an upload stream. */
+  maxInflightPerNode: number
+}
+
+export interface AbortOptions {
+  signal?: AbortSignal
+}
+
+/**
+ * The cluster seen as one blockstore: reads walk a block's placement in rank order and verify
+ * what they get; writes go through a WriteSession per upload. The shape fits what the UnixFS
+ * importer and exporter need (put, get as a generator, has).
+ */
+export class ClusterBlockstore {
+  private readonly log: Logger
+
+  constructor(
+    private readonly clients: NodeClients,
+    readonly config: ClusterConfig,
+    logger: Logger,
+    private readonly metrics: GatewayMetrics,
+  ) {
+    this.log = logger.child({ component: 'gateway:cluster' })
+  }
+
+  get nodes(): readonly NodeHandle[] {
+    return this.clients.nodes
+  }
+
+  /** A write session; `replication` overrides the cluster's R for one upload (W follows as a majority). */
+  newWriteSession(replication?: number): WriteSession {
+    const r = Math.min(replication ?? this.config.replication, this.clients.nodes.length)
+    const w = replication === undefined ? this.config.writeQuorum : Math.floor(r / 2) + 1
+    return new WriteSession({
+      nodes: this.clients.nodes,
+      replication: r,
+      writeQuorum: Math.min(w, r),
+      ackTimeoutMs: this.config.rpcTimeoutMs,
+      maxInflightPerNode: this.config.maxInflightPerNode,
+      logger: this.log,
+    })
+  }
+
+  /** A blockstore for the importer: writes into `session`, reads from the cluster. */
+  forSession(session: WriteSession) {
+    return {
+      put: async (cid: CID, bytes: Uint8Array) => {
+        await session.put(cid, bytes)
+        return cid
+      },
+      get: (cid: CID, options?: AbortOptions) => this.get(cid, options),
+      has: async () => false,
+    }
+  }
+
+  async *get(cid: CID, options: AbortOptions = {}): AsyncGenerator<Uint8Array> {
+    yield await this.getBlock(cid, options)
+  }
+
+  /**
+   * Fetches a block from the first node of its placement that has a good copy. NOT_FOUND and
+   * failures move on to the next node. "Not found" is only decided when fewer nodes were
+   * unreachable than the write quorum (an acknowledged block has at least W copies, so one of
+   * them would have answered); otherwise the answer is unknown and the error says so.
+   */
+  async getBlock(cid: CID, options: AbortOptions = {}): Promise<Uint8Array> {
+    if (cid.multihash.code === HASH_IDENTITY) return cid.multihash.digest
+    const order = placeCopies(blockKey(cid), this.clients.nodes, this.config.replication)
+    const unreachable: string[] = []
+    const corrupt: NodeHandle[] = []
+    for (const node of order) {
+      options.signal?.throwIfAborted()
+      try {
+        const data = await this.fetchFrom(node, cid, options.signal)
+        if (!blockMatches(cid, data)) {
+          // The node verifies before it serves, so this is damage in transit or a faulty peer.
+          this.log.error({ cid: cid.toString(), peer: node.address }, 'block from node failed verification')
+          corrupt.push(node)
+          continue
+        }
+        if (corrupt.length > 0) this.readRepair(cid, data, corrupt)
+        this.metrics.blockFetches.inc({ result: 'ok' })
+        return data
+      } catch (err) {
+        if (isAbortError(err) || options.signal?.aborted) throw err
+        const code = isServiceError(err) ? err.code : undefined
+        if (code === status.NOT_FOUND) continue
+        if (mycelCodeOf(err) === 'BLOCK_CORRUPT' || code === status.DATA_LOSS) {
+          this.metrics.blockFetches.inc({ result: 'corrupt' })
+          corrupt.push(node)
+          continue
+        }
+        unreachable.push(`${node.address}: ${isServiceError(err) ? err.details || err.message : String(err)}`)
+        this.metrics.blockFetches.inc({ result: 'unreachable' })
+      }
+    }
+    if (unreachable.length >= this.config.writeQuorum) {
+      throw new UpstreamUnavailableError(
+        `block ${cid.toString()} could not be fetched: ${unreachable.length} of ${order.length} nodes unreachable (${unreachable.join('; ')})`,
+      )
+    }
+    if (corrupt.length > 0) throw new BlockCorruptError(cid.toString())
+    throw new BlockNotFoundError(cid.toString())
+  }
+
+  private fetchFrom(node: NodeHandle, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      const call = node.client.getBlock(
+        { cid: Buffer.from(cid.bytes) },
+        new Metadata(),
+        { deadline: deadlineIn(this.config.rpcTimeoutMs) },
+        (err, res) => {
+          signal?.removeEventListener('abort', onAbort)
+          if (err) reject(err)
+          else resolve(res.data)
+        },
+      )
+      const onAbort = () => call.cancel()
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /** Puts a good copy back on nodes whose copy failed verification (they dropped theirs). */
+  private readRepair(cid: CID, data: Uint8Array, nodes: NodeHandle[]): void {
+    const session = new WriteSession({
+      nodes,
+      replication: nodes.length,
+      writeQuorum: nodes.length,
+      ackTimeoutMs: this.config.rpcTimeoutMs,
+      maxInflightPerNode: 1,
+      logger: this.log,
+    })
+    session
+      .put(cid, data)
+      .then(() => session.close())
+      .then(
+        () => {
+          this.metrics.readRepairs.inc({ result: 'ok' })
+          this.log.info(
+            { cid: cid.toString(), peers: nodes.map((n) => n.address) },
+            'read repair restored corrupt copies',
+          )
+        },
+        (err: unknown) => {
+          this.metrics.readRepairs.inc({ result: 'failed' })
+          this.log.warn({ cid: cid.toString(), err: String(err) }, 'read repair failed')
+        },
+      )
+  }
+}

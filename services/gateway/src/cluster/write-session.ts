@@ -1,0 +1,208 @@
+import type { ClientDuplexStream } from '@grpc/grpc-js'
+import {
+  blockKey,
+  type CID,
+  type Logger,
+  placeCopies,
+  type QuorumFailure,
+  QuorumNotReachedError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from '@mycel/core'
+import { fromGrpcError, type PutBlocksRequest, type PutBlocksResponse } from '@mycel/proto'
+import type { NodeHandle } from './node-clients.js'
+
+export interface WriteSessionConfig {
+  nodes: readonly NodeHandle[]
+  /** Copies to write of every block. */
+  replication: number
+  /** Copies that must be durable before a block counts as written. */
+  writeQuorum: number
+  /** How long a node may take to acknowledge one block before it is given up for this session. */
+  ackTimeoutMs: number
+  /** Blocks in flight on one node's stream; bounds the memory an upload holds per node. */
+  maxInflightPerNode: number
+  logger: Logger
+}
+
+interface PendingAck {
+  resolve: () => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
+/**
+ * One PutBlocks stream to one node for the length of an upload. Blocks are acknowledged one by
+ * one after the node's WAL sync; a node that errors or stops acknowledging is failed for the
+ * rest of the session, and its unacknowledged blocks go to other nodes.
+ */
+class NodeWriteStream {
+  failure: Error | undefined
+  private readonly call: ClientDuplexStream<PutBlocksRequest, PutBlocksResponse>
+  private readonly pending = new Map<bigint, PendingAck>()
+  private readonly slotWaiters: Array<() => void> = []
+  private seq = 0n
+  private readonly closed: Promise<void>
+
+  constructor(
+    readonly node: NodeHandle,
+    private readonly cfg: WriteSessionConfig,
+  ) {
+    // No call deadline: an upload may stream for hours. Liveness comes from per-block ack
+    // timeouts and gRPC keepalive instead.
+    this.call = node.client.putBlocks()
+    this.call.on('data', (res: PutBlocksResponse) => this.onAck(res))
+    this.closed = new Promise((resolve) => {
+      this.call.on('error', (err) => {
+        this.fail(fromGrpcError(err))
+        resolve()
+      })
+      this.call.on('end', () => {
+        if (this.pending.size > 0)
+          this.fail(new UpstreamUnavailableError(`${node.address} closed the stream early`))
+        resolve()
+      })
+    })
+  }
+
+  async put(cid: CID, bytes: Uint8Array): Promise<void> {
+    while (this.failure === undefined && this.pending.size >= this.cfg.maxInflightPerNode) {
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve))
+    }
+    if (this.failure !== undefined) throw this.failure
+    const seq = ++this.seq
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(
+          new UpstreamTimeoutError(
+            `${this.node.address} did not acknowledge a block within ${this.cfg.ackTimeoutMs} ms`,
+          ),
+        )
+      }, this.cfg.ackTimeoutMs)
+      this.pending.set(seq, { resolve, reject, timer })
+      this.call.write({
+        seq,
+        cid: Buffer.from(cid.bytes),
+        data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      })
+    })
+  }
+
+  /** Half-closes the stream once every block is acknowledged or failed. */
+  async end(): Promise<void> {
+    if (this.failure === undefined) this.call.end()
+    await this.closed
+  }
+
+  cancel(reason: Error): void {
+    this.fail(reason)
+  }
+
+  private onAck(res: PutBlocksResponse): void {
+    const p = this.pending.get(res.seq)
+    if (p === undefined) return
+    this.pending.delete(res.seq)
+    clearTimeout(p.timer)
+    this.slotWaiters.shift()?.()
+    if (res.errorCode === '') p.resolve()
+    else p.reject(new Error(`${res.errorCode}: ${res.errorMessage}`))
+  }
+
+  private fail(err: Error): void {
+    if (this.failure !== undefined) return
+    this.failure = err
+    this.cfg.logger.warn({ peer: this.node.address, err: err.message }, 'node failed during upload')
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer)
+      p.reject(err)
+    }
+    this.pending.clear()
+    for (const wake of this.slotWaiters.splice(0)) wake()
+    this.call.cancel()
+  }
+}
+
+/**
+ * The write side of one upload. Each block goes to the first R nodes of its placement; when a
+ * node fails, the next node in rank order takes its copy. A block is written once W copies are
+ * durable (QuorumNotReachedError otherwise); `close()` then waits until every copy has settled.
+ */
+export class WriteSession {
+  private readonly streams = new Map<string, NodeWriteStream>()
+  private readonly settling = new Set<Promise<unknown>>()
+  blocksWritten = 0
+  bytesWritten = 0
+
+  constructor(private readonly cfg: WriteSessionConfig) {}
+
+  put(cid: CID, bytes: Uint8Array): Promise<void> {
+    const order = placeCopies(blockKey(cid), this.cfg.nodes, this.cfg.replication)
+    const { replication, writeQuorum } = this.cfg
+    return new Promise<void>((resolve, reject) => {
+      let acked = 0
+      let active = 0
+      let next = 0
+      let settled = false
+      const failures: QuorumFailure[] = []
+      const check = () => {
+        if (settled) return
+        if (acked >= writeQuorum) {
+          settled = true
+          this.blocksWritten++
+          this.bytesWritten += bytes.byteLength
+          resolve()
+        } else if (active === 0) {
+          settled = true
+          reject(new QuorumNotReachedError(writeQuorum, acked, failures))
+        }
+      }
+      const launch = () => {
+        while (acked + active < replication && next < order.length) {
+          const node = order[next++] as NodeHandle
+          const stream = this.streamFor(node)
+          if (stream.failure !== undefined) {
+            failures.push({ node: node.address, error: stream.failure.message })
+            continue
+          }
+          active++
+          const attempt = stream.put(cid, bytes).then(
+            () => {
+              active--
+              acked++
+              check()
+            },
+            (err: Error) => {
+              active--
+              failures.push({ node: node.address, error: err.message })
+              launch()
+            },
+          )
+          this.settling.add(attempt)
+          void attempt.finally(() => this.settling.delete(attempt))
+        }
+        check()
+      }
+      launch()
+    })
+  }
+
+  /** Waits for every copy in flight, then closes the streams. */
+  async close(): Promise<void> {
+    while (this.settling.size > 0) await Promise.allSettled([...this.settling])
+    await Promise.all([...this.streams.values()].map((s) => s.end()))
+  }
+
+  /** Abandons the upload: cancels every stream. Blocks already stored stay (they are valid). */
+  abort(reason: Error): void {
+    for (const s of this.streams.values()) s.cancel(reason)
+  }
+
+  private streamFor(node: NodeHandle): NodeWriteStream {
+    let s = this.streams.get(node.id)
+    if (s === undefined) {
+      s = new NodeWriteStream(node, this.cfg)
+      this.streams.set(node.id, s)
+    }
+    return s
+  }
+}

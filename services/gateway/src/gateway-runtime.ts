@@ -1,0 +1,138 @@
+import { Metadata } from '@grpc/grpc-js'
+import type { GatewayEnv, Logger } from '@mycel/core'
+import type { Server } from 'node:http'
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common'
+import { ClusterBlockstore } from './cluster/cluster-blockstore.js'
+import { deadlineIn, NodeClients, type NodeHandle } from './cluster/node-clients.js'
+import { GatewayMetrics } from './metrics.js'
+
+export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG')
+export const LOGGER = Symbol('LOGGER')
+
+export interface NodeStatus {
+  address: string
+  state: 'up' | 'down'
+  nodeId?: string
+  zone?: string
+  blocks?: number
+  blockBytes?: number
+  capacityBytes?: number
+  version?: string
+  error?: string
+  checkedAt: string
+}
+
+/** How often the gateway checks that each node answers; readiness and status use the result. */
+const PROBE_INTERVAL_MS = 2_000
+const PROBE_TIMEOUT_MS = 1_500
+
+/** How long shutdown lets requests in flight finish before their connections are cut. */
+const DRAIN_TIMEOUT_MS = 15_000
+
+/** The gateway's shared state: node clients, the cluster blockstore, metrics and node probes. */
+@Injectable()
+export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
+  readonly metrics = new GatewayMetrics()
+  readonly clients: NodeClients
+  readonly cluster: ClusterBlockstore
+  readonly log: Logger
+  private readonly statuses = new Map<string, NodeStatus>()
+  private probeTimer: NodeJS.Timeout | undefined
+  private readonly servers: Server[] = []
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) readonly config: GatewayEnv,
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    this.log = logger
+    this.clients = new NodeClients(config.MYCEL_PEERS)
+    this.cluster = new ClusterBlockstore(
+      this.clients,
+      {
+        replication: config.MYCEL_REPLICATION,
+        writeQuorum: config.MYCEL_WRITE_QUORUM,
+        rpcTimeoutMs: config.MYCEL_RPC_TIMEOUT_MS,
+        maxInflightPerNode: 32,
+      },
+      logger,
+      this.metrics,
+    )
+  }
+
+  async onModuleInit(): Promise<void> {
+    await this.probeAll()
+    this.probeTimer = setInterval(() => void this.probeAll(), PROBE_INTERVAL_MS)
+    this.probeTimer.unref()
+  }
+
+  /** HTTP servers to drain on shutdown. */
+  registerServer(server: Server): void {
+    this.servers.push(server)
+  }
+
+  beforeApplicationShutdown(): void {
+    for (const s of this.servers) {
+      s.closeIdleConnections()
+      // A stuck or very long transfer must not hold the process past its termination grace.
+      setTimeout(() => s.closeAllConnections(), DRAIN_TIMEOUT_MS).unref()
+    }
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.probeTimer)
+    this.clients.close()
+  }
+
+  /** Node states from the latest probe, in configured order. */
+  nodeStatuses(): NodeStatus[] {
+    return this.clients.nodes.map(
+      (n) =>
+        this.statuses.get(n.address) ?? {
+          address: n.address,
+          state: 'down',
+          checkedAt: new Date(0).toISOString(),
+        },
+    )
+  }
+
+  /** Ready when enough nodes answer to acknowledge a write. */
+  get ready(): boolean {
+    const up = this.nodeStatuses().filter((s) => s.state === 'up').length
+    return up >= Math.min(this.config.MYCEL_WRITE_QUORUM, this.clients.nodes.length)
+  }
+
+  async probeAll(): Promise<void> {
+    await Promise.all(this.clients.nodes.map((n) => this.probe(n)))
+  }
+
+  private probe(node: NodeHandle): Promise<void> {
+    return new Promise((resolve) => {
+      node.client.getNodeStats({}, new Metadata(), { deadline: deadlineIn(PROBE_TIMEOUT_MS) }, (err, res) => {
+        const checkedAt = new Date().toISOString()
+        this.statuses.set(
+          node.address,
+          err
+            ? { address: node.address, state: 'down', error: err.details || err.message, checkedAt }
+            : {
+                address: node.address,
+                state: 'up',
+                nodeId: res.nodeId,
+                zone: res.zone,
+                blocks: Number(res.blocks),
+                blockBytes: Number(res.blockBytes),
+                capacityBytes: Number(res.capacityBytes),
+                version: res.version,
+                checkedAt,
+              },
+        )
+        resolve()
+      })
+    })
+  }
+}

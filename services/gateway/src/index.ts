@@ -1,0 +1,3 @@
+export { ClusterBlockstore } from './cluster/cluster-blockstore.js'
+export { parseRange } from './http/range.js'
+export { runGateway } from './main.js'

@@ -1,0 +1,75 @@
+import 'reflect-metadata'
+import { createServer, type Server } from 'node:http'
+import { createLogger, loadGatewayEnv, nestLogger, splitHostPort } from '@mycel/core'
+import { NestFactory } from '@nestjs/core'
+import type { NestExpressApplication } from '@nestjs/platform-express'
+import { GatewayModule } from './gateway.module.js'
+import { GatewayRuntime } from './gateway-runtime.js'
+
+/** Header and idle timeouts: slow or idle clients cannot hold sockets forever. */
+const HEADERS_TIMEOUT_MS = 30_000
+const KEEP_ALIVE_TIMEOUT_MS = 65_000
+
+/**
+ * Starts the stateless HTTP gateway from MYCEL_* environment variables: the gateway listener,
+ * and the same app on the Kubo RPC port. Logs one `gateway ready` line once it serves.
+ */
+export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const config = loadGatewayEnv(env)
+  const logger = createLogger('mycel-gateway', config.MYCEL_LOG_LEVEL)
+  const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(config, logger), {
+    // Bodies are streams: uploads are never parsed into memory.
+    bodyParser: false,
+    logger: nestLogger(logger.child({ component: 'gateway:nest' })),
+    abortOnError: false,
+  })
+  app.disable('x-powered-by')
+  app.set('query parser', 'simple')
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'])
+  const gw = splitHostPort(config.MYCEL_GATEWAY_LISTEN)
+  await app.listen(gw.port, gw.host)
+  const main = app.getHttpServer() as Server
+  tuneServer(main)
+  const addresses: Record<string, string> = { gateway: `${gw.host}:${portOf(main, gw.port)}` }
+  let rpcServer: Server | undefined
+  if (config.MYCEL_RPC_LISTEN !== 'off') {
+    const rpc = splitHostPort(config.MYCEL_RPC_LISTEN)
+    const server = createServer(app.getHttpAdapter().getInstance())
+    rpcServer = server
+    tuneServer(server)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(rpc.port, rpc.host, resolve)
+    })
+    addresses.rpc = `${rpc.host}:${portOf(server, rpc.port)}`
+  }
+  // Nest closes its own server on shutdown; the second listener closes with it.
+  main.once('close', () => rpcServer?.close())
+  const runtime = app.get(GatewayRuntime)
+  runtime.registerServer(main)
+  if (rpcServer) runtime.registerServer(rpcServer)
+  // The ready line is printed whatever the log level: supervisors and tests wait for it.
+  logger.child({}, { level: 'info' }).info(
+    {
+      event: 'ready',
+      ...addresses,
+      peers: config.MYCEL_PEERS,
+      nodesUp: runtime.nodeStatuses().filter((n) => n.state === 'up').length,
+      replication: config.MYCEL_REPLICATION,
+      writeQuorum: config.MYCEL_WRITE_QUORUM,
+    },
+    'gateway ready',
+  )
+}
+
+function tuneServer(server: Server): void {
+  server.headersTimeout = HEADERS_TIMEOUT_MS
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
+  // requestTimeout stays 0: an upload of many GiB may take long; progress is what matters.
+  server.requestTimeout = 0
+}
+
+function portOf(server: Server, fallback: number): number {
+  const a = server.address()
+  return typeof a === 'object' && a !== null ? a.port : fallback
+}

@@ -1,0 +1,89 @@
+import {
+  type CID,
+  isAbortError,
+  kuboImporterOptions,
+  type Logger,
+  type UnixfsImportParams,
+} from '@mycel/core'
+import { type ImportCandidate, importer } from 'ipfs-unixfs-importer'
+import type { ClusterBlockstore } from '../cluster/cluster-blockstore.js'
+
+export interface ImportedEntry {
+  path: string
+  cid: CID
+  /** Cumulative size of the entry's DAG (Kubo's `Size`). */
+  size: bigint
+}
+
+export interface ImportOptions {
+  params: UnixfsImportParams
+  replication?: number
+  signal: AbortSignal
+  logger: Logger
+  /** Blocks the importer keeps in flight; more overlaps hashing with network and fsync. */
+  blockWriteConcurrency?: number
+}
+
+/**
+ * Builds UnixFS DAGs from `candidates` as Kubo does and writes every block at the write quorum.
+ * Resolves only when every block of every entry is acknowledged; a failure aborts the whole
+ * import and no entry is reported, so a partial upload is never acknowledged.
+ */
+export async function importToCluster(
+  cluster: ClusterBlockstore,
+  candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>,
+  opts: ImportOptions,
+): Promise<ImportedEntry[]> {
+  const session = cluster.newWriteSession(opts.replication)
+  const entries: ImportedEntry[] = []
+  // A client that goes away fails its pending block writes at once instead of at their timeouts.
+  const onAbort = () => session.abort(new Error('upload aborted: client disconnected'))
+  opts.signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    for await (const entry of importer(candidates, cluster.forSession(session), {
+      ...kuboImporterOptions(opts.params),
+      blockWriteConcurrency: opts.blockWriteConcurrency ?? 32,
+      // Files arrive one after another in one request body: the importer must finish reading a
+      // file before it asks for the next (with read-ahead it would wait for parts that cannot
+      // come until this one is consumed).
+      fileImportConcurrency: 1,
+    })) {
+      entries.push({
+        path: entry.path ?? entry.cid.toString(),
+        cid: entry.cid as unknown as CID,
+        size: entry.size,
+      })
+    }
+    await session.close()
+  } catch (err) {
+    session.abort(err instanceof Error ? err : new Error(String(err)))
+    if (!isAbortError(err)) opts.logger.warn({ err: String(err) }, 'import failed')
+    throw err
+  } finally {
+    opts.signal.removeEventListener('abort', onAbort)
+  }
+  opts.logger.info(
+    { root: entries.at(-1)?.cid.toString(), blocks: session.blocksWritten, bytes: session.bytesWritten },
+    'import complete',
+  )
+  return entries
+}
+
+/**
+ * Counts bytes through an upload body and fails with PayloadTooLargeError past the limit,
+ * without ever holding more than one chunk.
+ */
+export async function* limitBytes(
+  source: AsyncIterable<Uint8Array>,
+  limit: number,
+  onBytes: (n: number) => void,
+  tooLarge: () => Error,
+): AsyncGenerator<Uint8Array> {
+  let total = 0
+  for await (const chunk of source) {
+    total += chunk.byteLength
+    if (total > limit) throw tooLarge()
+    onBytes(chunk.byteLength)
+    yield chunk
+  }
+}

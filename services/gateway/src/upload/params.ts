@@ -1,0 +1,91 @@
+import {
+  DEFAULT_IMPORT_PARAMS,
+  InvalidArgumentError,
+  UNIXFS_CHUNK_SIZE,
+  type UnixfsImportParams,
+} from '@mycel/core'
+
+export type Query = Record<string, unknown>
+
+/** A single string value of a query parameter (the last one wins, as in Kubo). */
+export function queryValue(query: Query, name: string): string | undefined {
+  const v = query[name]
+  if (Array.isArray(v)) return v.length > 0 ? String(v[v.length - 1]) : undefined
+  return v === undefined ? undefined : String(v)
+}
+
+/** Kubo's boolean options: "true"/"false", "1"/"0"; present without a value means true. */
+export function queryBool(query: Query, name: string, fallback: boolean): boolean {
+  const v = queryValue(query, name)
+  if (v === undefined) return fallback
+  if (v === '' || v === 'true' || v === '1') return true
+  if (v === 'false' || v === '0') return false
+  throw new InvalidArgumentError(`option "${name}" must be true or false (got "${v}")`)
+}
+
+/** Rejects options this endpoint does not know, so none is silently ignored. */
+export function rejectUnknownOptions(query: Query, known: ReadonlySet<string>, endpoint: string): void {
+  for (const name of Object.keys(query)) {
+    if (!known.has(name)) throw new InvalidArgumentError(`${endpoint}: unknown option "${name}"`)
+  }
+}
+
+/** Per-upload durability; only replication exists until erasure coding lands. */
+export interface Durability {
+  replication?: number
+}
+
+export function parseDurability(query: Query, maxReplication: number): Durability {
+  const v = queryValue(query, 'durability')
+  if (v === undefined) return {}
+  const rep = /^replicate:(\d+)$/.exec(v)
+  if (rep !== null) {
+    const r = Number(rep[1])
+    if (r < 1 || r > maxReplication) {
+      throw new InvalidArgumentError(
+        `durability=replicate:R needs 1 <= R <= ${maxReplication} (the storage nodes)`,
+      )
+    }
+    return { replication: r }
+  }
+  if (/^ec:\d+\+\d+$/.test(v)) {
+    throw new InvalidArgumentError(
+      'durability=ec:K+M: erasure coding is not available in this version; use replicate:R',
+    )
+  }
+  throw new InvalidArgumentError(`durability must be replicate:R or ec:K+M (got "${v}")`)
+}
+
+/** Kubo's import options: cid-version, raw-leaves, chunker=size-N, wrap-with-directory, hash. */
+export function parseImportParams(query: Query): UnixfsImportParams {
+  const cidVersionText = queryValue(query, 'cid-version')
+  let cidVersion = DEFAULT_IMPORT_PARAMS.cidVersion
+  if (cidVersionText !== undefined) {
+    if (cidVersionText !== '0' && cidVersionText !== '1') {
+      throw new InvalidArgumentError(`cid-version must be 0 or 1 (got "${cidVersionText}")`)
+    }
+    cidVersion = Number(cidVersionText) as 0 | 1
+  }
+  const rawLeaves = queryBool(query, 'raw-leaves', cidVersion === 1)
+  let chunkSize = UNIXFS_CHUNK_SIZE
+  const chunker = queryValue(query, 'chunker')
+  if (chunker !== undefined) {
+    const m = /^size-(\d+)$/.exec(chunker)
+    if (m === null) {
+      throw new InvalidArgumentError(
+        `chunker "${chunker}" is not supported; use size-N (default size-${UNIXFS_CHUNK_SIZE})`,
+      )
+    }
+    chunkSize = Number(m[1])
+  }
+  const hash = queryValue(query, 'hash')
+  if (hash !== undefined && hash !== 'sha2-256') {
+    throw new InvalidArgumentError(`hash "${hash}" is not supported; Mycel adds with sha2-256`)
+  }
+  return {
+    cidVersion,
+    rawLeaves,
+    chunkSize,
+    wrapWithDirectory: queryBool(query, 'wrap-with-directory', false),
+  }
+}

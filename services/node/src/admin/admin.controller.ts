@@ -1,0 +1,31 @@
+import { Controller, Get, Header, HttpCode, Inject, Res } from '@nestjs/common'
+import type { Response } from 'express'
+import { NodeRuntime } from '../node-runtime.js'
+
+/** Admin HTTP endpoints: liveness, readiness and Prometheus metrics. */
+@Controller()
+export class AdminController {
+  constructor(@Inject(NodeRuntime) private readonly runtime: NodeRuntime) {}
+
+  @Get('healthz')
+  @HttpCode(200)
+  @Header('Content-Type', 'text/plain; charset=utf-8')
+  healthz(): string {
+    return 'ok\n'
+  }
+
+  @Get('readyz')
+  readyz(@Res() res: Response): void {
+    const ready = this.runtime.ready
+    res
+      .status(ready ? 200 : 503)
+      .type('text/plain')
+      .send(ready ? 'ready\n' : 'not ready: block store or gRPC server not up\n')
+  }
+
+  @Get('metrics')
+  async metrics(@Res() res: Response): Promise<void> {
+    const registry = this.runtime.metrics.registry
+    res.type(registry.contentType).send(await registry.metrics())
+  }
+}

@@ -1,0 +1,146 @@
+import { type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall, status } from '@grpc/grpc-js'
+import { decodeCid, isMycelError, type Logger, VERSION } from '@mycel/core'
+import {
+  type BlockServiceServer,
+  type DeleteBlockRequest,
+  type DeleteBlockResponse,
+  type GetBlockRequest,
+  type GetBlockResponse,
+  type GetNodeStatsResponse,
+  type HasBlocksRequest,
+  type HasBlocksResponse,
+  type PutBlocksRequest,
+  type PutBlocksResponse,
+  toGrpcError,
+} from '@mycel/proto'
+import type { BlockStore } from '../block-store/block-store.js'
+import type { NodeMetrics } from '../admin/metrics.js'
+
+export interface BlockServiceComponents {
+  store: BlockStore
+  logger: Logger
+  metrics: NodeMetrics
+  identity: { nodeId: string; zone: string; capacityBytes: number }
+}
+
+/**
+ * Blocks a PutBlocks stream may have in flight before the node stops reading from it; with 256 KiB
+ * chunks that is 16 MiB per stream, and it bounds memory whatever the sender does.
+ */
+const MAX_INFLIGHT_PUTS = 64
+
+/** The internal BlockService, on raw grpc-js handlers so that streams keep backpressure. */
+export function createBlockService(c: BlockServiceComponents): BlockServiceServer {
+  const log = c.logger.child({ component: 'node:block-service' })
+
+  async function unary<Req, Res>(
+    method: string,
+    call: ServerUnaryCall<Req, Res>,
+    callback: sendUnaryData<Res>,
+    run: (req: Req) => Promise<Res>,
+  ): Promise<void> {
+    const end = c.metrics.rpcDuration.startTimer({ method })
+    try {
+      const res = await run(call.request)
+      end({ code: 'OK' })
+      callback(null, res)
+    } catch (err) {
+      const grpcErr = toGrpcError(err)
+      end({ code: status[grpcErr.code ?? status.INTERNAL] ?? 'UNKNOWN' })
+      if (!isMycelError(err)) log.error({ err, method }, 'unexpected error')
+      callback(grpcErr)
+    }
+  }
+
+  return {
+    putBlocks(call: ServerDuplexStream<PutBlocksRequest, PutBlocksResponse>) {
+      let inflight = 0
+      let ended = false
+      let paused = false
+      const finishIfDone = () => {
+        if (ended && inflight === 0) call.end()
+      }
+      call.on('data', (req: PutBlocksRequest) => {
+        inflight++
+        if (inflight >= MAX_INFLIGHT_PUTS && !paused) {
+          paused = true
+          call.pause()
+        }
+        const end = c.metrics.rpcDuration.startTimer({ method: 'PutBlocks' })
+        void (async (): Promise<PutBlocksResponse> => {
+          try {
+            const cid = decodeCid(req.cid)
+            await c.store.put(cid, req.data)
+            c.metrics.bytesIn.inc(req.data.byteLength)
+            end({ code: 'OK' })
+            return { seq: req.seq, errorCode: '', errorMessage: '' }
+          } catch (err) {
+            end({ code: isMycelError(err) ? err.code : 'INTERNAL' })
+            if (!isMycelError(err)) log.error({ err }, 'unexpected error in PutBlocks')
+            return {
+              seq: req.seq,
+              errorCode: isMycelError(err) ? err.code : 'INTERNAL',
+              errorMessage: err instanceof Error ? err.message : String(err),
+            }
+          }
+        })().then((res) => {
+          inflight--
+          if (!call.cancelled && !call.destroyed) call.write(res)
+          if (paused && inflight < MAX_INFLIGHT_PUTS / 2) {
+            paused = false
+            call.resume()
+          }
+          finishIfDone()
+        })
+      })
+      call.on('end', () => {
+        ended = true
+        finishIfDone()
+      })
+      call.on('error', (err) => log.debug({ err }, 'PutBlocks stream error'))
+    },
+
+    getBlock(
+      call: ServerUnaryCall<GetBlockRequest, GetBlockResponse>,
+      callback: sendUnaryData<GetBlockResponse>,
+    ) {
+      void unary('GetBlock', call, callback, async (req) => {
+        const data = await c.store.get(decodeCid(req.cid))
+        c.metrics.bytesOut.inc(data.byteLength)
+        return { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }
+      })
+    },
+
+    hasBlocks(
+      call: ServerUnaryCall<HasBlocksRequest, HasBlocksResponse>,
+      callback: sendUnaryData<HasBlocksResponse>,
+    ) {
+      void unary('HasBlocks', call, callback, async (req) => ({
+        has: await c.store.has(req.cids.map(decodeCid)),
+      }))
+    },
+
+    deleteBlock(
+      call: ServerUnaryCall<DeleteBlockRequest, DeleteBlockResponse>,
+      callback: sendUnaryData<DeleteBlockResponse>,
+    ) {
+      void unary('DeleteBlock', call, callback, async (req) => ({
+        existed: await c.store.delete(decodeCid(req.cid)),
+      }))
+    },
+
+    getNodeStats(call, callback) {
+      void unary('GetNodeStats', call, callback, async (): Promise<GetNodeStatsResponse> => {
+        const s = c.store.stats()
+        return {
+          nodeId: c.identity.nodeId,
+          zone: c.identity.zone,
+          blocks: BigInt(s.blocks),
+          blockBytes: BigInt(s.bytes),
+          capacityBytes: BigInt(c.identity.capacityBytes),
+          version: VERSION,
+        }
+      })
+    },
+  }
+}

@@ -1,0 +1,128 @@
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Server, ServerCredentials } from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
+import { ReflectionService } from '@grpc/reflection'
+import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, splitHostPort } from '@mycel/core'
+import { BlockServiceService } from '@mycel/proto'
+import {
+  Inject,
+  Injectable,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common'
+import { HealthImplementation } from 'grpc-health-check'
+import { NodeMetrics } from './admin/metrics.js'
+import type { BlockStore } from './block-store/block-store.js'
+import { RocksBlockStore } from './block-store/rocks-block-store.js'
+import { createBlockService } from './grpc/block-service.js'
+import { loadOrCreateNodeId } from './identity.js'
+
+export const NODE_CONFIG = Symbol('NODE_CONFIG')
+export const LOGGER = Symbol('LOGGER')
+
+/** The proto sources, for gRPC reflection (a generic client such as grpcurl can list the API). */
+export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url))
+
+/**
+ * Owns the node's resources and their order: open RocksDB, then serve gRPC; on shutdown stop
+ * accepting calls, let in-flight writes finish, then close RocksDB.
+ */
+@Injectable()
+export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
+  readonly metrics: NodeMetrics
+  private store: BlockStore | undefined
+  private server: Server | undefined
+  private readonly health = new HealthImplementation({
+    '': 'NOT_SERVING',
+    'mycel.v1.BlockService': 'NOT_SERVING',
+  })
+  private readonly log: Logger
+  nodeId = ''
+  grpcAddress = ''
+
+  constructor(
+    @Inject(NODE_CONFIG) private readonly config: NodeEnv,
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    this.log = logger.child({ component: 'node:runtime' })
+    this.metrics = new NodeMetrics(() => this.store)
+  }
+
+  get ready(): boolean {
+    return this.store !== undefined && this.server !== undefined
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const cfg = this.config
+    this.nodeId = await loadOrCreateNodeId(cfg.MYCEL_DATA_DIR)
+    this.store = await RocksBlockStore.open({
+      path: join(cfg.MYCEL_DATA_DIR, 'blocks'),
+      syncWrites: cfg.MYCEL_SYNC_WRITES,
+      logger: this.log,
+    })
+    const server = new Server({
+      'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,
+      // Peers ping every 10 s at most; answer pings even between calls so idle links stay up.
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    })
+    server.addService(
+      BlockServiceService,
+      createBlockService({
+        store: this.store,
+        logger: this.log,
+        metrics: this.metrics,
+        identity: { nodeId: this.nodeId, zone: cfg.MYCEL_ZONE, capacityBytes: cfg.MYCEL_CAPACITY_BYTES },
+      }),
+    )
+    this.health.addToServer(server)
+    const pkg = protoLoader.loadSync(join(PROTO_DIR, 'mycel/v1/block.proto'), { includeDirs: [PROTO_DIR] })
+    new ReflectionService(pkg).addToServer(server)
+    const { host, port } = splitHostPort(cfg.MYCEL_GRPC_LISTEN)
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(
+        `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        ServerCredentials.createInsecure(),
+        (err, p) => (err ? reject(err) : resolve(p)),
+      ),
+    )
+    this.server = server
+    this.grpcAddress = `${host}:${bound}`
+    this.health.setStatus('', 'SERVING')
+    this.health.setStatus('mycel.v1.BlockService', 'SERVING')
+  }
+
+  async beforeApplicationShutdown(signal?: string): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.log.info({ signal }, 'shutting down: draining gRPC calls')
+    this.health.setStatus('', 'NOT_SERVING')
+    this.health.setStatus('mycel.v1.BlockService', 'NOT_SERVING')
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        // Long-lived streams from gateways would hold shutdown forever; queued writes still finish.
+        server.forceShutdown()
+        resolve()
+      }, this.config.MYCEL_SHUTDOWN_TIMEOUT_MS)
+      server.tryShutdown(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+    this.server = undefined
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    const store = this.store
+    this.store = undefined
+    if (store !== undefined) {
+      await store.close()
+      this.log.info('block store closed')
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { LocalCluster, type LocalClusterOptions } from '@mycel/cli'
+
+export const TEST_TMP = join(process.cwd(), '.test-tmp')
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer()
+    s.once('error', () => resolve(false))
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+  })
+}
+
+/** A base port b such that b .. b+count-1 are all free on loopback right now. */
+export async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 40_000)
+    let ok = true
+    for (let p = base; p < base + count && ok; p++) ok = await portFree(p)
+    if (ok) return base
+  }
+  throw new Error('no free port range found')
+}
+
+export interface TestCluster extends LocalCluster {
+  dataDir: string
+  /** Stops every process and removes the data directory. */
+  destroy(): Promise<void>
+}
+
+/** Starts real node and gateway processes on free loopback ports with a fresh data directory. */
+export async function startCluster(
+  opts: Partial<LocalClusterOptions> & { nodes: number; dataDir?: string },
+): Promise<TestCluster> {
+  const { mkdir } = await import('node:fs/promises')
+  await mkdir(TEST_TMP, { recursive: true })
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(TEST_TMP, 'cluster-')))
+  const grpc = await freePortRange(opts.nodes)
+  const admin = await freePortRange(opts.nodes)
+  const gateway = await freePortRange(1)
+  const cluster = new LocalCluster({
+    ports: { grpc, admin, gateway, rpc: 'off' },
+    readyTimeoutMs: 60_000,
+    ...opts,
+    env: { MYCEL_LOG_LEVEL: 'warn', ...opts.env },
+    dataDir,
+  }) as TestCluster
+  cluster.dataDir = dataDir
+  cluster.destroy = async () => {
+    await cluster.stop()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+  await cluster.start()
+  return cluster
+}
