@@ -1,6 +1,6 @@
+import type { Server } from 'node:http'
 import { Metadata } from '@grpc/grpc-js'
 import type { GatewayEnv, Logger } from '@mycel/core'
-import type { Server } from 'node:http'
 import {
   type BeforeApplicationShutdown,
   Inject,

@@ -1,6 +1,6 @@
 import 'reflect-metadata'
 import { createServer, type Server } from 'node:http'
-import { createLogger, loadGatewayEnv, nestLogger, splitHostPort } from '@mycel/core'
+import { createLogger, exitGracefullyOnSignals, loadGatewayEnv, nestLogger, splitHostPort } from '@mycel/core'
 import { NestFactory } from '@nestjs/core'
 import type { NestExpressApplication } from '@nestjs/platform-express'
 import { GatewayModule } from './gateway.module.js'
@@ -25,7 +25,7 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
   })
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT'])
+  exitGracefullyOnSignals(() => app.close(), logger, 30_000)
   const gw = splitHostPort(config.MYCEL_GATEWAY_LISTEN)
   await app.listen(gw.port, gw.host)
   const main = app.getHttpServer() as Server

@@ -1,5 +1,12 @@
 import 'reflect-metadata'
-import { createLogger, type Logger, loadNodeEnv, nestLogger, splitHostPort } from '@mycel/core'
+import {
+  createLogger,
+  exitGracefullyOnSignals,
+  type Logger,
+  loadNodeEnv,
+  nestLogger,
+  splitHostPort,
+} from '@mycel/core'
 import { NestFactory } from '@nestjs/core'
 import { NodeModule } from './node.module.js'
 import { NodeRuntime } from './node-runtime.js'
@@ -15,7 +22,8 @@ export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<voi
     logger: nestLogger(logger.child({ component: 'node:nest' })),
     abortOnError: false,
   })
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT'])
+  // Nest's lifecycle hooks drain gRPC and close RocksDB; a clean drain exits 0.
+  exitGracefullyOnSignals(() => app.close(), logger, config.MYCEL_SHUTDOWN_TIMEOUT_MS + 10_000)
   const { host, port } = splitHostPort(config.MYCEL_ADMIN_LISTEN)
   await app.listen(port, host)
   const address = app.getHttpServer().address()

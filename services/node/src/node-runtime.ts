@@ -6,9 +6,9 @@ import { ReflectionService } from '@grpc/reflection'
 import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, splitHostPort } from '@mycel/core'
 import { BlockServiceService } from '@mycel/proto'
 import {
+  type BeforeApplicationShutdown,
   Inject,
   Injectable,
-  type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common'

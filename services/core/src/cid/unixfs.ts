@@ -1,6 +1,6 @@
 import type { ImporterOptions } from 'ipfs-unixfs-importer'
-import { balanced } from 'ipfs-unixfs-importer/layout'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
 import { UNIXFS_CHUNK_SIZE, UNIXFS_MAX_LINKS } from '../constants.js'
 import { InvalidArgumentError } from '../errors.js'
 

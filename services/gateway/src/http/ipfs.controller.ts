@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { type CID, isAbortError, NotAFileError, parseCid, PathNotFoundError } from '@mycel/core'
+import { type CID, isAbortError, NotAFileError, PathNotFoundError, parseCid } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'

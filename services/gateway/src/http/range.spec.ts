@@ -20,6 +20,7 @@ describe('parseRange', () => {
   })
   it('rejects unsatisfiable ranges', () => {
     assert.throws(() => parseRange('bytes=10-', 10), { code: 'RANGE_NOT_SATISFIABLE' })
+    assert.throws(() => parseRange('bytes=10-20', 10), { code: 'RANGE_NOT_SATISFIABLE' })
     assert.throws(() => parseRange('bytes=-0', 10), { code: 'RANGE_NOT_SATISFIABLE' })
     assert.throws(() => parseRange('bytes=0-', 0), { code: 'RANGE_NOT_SATISFIABLE' })
   })

@@ -33,7 +33,7 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   const full = /^(\d+)-(\d*)$/.exec(spec)
   if (full === null) return undefined
   const start = Number(full[1])
-  const end = full[2] === '' ? size - 1 : Number(full[2])
+  const end = full[2] === '' ? Number.MAX_SAFE_INTEGER : Number(full[2])
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return undefined
   if (start >= size) throw new RangeNotSatisfiableError(size, header)
   return { start, end: Math.min(end, size - 1) }

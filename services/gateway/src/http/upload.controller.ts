@@ -3,7 +3,7 @@ import { PayloadTooLargeError } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
-import { importToCluster, limitBytes } from '../upload/import.js'
+import { type ByteBudget, importToCluster, limitBytes } from '../upload/import.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import {
   parseDurability,
@@ -57,9 +57,10 @@ export class UploadController {
     this.checkDeclaredLength(req)
     const filename = queryValue(query, 'filename') ?? ''
     const abort = abortOnDisconnect(req, res)
+    const budget = this.budget()
     const [entry] = await importToCluster(
       this.runtime.cluster,
-      [{ path: filename, content: this.limited(req) }],
+      [{ path: filename, content: this.limited(req, budget) }],
       {
         params: { ...params, wrapWithDirectory: false },
         ...durability,
@@ -71,7 +72,12 @@ export class UploadController {
     res
       .status(201)
       .set('Location', `/ipfs/${entry.cid.toString()}`)
-      .json({ cid: entry.cid.toString(), size: Number(entry.size), name: filename || undefined })
+      .json({
+        cid: entry.cid.toString(),
+        size: budget.received,
+        dagSize: Number(entry.size),
+        name: filename || undefined,
+      })
   }
 
   /** Kubo RPC `add`: multipart files (and directories), JSON lines of {Name, Hash, Size}. */
@@ -91,9 +97,10 @@ export class UploadController {
     queryBool(query, 'pin', true) // validated; every stored block is kept (no garbage collection yet)
     this.checkDeclaredLength(req)
     const abort = abortOnDisconnect(req, res)
+    const budget = this.budget()
     const entries = await importToCluster(
       this.runtime.cluster,
-      multipartCandidates(req, (stream) => this.limited(stream)),
+      multipartCandidates(req, (stream) => this.limited(stream, budget)),
       { params, ...durability, signal: abort.signal, logger: this.runtime.log },
     )
     const shown = silent ? [] : quieter ? entries.slice(-1) : entries
@@ -118,13 +125,16 @@ export class UploadController {
     }
   }
 
-  private limited(source: Readable): AsyncIterable<Uint8Array> {
-    const limit = this.runtime.config.MYCEL_MAX_UPLOAD_BYTES
+  private budget(): ByteBudget {
+    return { received: 0, limit: this.runtime.config.MYCEL_MAX_UPLOAD_BYTES }
+  }
+
+  private limited(source: Readable, budget: ByteBudget): AsyncIterable<Uint8Array> {
     return limitBytes(
       source,
-      limit,
+      budget,
       (n) => this.runtime.metrics.bytesIn.inc(n),
-      () => new PayloadTooLargeError(limit),
+      () => new PayloadTooLargeError(budget.limit),
     )
   }
 }

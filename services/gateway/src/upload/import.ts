@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import {
   type CID,
   isAbortError,
@@ -69,20 +70,27 @@ export async function importToCluster(
   return entries
 }
 
+/** Bytes received so far by one upload request, shared by all of its file parts. */
+export interface ByteBudget {
+  received: number
+  readonly limit: number
+}
+
 /**
- * Counts bytes through an upload body and fails with PayloadTooLargeError past the limit,
- * without ever holding more than one chunk.
+ * Counts bytes through an upload body and fails with PayloadTooLargeError once the request's
+ * budget is exceeded, without ever holding more than one chunk.
  */
 export async function* limitBytes(
-  source: AsyncIterable<Uint8Array>,
-  limit: number,
+  source: Readable,
+  budget: ByteBudget,
   onBytes: (n: number) => void,
   tooLarge: () => Error,
 ): AsyncGenerator<Uint8Array> {
-  let total = 0
-  for await (const chunk of source) {
-    total += chunk.byteLength
-    if (total > limit) throw tooLarge()
+  // Leaving the loop early must not destroy the request: the error response still has to reach
+  // the client over the same connection.
+  for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>) {
+    budget.received += chunk.byteLength
+    if (budget.received > budget.limit) throw tooLarge()
     onBytes(chunk.byteLength)
     yield chunk
   }

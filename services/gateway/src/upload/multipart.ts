@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
-import { InvalidArgumentError } from '@mycel/core'
+import { InvalidArgumentError, isMycelError } from '@mycel/core'
 import busboy from 'busboy'
 import type { ImportCandidate } from 'ipfs-unixfs-importer'
 
@@ -78,8 +78,20 @@ export async function* multipartCandidates(
       e.stream.resume()
       yield { path: e.path }
     } else {
-      yield { path: e.path, content: wrapContent(e.stream) }
+      yield { path: e.path, content: asClientError(wrapContent(e.stream)) }
     }
   }
   if (files === 0) throw new InvalidArgumentError('the multipart body holds no file part')
+}
+
+/** Errors of the multipart parser are the client's: a malformed or truncated body. */
+async function* asClientError(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield* source
+  } catch (err) {
+    if (isMycelError(err)) throw err
+    throw new InvalidArgumentError(
+      `malformed or truncated multipart body: ${err instanceof Error ? err.message : String(err)}`,
+    )
+  }
 }

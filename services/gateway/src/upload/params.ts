@@ -48,7 +48,8 @@ export function parseDurability(query: Query, maxReplication: number): Durabilit
     }
     return { replication: r }
   }
-  if (/^ec:\d+\+\d+$/.test(v)) {
+  // An unencoded '+' in a query string arrives as a space (curl users type ec:4+2 as is).
+  if (/^ec:\d+[+ ]\d+$/.test(v)) {
     throw new InvalidArgumentError(
       'durability=ec:K+M: erasure coding is not available in this version; use replicate:R',
     )

@@ -65,7 +65,9 @@ export class RocksBlockStore implements BlockStore {
 
   private async openDb(): Promise<void> {
     await mkdir(this.config.path, { recursive: true })
-    const columns = { default: {}, sizes: {}, meta: {} }
+    // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
+    // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
+    const columns = { default: { compression: false }, sizes: {}, meta: {} }
     this.db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
     await this.db.open({ columns, createIfMissing: true })
     this.columns = this.db.columns as unknown as Columns

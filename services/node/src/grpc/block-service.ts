@@ -1,4 +1,4 @@
-import { type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall, status } from '@grpc/grpc-js'
+import { type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js'
 import { decodeCid, isMycelError, type Logger, VERSION } from '@mycel/core'
 import {
   type BlockServiceServer,
@@ -13,8 +13,8 @@ import {
   type PutBlocksResponse,
   toGrpcError,
 } from '@mycel/proto'
-import type { BlockStore } from '../block-store/block-store.js'
 import type { NodeMetrics } from '../admin/metrics.js'
+import type { BlockStore } from '../block-store/block-store.js'
 
 export interface BlockServiceComponents {
   store: BlockStore
