@@ -10,7 +10,7 @@ import {
   UpstreamUnavailableError,
 } from '@mycel/core'
 import { fromGrpcError, type PutBlocksRequest, type PutBlocksResponse } from '@mycel/proto'
-import type { NodeHandle } from './node-clients.js'
+import { encodePutBlocksRequest, type NodeHandle } from './node-clients.js'
 
 export interface WriteSessionConfig {
   nodes: readonly NodeHandle[]
@@ -41,7 +41,6 @@ class NodeWriteStream {
   private readonly call: ClientDuplexStream<PutBlocksRequest, PutBlocksResponse>
   private readonly pending = new Map<bigint, PendingAck>()
   private readonly slotWaiters: Array<() => void> = []
-  private seq = 0n
   private readonly closed: Promise<void>
 
   constructor(
@@ -65,12 +64,12 @@ class NodeWriteStream {
     })
   }
 
-  async put(cid: CID, bytes: Uint8Array): Promise<void> {
+  /** Sends one block, `encoded` by encodePutBlocksRequest with a `seq` unique in the session. */
+  async put(seq: bigint, encoded: Buffer): Promise<void> {
     while (this.failure === undefined && this.pending.size >= this.cfg.maxInflightPerNode) {
       await new Promise<void>((resolve) => this.slotWaiters.push(resolve))
     }
     if (this.failure !== undefined) throw this.failure
-    const seq = ++this.seq
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.fail(
@@ -80,11 +79,8 @@ class NodeWriteStream {
         )
       }, this.cfg.ackTimeoutMs)
       this.pending.set(seq, { resolve, reject, timer })
-      this.call.write({
-        seq,
-        cid: Buffer.from(cid.bytes),
-        data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-      })
+      // The client's serializer passes pre-encoded requests through (see node-clients.ts).
+      this.call.write(encoded as unknown as PutBlocksRequest)
     })
   }
 
@@ -130,6 +126,7 @@ class NodeWriteStream {
 export class WriteSession {
   private readonly streams = new Map<string, NodeWriteStream>()
   private readonly settling = new Set<Promise<unknown>>()
+  private seq = 0n
   blocksWritten = 0
   bytesWritten = 0
 
@@ -138,6 +135,8 @@ export class WriteSession {
   put(cid: CID, bytes: Uint8Array): Promise<void> {
     const order = placeCopies(blockKey(cid), this.cfg.nodes, this.cfg.replication)
     const { replication, writeQuorum } = this.cfg
+    const seq = ++this.seq
+    const encoded = encodePutBlocksRequest(seq, cid.bytes, bytes)
     return new Promise<void>((resolve, reject) => {
       let acked = 0
       let active = 0
@@ -165,7 +164,7 @@ export class WriteSession {
             continue
           }
           active++
-          const attempt = stream.put(cid, bytes).then(
+          const attempt = stream.put(seq, encoded).then(
             () => {
               active--
               acked++
