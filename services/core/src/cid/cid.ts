@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import { bases } from 'multiformats/basics'
 import { CID } from 'multiformats/cid'
-import { HashMismatchError, InvalidCidError, UnsupportedHashError } from '../errors.js'
+import { MAX_BLOCK_BYTES } from '../constants.js'
+import { BlockTooLargeError, HashMismatchError, InvalidCidError, UnsupportedHashError } from '../errors.js'
 
 export { CID }
 
@@ -81,4 +82,10 @@ export function verifyBlock(cid: CID, bytes: Uint8Array): void {
 /** Whether Mycel can verify blocks addressed with this multihash function. */
 export function isSupportedHash(code: number): boolean {
   return code === HASH_SHA2_256 || code === HASH_SHA2_512 || code === HASH_IDENTITY
+}
+
+/** What every store checks before it keeps a block: the size limit, then the hash. */
+export function assertStorableBlock(cid: CID, bytes: Uint8Array): void {
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new BlockTooLargeError(bytes.byteLength, MAX_BLOCK_BYTES)
+  verifyBlock(cid, bytes)
 }

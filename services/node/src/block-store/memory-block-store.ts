@@ -1,12 +1,10 @@
 import {
+  assertStorableBlock,
   BlockCorruptError,
   BlockNotFoundError,
-  BlockTooLargeError,
   blockKey,
   blockMatches,
   type CID,
-  HashMismatchError,
-  MAX_BLOCK_BYTES,
 } from '@mycel/core'
 import type { BlockStore, BlockStoreStats } from './block-store.js'
 
@@ -15,8 +13,7 @@ export class MemoryBlockStore implements BlockStore {
   private readonly blocks = new Map<string, Uint8Array>()
 
   async put(cid: CID, bytes: Uint8Array): Promise<void> {
-    if (bytes.byteLength > MAX_BLOCK_BYTES) throw new BlockTooLargeError(bytes.byteLength, MAX_BLOCK_BYTES)
-    if (!blockMatches(cid, bytes)) throw new HashMismatchError(cid.toString())
+    assertStorableBlock(cid, bytes)
     this.blocks.set(keyOf(cid), Uint8Array.from(bytes))
   }
 

@@ -1,14 +1,12 @@
 import { mkdir } from 'node:fs/promises'
 import {
+  assertStorableBlock,
   BlockCorruptError,
   BlockNotFoundError,
-  BlockTooLargeError,
   blockKey,
   blockMatches,
   type CID,
-  HashMismatchError,
   type Logger,
-  MAX_BLOCK_BYTES,
   StoreUnavailableError,
 } from '@mycel/core'
 import { RocksLevel } from '@nxtedition/rocksdb'
@@ -83,10 +81,8 @@ export class RocksBlockStore implements BlockStore {
 
   put(cid: CID, bytes: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
-    if (bytes.byteLength > MAX_BLOCK_BYTES)
-      return Promise.reject(new BlockTooLargeError(bytes.byteLength, MAX_BLOCK_BYTES))
     try {
-      if (!blockMatches(cid, bytes)) return Promise.reject(new HashMismatchError(cid.toString()))
+      assertStorableBlock(cid, bytes)
     } catch (err) {
       return Promise.reject(err)
     }
