@@ -31,6 +31,12 @@ export interface LocalClusterOptions {
   readyTimeoutMs?: number
 }
 
+/** Children still running; if the supervisor itself dies, they go with it. */
+const liveChildren = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL')
+})
+
 /** One supervised service process; its JSON log lines go to a file. */
 export class ServiceProcess {
   child: ChildProcess | undefined
@@ -59,7 +65,12 @@ export class ServiceProcess {
     const child = spawn(process.execPath, [BIN, this.role], {
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // A process group of its own: Ctrl-C in the terminal reaches only the supervisor, which
+      // then stops the gateway first and the nodes after it, each once.
+      detached: true,
     })
+    liveChildren.add(child)
+    child.once('exit', () => liveChildren.delete(child))
     this.child = child
     this.readyInfo = undefined
     const log = this.log

@@ -2,7 +2,8 @@ import type { Logger } from './logger.js'
 
 /**
  * Graceful shutdown on SIGTERM/SIGINT: `close` drains and releases everything, then the process
- * exits 0 (non-zero if closing failed). A second signal, or `hardTimeoutMs`, forces the exit.
+ * exits 0 (non-zero if closing failed). Further signals are ignored: cutting a drain short could
+ * leave RocksDB unclosed. `hardTimeoutMs` bounds the whole shutdown.
  */
 export function exitGracefullyOnSignals(
   close: () => Promise<void>,
@@ -12,8 +13,8 @@ export function exitGracefullyOnSignals(
   let closing = false
   const onSignal = (signal: NodeJS.Signals) => {
     if (closing) {
-      logger.warn({ signal }, 'second signal: exiting now')
-      process.exit(1)
+      logger.warn({ signal }, 'already shutting down')
+      return
     }
     closing = true
     logger.info({ signal }, 'shutting down')
@@ -32,6 +33,6 @@ export function exitGracefullyOnSignals(
       },
     )
   }
-  process.once('SIGTERM', onSignal)
-  process.once('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
 }
