@@ -74,6 +74,9 @@ const CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.keepalive_permit_without_calls': 1,
+  // Receive window for blocks coming back from nodes (reads): Node's 64 KiB default would need
+  // several round trips per 256 KiB block.
+  'grpc-node.flow_control_window': 32 * 1024 * 1024,
   // Reconnect quickly after a node restarts (the default backoff grows to 120 s).
   'grpc.initial_reconnect_backoff_ms': 250,
   'grpc.max_reconnect_backoff_ms': 5_000,

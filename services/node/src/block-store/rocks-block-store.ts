@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises'
+import { Worker } from 'node:worker_threads'
 import {
   assertStorableBlock,
   BlockCorruptError,
@@ -11,6 +12,7 @@ import {
 } from '@mycel/core'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import type { BlockStore, BlockStoreStats } from './block-store.js'
+import type { WriteReply, WriteRequest } from './rocks-writer.worker.js'
 
 export interface RocksBlockStoreConfig {
   path: string
@@ -42,7 +44,9 @@ const META_BYTES = Buffer.from('stats/bytes')
  *
  * Writes use group commit: puts and deletes queue up, and one writer at a time turns everything
  * queued into a single WriteBatch written with sync=true, then resolves all of them. So every
- * acknowledged write is in a synced WAL, and under load many blocks share one fdatasync.
+ * acknowledged write is in a synced WAL, and under load many blocks share one fdatasync. The
+ * batch itself is written by a worker thread (rocks-writer.worker.ts), so the fdatasync never
+ * blocks the event loop that serves reads and receives the next blocks.
  */
 export class RocksBlockStore implements BlockStore {
   private db!: RocksLevel
@@ -52,6 +56,10 @@ export class RocksBlockStore implements BlockStore {
   private closed = false
   private counts: BlockStoreStats = { blocks: 0, bytes: 0 }
   private idleWaiters: Array<() => void> = []
+  private writer!: Worker
+  private writerFailure: Error | undefined
+  private nextWriteId = 0
+  private readonly writesInFlight = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
 
   private constructor(private readonly config: RocksBlockStoreConfig) {}
 
@@ -77,6 +85,44 @@ export class RocksBlockStore implements BlockStore {
       blocks: blocks ? Number(blocks.readBigUInt64BE(0)) : 0,
       bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
     }
+    await this.startWriter()
+  }
+
+  private async startWriter(): Promise<void> {
+    const writer = new Worker(new URL('./rocks-writer.worker.js', import.meta.url), {
+      workerData: { handle: (this.db as unknown as { handle: bigint }).handle },
+    })
+    await new Promise<void>((resolve, reject) => {
+      writer.once('message', () => resolve())
+      writer.once('error', reject)
+    })
+    writer.on('message', (reply: WriteReply) => {
+      const pending = this.writesInFlight.get(reply.id)
+      this.writesInFlight.delete(reply.id)
+      if (reply.error === undefined) pending?.resolve()
+      else pending?.reject(new Error(reply.error))
+    })
+    const fail = (err: Error) => {
+      this.writerFailure = err
+      this.config.logger.error({ err }, 'RocksDB writer thread failed')
+      for (const p of this.writesInFlight.values()) p.reject(err)
+      this.writesInFlight.clear()
+    }
+    writer.on('error', fail)
+    writer.on('exit', (code) => {
+      if (!this.closed) fail(new Error(`RocksDB writer thread exited (${code})`))
+    })
+    this.writer = writer
+  }
+
+  /** Applies one batch on the writer thread; resolves when it is durable. */
+  private applyBatch(ops: WriteRequest['ops']): Promise<void> {
+    if (this.writerFailure !== undefined) return Promise.reject(this.writerFailure)
+    const id = this.nextWriteId++
+    return new Promise((resolve, reject) => {
+      this.writesInFlight.set(id, { resolve, reject })
+      this.writer.postMessage({ id, sync: this.config.syncWrites, ops } satisfies WriteRequest)
+    })
   }
 
   put(cid: CID, bytes: Uint8Array): Promise<void> {
@@ -134,6 +180,11 @@ export class RocksBlockStore implements BlockStore {
     if (this.writing || this.queue.length > 0) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
     }
+    // The writer shares the database handle: it closes its side first.
+    await new Promise<void>((resolve) => {
+      this.writer.once('exit', () => resolve())
+      this.writer.postMessage('close')
+    })
     await this.db.close()
   }
 
@@ -185,7 +236,7 @@ export class RocksBlockStore implements BlockStore {
       if (size !== undefined && !present.has(id)) present.set(id, size.readUInt32BE(0))
     })
     const counts = { ...this.counts }
-    const batch = this.db.batch()
+    const batch: WriteRequest['ops'] = []
     const results: Array<() => void> = []
     for (const op of ops) {
       const id = op.key.toString('hex')
@@ -193,8 +244,8 @@ export class RocksBlockStore implements BlockStore {
         if (!present.has(id)) {
           const size = Buffer.alloc(4)
           size.writeUInt32BE(op.bytes.byteLength)
-          batch.put(op.key, Buffer.from(op.bytes.buffer, op.bytes.byteOffset, op.bytes.byteLength))
-          batch.put(op.key, size, { column: this.columns.sizes })
+          batch.push({ type: 'put', column: 'default', key: op.key, value: op.bytes })
+          batch.push({ type: 'put', column: 'sizes', key: op.key, value: size })
           present.set(id, op.bytes.byteLength)
           counts.blocks += 1
           counts.bytes += op.bytes.byteLength
@@ -203,8 +254,8 @@ export class RocksBlockStore implements BlockStore {
       } else {
         const existed = present.get(id)
         if (existed !== undefined) {
-          batch.del(op.key)
-          batch.del(op.key, { column: this.columns.sizes })
+          batch.push({ type: 'del', column: 'default', key: op.key })
+          batch.push({ type: 'del', column: 'sizes', key: op.key })
           present.delete(id)
           counts.blocks -= 1
           counts.bytes -= existed
@@ -212,9 +263,9 @@ export class RocksBlockStore implements BlockStore {
         results.push(() => op.resolve(existed !== undefined))
       }
     }
-    batch.put(META_BLOCKS, u64(counts.blocks), { column: this.columns.meta })
-    batch.put(META_BYTES, u64(counts.bytes), { column: this.columns.meta })
-    await batch.write({ sync: this.config.syncWrites })
+    batch.push({ type: 'put', column: 'meta', key: META_BLOCKS, value: u64(counts.blocks) })
+    batch.push({ type: 'put', column: 'meta', key: META_BYTES, value: u64(counts.bytes) })
+    await this.applyBatch(batch)
     this.counts = counts
     for (const done of results) done()
   }
