@@ -63,7 +63,9 @@ export class ServiceProcess {
   async start(): Promise<Record<string, unknown>> {
     this.log = createWriteStream(this.logPath, { flags: 'a' })
     const child = spawn(process.execPath, [BIN, this.role], {
-      env: { ...process.env, ...this.env },
+      // glibc gives every thread (RocksDB's, libuv's) its own malloc arena; two arenas cut the
+      // nodes' resident memory by about a fifth under upload load here, at no measurable cost.
+      env: { MALLOC_ARENA_MAX: '2', ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       // A process group of its own: Ctrl-C in the terminal reaches only the supervisor, which
       // then stops the gateway first and the nodes after it, each once.

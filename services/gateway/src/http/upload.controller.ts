@@ -3,7 +3,7 @@ import { PayloadTooLargeError } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
-import { type ByteBudget, importToCluster, limitBytes } from '../upload/import.js'
+import { type ByteBudget, type ImportedEntry, importToCluster, limitBytes } from '../upload/import.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import {
   parseDurability,
@@ -25,6 +25,7 @@ const ADD_OPTIONS = new Set([
   'quiet',
   'quieter',
   'silent',
+  'progress',
   'durability',
   // Sent by Kubo's HTTP clients on every call; Mycel's output is always JSON lines.
   'stream-channels',
@@ -94,15 +95,27 @@ export class UploadController {
     const quiet = queryBool(query, 'quiet', false)
     const quieter = queryBool(query, 'quieter', false)
     const silent = queryBool(query, 'silent', false)
+    const progress = queryBool(query, 'progress', false) && !silent
     queryBool(query, 'pin', true) // validated; every stored block is kept (no garbage collection yet)
     this.checkDeclaredLength(req)
     const abort = abortOnDisconnect(req, res)
     const budget = this.budget()
-    const entries = await importToCluster(
-      this.runtime.cluster,
-      multipartCandidates(req, (stream) => this.limited(stream, budget)),
-      { params, ...durability, signal: abort.signal, logger: this.runtime.log },
-    )
+    const progressLines = progress ? new ProgressWriter(res) : undefined
+    let entries: ImportedEntry[]
+    try {
+      entries = await importToCluster(
+        this.runtime.cluster,
+        multipartCandidates(req, (stream, path) => {
+          const counted = this.limited(stream, budget)
+          return progressLines ? progressLines.track(counted, path) : counted
+        }),
+        { params, ...durability, signal: abort.signal, logger: this.runtime.log },
+      )
+    } catch (err) {
+      // Once progress lines went out the status is sent: the error goes in Kubo's trailer.
+      if (progressLines?.started) return progressLines.fail(err)
+      throw err
+    }
     const shown = silent ? [] : quieter ? entries.slice(-1) : entries
     const lines = shown.map((e) =>
       JSON.stringify(
@@ -111,6 +124,10 @@ export class UploadController {
           : { Name: e.path, Hash: e.cid.toString(), Size: e.size.toString() },
       ),
     )
+    if (progressLines?.started) {
+      progressLines.finish(lines)
+      return
+    }
     res
       .status(200)
       .set('X-Chunked-Output', '1')
@@ -148,4 +165,55 @@ function abortOnDisconnect(req: Request, res: Response): AbortController {
   res.on('close', onClose)
   req.on('aborted', onClose)
   return abort
+}
+
+/** Progress reports between two lines, as Kubo sends them (about one per chunk). */
+const PROGRESS_EVERY_BYTES = 256 * 1024
+
+/**
+ * Kubo's `progress=true` output: `{"Name","Bytes"}` lines while files stream in, then the
+ * results. The status line goes out with the first report, so a later failure is reported the
+ * way Kubo does, in the `X-Stream-Error` trailer (and as a final error line for readers that
+ * cannot see trailers).
+ */
+class ProgressWriter {
+  started = false
+
+  constructor(private readonly res: Response) {}
+
+  async *track(source: AsyncIterable<Uint8Array>, name: string): AsyncGenerator<Uint8Array> {
+    let bytes = 0
+    let reported = 0
+    this.write({ Name: name, Bytes: 0 })
+    for await (const chunk of source) {
+      bytes += chunk.byteLength
+      if (bytes - reported >= PROGRESS_EVERY_BYTES) {
+        reported = bytes
+        this.write({ Name: name, Bytes: bytes })
+      }
+      yield chunk
+    }
+    if (bytes !== reported) this.write({ Name: name, Bytes: bytes })
+  }
+
+  finish(lines: string[]): void {
+    this.res.end(lines.length > 0 ? `${lines.join('\n')}\n` : '')
+  }
+
+  fail(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err)
+    this.res.addTrailers({ 'X-Stream-Error': message.replace(/[\r\n]+/g, ' ') })
+    this.res.end(`${JSON.stringify({ Message: message, Code: 0, Type: 'error' })}\n`)
+  }
+
+  private write(line: Record<string, unknown>): void {
+    if (!this.started) {
+      this.started = true
+      this.res
+        .status(200)
+        .set({ 'Content-Type': 'application/json', 'X-Chunked-Output': '1', Trailer: 'X-Stream-Error' })
+        .flushHeaders()
+    }
+    this.res.write(`${JSON.stringify(line)}\n`)
+  }
 }

@@ -14,7 +14,7 @@ import type { ImportCandidate } from 'ipfs-unixfs-importer'
  */
 export async function* multipartCandidates(
   req: IncomingMessage,
-  wrapContent: (content: Readable) => AsyncIterable<Uint8Array>,
+  wrapContent: (content: Readable, path: string) => AsyncIterable<Uint8Array>,
 ): AsyncGenerator<ImportCandidate> {
   const contentType = req.headers['content-type'] ?? ''
   if (!/^multipart\/form-data/i.test(contentType)) {
@@ -78,7 +78,7 @@ export async function* multipartCandidates(
       e.stream.resume()
       yield { path: e.path }
     } else {
-      yield { path: e.path, content: asClientError(wrapContent(e.stream)) }
+      yield { path: e.path, content: asClientError(wrapContent(e.stream, e.path)) }
     }
   }
   if (files === 0) throw new InvalidArgumentError('the multipart body holds no file part')

@@ -10,7 +10,10 @@ export interface BlockStoreStats {
  * CID on write and on read, so a corrupt copy is never returned.
  */
 export interface BlockStore {
-  /** Stores a verified block; resolves once it is durable. HashMismatchError if it does not match. */
+  /**
+   * Stores a verified block; resolves once it is durable. HashMismatchError if it does not match.
+   * The store may take ownership of `bytes` (RocksBlockStore moves them to its writer thread).
+   */
   put(cid: CID, bytes: Uint8Array): Promise<void>
   /** The verified block. BlockNotFoundError, or BlockCorruptError (the bad copy is dropped). */
   get(cid: CID): Promise<Uint8Array>

@@ -109,6 +109,8 @@ export class RocksBlockStore implements BlockStore {
       this.writesInFlight.clear()
     }
     writer.on('error', fail)
+    // The writer alone must not keep a process alive (the gRPC server does that for a node).
+    writer.unref()
     writer.on('exit', (code) => {
       if (!this.closed) fail(new Error(`RocksDB writer thread exited (${code})`))
     })
@@ -119,9 +121,23 @@ export class RocksBlockStore implements BlockStore {
   private applyBatch(ops: WriteRequest['ops']): Promise<void> {
     if (this.writerFailure !== undefined) return Promise.reject(this.writerFailure)
     const id = this.nextWriteId++
+    // Block bytes that own their whole ArrayBuffer move to the writer instead of being copied, so
+    // a block is never held twice; callers must not touch a block's bytes after put().
+    const transfer: ArrayBuffer[] = []
+    for (const op of ops) {
+      const v = op.value
+      if (
+        v !== undefined &&
+        v.byteOffset === 0 &&
+        v.buffer instanceof ArrayBuffer &&
+        v.byteLength === v.buffer.byteLength
+      ) {
+        if (!transfer.includes(v.buffer)) transfer.push(v.buffer)
+      }
+    }
     return new Promise((resolve, reject) => {
       this.writesInFlight.set(id, { resolve, reject })
-      this.writer.postMessage({ id, sync: this.config.syncWrites, ops } satisfies WriteRequest)
+      this.writer.postMessage({ id, sync: this.config.syncWrites, ops } satisfies WriteRequest, transfer)
     })
   }
 

@@ -70,8 +70,9 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
         void (async (): Promise<PutBlocksResponse> => {
           try {
             const cid = decodeCid(req.cid)
+            const size = req.data.byteLength // read before put(): the store may take the buffer
             await c.store.put(cid, req.data)
-            c.metrics.bytesIn.inc(req.data.byteLength)
+            c.metrics.bytesIn.inc(size)
             end({ code: 'OK' })
             return { seq: req.seq, errorCode: '', errorMessage: '' }
           } catch (err) {
