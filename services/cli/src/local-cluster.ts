@@ -248,7 +248,7 @@ export async function runLocalCluster(opts: { nodes: number; dataDir: string }):
     `  logs         ${join(resolve(opts.dataDir), 'logs')}`,
     '',
     'Try:',
-    `  curl -s -X POST --data-binary @FILE ${cluster.gatewayUrl}/mycel/v1/upload`,
+    `  curl -s -T FILE ${cluster.gatewayUrl}/mycel/v1/upload`,
     `  curl -s -F file=@FILE ${cluster.gatewayUrl}/api/v0/add`,
     `  curl -s -o OUT ${cluster.gatewayUrl}/ipfs/CID`,
     '',
