@@ -99,6 +99,7 @@ export class RocksBlockStore implements BlockStore {
     writer.on('message', (reply: WriteReply) => {
       const pending = this.writesInFlight.get(reply.id)
       this.writesInFlight.delete(reply.id)
+      if (this.writesInFlight.size === 0) writer.unref()
       if (reply.error === undefined) pending?.resolve()
       else pending?.reject(new Error(reply.error))
     })
@@ -109,7 +110,7 @@ export class RocksBlockStore implements BlockStore {
       this.writesInFlight.clear()
     }
     writer.on('error', fail)
-    // The writer alone must not keep a process alive (the gRPC server does that for a node).
+    // An idle writer must not keep a process alive; one with writes in flight must (see applyBatch).
     writer.unref()
     writer.on('exit', (code) => {
       if (!this.closed) fail(new Error(`RocksDB writer thread exited (${code})`))
@@ -136,6 +137,7 @@ export class RocksBlockStore implements BlockStore {
       }
     }
     return new Promise((resolve, reject) => {
+      if (this.writesInFlight.size === 0) this.writer.ref()
       this.writesInFlight.set(id, { resolve, reject })
       this.writer.postMessage({ id, sync: this.config.syncWrites, ops } satisfies WriteRequest, transfer)
     })
@@ -198,6 +200,7 @@ export class RocksBlockStore implements BlockStore {
     }
     // The writer shares the database handle: it closes its side first.
     await new Promise<void>((resolve) => {
+      this.writer.ref()
       this.writer.once('exit', () => resolve())
       this.writer.postMessage('close')
     })
