@@ -225,7 +225,7 @@ export async function runLocalCluster(opts: { nodes: number; dataDir: string }):
     stopping = true
     process.stdout.write(`\n${signal}: stopping the cluster...\n`)
     await cluster.stop()
-    process.stdout.write('stopped; data kept in ' + resolve(opts.dataDir) + '\n')
+    process.stdout.write(`stopped; data kept in ${resolve(opts.dataDir)}\n`)
     process.exit(0)
   }
   process.on('SIGINT', () => void stop('SIGINT'))
