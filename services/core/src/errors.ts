@@ -20,6 +20,9 @@ export type MycelErrorCode =
   | 'STORE_UNAVAILABLE'
   | 'CONFIG_INVALID'
   | 'ABORTED'
+  | 'INVALID_CAR'
+  | 'UNSUPPORTED_CODEC'
+  | 'UNSUPPORTED_FORMAT'
 
 export abstract class MycelError extends Error {
   abstract readonly code: MycelErrorCode
@@ -49,8 +52,9 @@ export class UnsupportedHashError extends MycelError {
 export class HashMismatchError extends MycelError {
   readonly code = 'HASH_MISMATCH'
   override name = 'HashMismatchError'
-  constructor(cid: string) {
-    super(`block bytes do not hash to ${cid}`)
+  /** `context` says where the block came from (e.g. "block 3 of the CAR"). */
+  constructor(cid: string, context?: string) {
+    super(`${context ? `${context}: ` : ''}block bytes do not hash to ${cid}`)
   }
 }
 
@@ -151,6 +155,29 @@ export class ConfigInvalidError extends MycelError {
   constructor(readonly issues: string[]) {
     super(`invalid configuration:\n  ${issues.join('\n  ')}`)
   }
+}
+
+/** A CAR stream that cannot be read: bad header, unsupported version, truncated block section. */
+export class InvalidCarError extends MycelError {
+  readonly code = 'INVALID_CAR'
+  override name = 'InvalidCarError'
+}
+
+/** Content whose IPLD codec Mycel cannot decode, so its links cannot be followed. */
+export class UnsupportedCodecError extends MycelError {
+  readonly code = 'UNSUPPORTED_CODEC'
+  override name = 'UnsupportedCodecError'
+  constructor(codec: number, what: string) {
+    super(
+      `${what}: IPLD codec 0x${codec.toString(16)} is not supported (raw, dag-pb, dag-cbor, dag-json are)`,
+    )
+  }
+}
+
+/** A response format (format=, Accept) or CAR parameter the gateway does not serve. */
+export class UnsupportedFormatError extends MycelError {
+  readonly code = 'UNSUPPORTED_FORMAT'
+  override name = 'UnsupportedFormatError'
 }
 
 export function isMycelError(err: unknown): err is MycelError {

@@ -5,6 +5,7 @@ import { GATEWAY_CONFIG, GatewayRuntime, LOGGER } from './gateway-runtime.js'
 import { AdminController } from './http/admin.controller.js'
 import { GatewayErrorFilter } from './http/error.filter.js'
 import { IpfsController } from './http/ipfs.controller.js'
+import { KuboDagController } from './http/kubo-dag.controller.js'
 import { KuboRpcController } from './http/kubo-rpc.controller.js'
 import { UploadController } from './http/upload.controller.js'
 
@@ -13,7 +14,7 @@ export class GatewayModule {
   static forRoot(config: GatewayEnv, logger: Logger): DynamicModule {
     return {
       module: GatewayModule,
-      controllers: [IpfsController, UploadController, KuboRpcController, AdminController],
+      controllers: [IpfsController, UploadController, KuboRpcController, KuboDagController, AdminController],
       providers: [
         { provide: GATEWAY_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },

@@ -37,6 +37,9 @@ export const ERROR_MAP = {
   STORE_UNAVAILABLE: { http: 503, grpc: status.UNAVAILABLE },
   CONFIG_INVALID: { http: 500, grpc: status.INTERNAL },
   ABORTED: { http: 499, grpc: status.CANCELLED },
+  INVALID_CAR: { http: 400, grpc: status.INVALID_ARGUMENT },
+  UNSUPPORTED_CODEC: { http: 501, grpc: status.UNIMPLEMENTED },
+  UNSUPPORTED_FORMAT: { http: 400, grpc: status.INVALID_ARGUMENT },
 } as const satisfies Record<MycelErrorCode, { http: number; grpc: status }>
 
 /** Metadata key that carries the Mycel error code beside the gRPC status. */

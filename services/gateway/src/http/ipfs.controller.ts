@@ -1,15 +1,14 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { type CID, isAbortError, NotAFileError, PathNotFoundError, parseCid } from '@mycel/core'
+import { type CID, isAbortError, NotAFileError, parseCid } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
-import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
+import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
 import mime from 'mime-types'
 import { GatewayRuntime } from '../gateway-runtime.js'
 import { parseRange } from './range.js'
-
-/** Content is addressed by hash, so a response for a CID never changes (IPFS gateway spec). */
-const IMMUTABLE = 'public, max-age=29030400, immutable'
+import { resolveContentPath } from './resolve.js'
+import { IMMUTABLE, negotiate, serveTrustless } from './trustless.js'
 
 /** Blocks fetched ahead of the one being sent, so node round trips overlap. */
 const READ_AHEAD_BLOCKS = 8
@@ -36,13 +35,20 @@ export class IpfsController {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort()
     })
-    const entry = await this.resolve(root, segments, abort.signal)
+    const trustless = negotiate(req)
+    if (trustless !== undefined) {
+      await serveTrustless(this.runtime, trustless, { root, segments }, req, res, abort.signal)
+      return
+    }
+    const entry = await resolveContentPath(this.runtime.cluster, { root, segments }, abort.signal)
     const requestPath = `/ipfs/${root.toString()}${segments.length > 0 ? `/${segments.join('/')}` : ''}`
     res.set({
       Etag: `"${entry.cid.toString()}"`,
       'Cache-Control': IMMUTABLE,
       'X-Ipfs-Path': requestPath,
       'X-Content-Type-Options': 'nosniff',
+      // The same URL also serves raw blocks and CARs, chosen by Accept.
+      Vary: 'Accept',
     })
     if (req.headers['if-none-match'] !== undefined && etagMatches(req.headers['if-none-match'], entry.cid)) {
       res.status(304).end()
@@ -100,23 +106,6 @@ export class IpfsController {
         this.runtime.log.warn({ cid: entry.cid.toString(), err: String(err) }, 'download failed mid-stream')
       }
       res.destroy()
-    }
-  }
-
-  private async resolve(root: CID, segments: string[], signal: AbortSignal): Promise<UnixFSEntry> {
-    const path = [root.toString(), ...segments.map((s) => s)].join('/')
-    try {
-      return await exporter(path, this.runtime.cluster, { signal })
-    } catch (err) {
-      const name = (err as { name?: string }).name
-      if (
-        name === 'NotFoundError' ||
-        name === 'ResolveError' ||
-        (err as { code?: string }).code === 'ERR_NOT_FOUND'
-      ) {
-        throw new PathNotFoundError(`no link named "${segments.join('/')}" under ${root.toString()}`)
-      }
-      throw err
     }
   }
 

@@ -1,0 +1,114 @@
+import * as dagCbor from '@ipld/dag-cbor'
+import * as dagJson from '@ipld/dag-json'
+import * as dagPb from '@ipld/dag-pb'
+import { CID, CODEC_DAG_PB, CODEC_RAW, HASH_IDENTITY, UnsupportedCodecError } from '@mycel/core'
+import { UnixFS } from 'ipfs-unixfs'
+
+export const CODEC_DAG_CBOR = 0x71
+export const CODEC_DAG_JSON = 0x0129
+export const CODEC_LIBP2P_KEY = 0x72
+
+/** Codecs whose links Mycel can follow (traversal, CAR export, dag-scope). */
+export function isTraversableCodec(code: number): boolean {
+  return (
+    code === CODEC_RAW ||
+    code === CODEC_DAG_PB ||
+    code === CODEC_DAG_CBOR ||
+    code === CODEC_DAG_JSON ||
+    code === CODEC_LIBP2P_KEY
+  )
+}
+
+/** The links of a block in the order its codec defines them (dag-pb: link order; CBOR/JSON: field order). */
+export function linksOf(cid: CID, bytes: Uint8Array): CID[] {
+  switch (cid.code) {
+    case CODEC_RAW:
+    case CODEC_LIBP2P_KEY:
+      return []
+    case CODEC_DAG_PB:
+      return dagPb.decode(bytes).Links.map((l) => l.Hash as unknown as CID)
+    case CODEC_DAG_CBOR:
+      return collectCids(dagCbor.decode(bytes))
+    case CODEC_DAG_JSON:
+      return collectCids(dagJson.decode(bytes))
+    default:
+      throw new UnsupportedCodecError(cid.code, `cannot follow the links of ${cid.toString()}`)
+  }
+}
+
+function collectCids(value: unknown, out: CID[] = []): CID[] {
+  const cid = CID.asCID(value)
+  if (cid !== null) {
+    out.push(cid as CID)
+  } else if (Array.isArray(value)) {
+    for (const v of value) collectCids(v, out)
+  } else if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) {
+    for (const v of Object.values(value)) collectCids(v, out)
+  }
+  return out
+}
+
+/**
+ * Links inside the "entity" of a block (trustless gateway dag-scope=entity): a UnixFS file's
+ * chunks and a HAMT directory's own shards, but never a directory's children. Other codecs: none.
+ */
+export function entityLinksOf(cid: CID, bytes: Uint8Array): CID[] {
+  if (cid.code !== CODEC_DAG_PB) return []
+  const node = dagPb.decode(bytes)
+  if (node.Data === undefined) return []
+  let unixfs: UnixFS
+  try {
+    unixfs = UnixFS.unmarshal(node.Data)
+  } catch {
+    return []
+  }
+  if (unixfs.type === 'file' || unixfs.type === 'raw') return node.Links.map((l) => l.Hash as unknown as CID)
+  if (unixfs.type === 'hamt-sharded-directory') {
+    // A shard's sub-shard links are named by their bucket alone (hex, fixed width); entries add a name.
+    const width = ((Number(unixfs.fanout ?? 256n) - 1).toString(16) || '0').length
+    return node.Links.filter((l) => (l.Name ?? '').length === width).map((l) => l.Hash as unknown as CID)
+  }
+  return []
+}
+
+/**
+ * The children of a UnixFS file node that hold bytes of [from, to] (inclusive, file offsets),
+ * with the file offset each child starts at. `offset` is where this node's bytes start.
+ */
+export function fileLinksInRange(
+  cid: CID,
+  bytes: Uint8Array,
+  offset: number,
+  range: { from: number; to: number },
+): Array<{ cid: CID; offset: number }> {
+  if (cid.code !== CODEC_DAG_PB) return []
+  const node = dagPb.decode(bytes)
+  if (node.Data === undefined) return []
+  const unixfs = UnixFS.unmarshal(node.Data)
+  if (unixfs.type !== 'file' && unixfs.type !== 'raw') return []
+  // A node's own data comes before its children's.
+  let start = offset + (unixfs.data?.byteLength ?? 0)
+  const out: Array<{ cid: CID; offset: number }> = []
+  node.Links.forEach((link, i) => {
+    const size = Number(unixfs.blockSizes[i] ?? 0n)
+    const end = start + size - 1
+    if (size > 0 && end >= range.from && start <= range.to)
+      out.push({ cid: link.Hash as unknown as CID, offset: start })
+    start += size
+  })
+  return out
+}
+
+/** The byte length of a UnixFS file or raw block, or undefined for anything else. */
+export function fileSizeOf(cid: CID, bytes: Uint8Array): number | undefined {
+  if (cid.code === CODEC_RAW) return bytes.byteLength
+  if (cid.code !== CODEC_DAG_PB) return undefined
+  const node = dagPb.decode(bytes)
+  if (node.Data === undefined) return undefined
+  const unixfs = UnixFS.unmarshal(node.Data)
+  return unixfs.type === 'file' || unixfs.type === 'raw' ? Number(unixfs.fileSize()) : undefined
+}
+
+export function isIdentity(cid: CID): boolean {
+  return cid.multihash.code === HASH_IDENTITY
+}
