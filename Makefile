@@ -21,12 +21,15 @@ ifneq ($(SYS_NODE_MAJOR),24)
   export PATH := $(NODE_HOME)/bin:$(PATH)
 endif
 
-.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo images chart-test clean
+.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo images base-image chart-tools chart-test chart-e2e clean
 
 help:
 	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it)"
 	@echo "make test            everything CI checks"
 	@echo "make bench           benchmarks against the machine's limits and Kubo"
+	@echo "make images          build the container image with podman (offline base image first)"
+	@echo "make chart-test      helm lint, helm-unittest and kubeconform on charts/mycel"
+	@echo "make chart-e2e       run the rendered chart as podman containers (upload, kill a node, read back)"
 
 $(NODE_HOME)/bin/node:
 	@mkdir -p $(TOOLS)
@@ -62,8 +65,12 @@ format: install
 run: build
 	node services/cli/dist/bin.js local --nodes $(NODES) --data-dir $(CURDIR)/.data
 
-test: build lint
-	node tests/run.mjs
+# The chart checks (make chart-test) run first; their counts join the last line of tests/run.mjs
+# through MYCEL_EXTRA_RESULTS. A chart check that fails is counted there, so the node suites still run.
+test: build lint chart-tools
+	@rm -f $(CHART_RESULTS)
+	-@$(MAKE) --no-print-directory chart-test
+	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) node tests/run.mjs
 
 bench: build kubo
 	KUBO_BIN=$(KUBO_BIN) node tests/dist/bench/run.js
@@ -88,3 +95,77 @@ $(KUBO_BIN):
 
 clean:
 	rm -rf services/*/dist tests/dist services/proto/src/gen node_modules
+
+# ---------------------------------------------------------------------------------------------
+# Containers and Helm (see README.md "Containers and Helm" and deploy/README.md).
+
+IMAGE ?= localhost/mycel:$(shell node -p 'require("./package.json").version' 2>/dev/null || echo dev)
+export CONTAINERS_CONF ?= $(CURDIR)/deploy/containers.conf
+# npm inside `podman build` reaches the registry through a proxy whose CA only the host trusts:
+# mount that CA and an npmrc that names it, for the build only (nothing lands in the image).
+HOST_CA ?= /etc/ssl/certs/ca-certificates.crt
+BUILD_MOUNTS := $(if $(wildcard $(HOST_CA)),-v $(HOST_CA):/run/host-ca.crt:ro -v $(CURDIR)/deploy/npmrc-host-ca:/usr/local/etc/npmrc:ro)
+
+base-image: $(NODE_HOME)/bin/node
+	deploy/build-base-image.sh $(NODE_HOME)
+
+images: base-image
+	podman build --pull=never $(BUILD_MOUNTS) --ignorefile deploy/Containerfile.ignore -f deploy/Containerfile -t $(IMAGE) .
+	podman run --rm --pull=never $(IMAGE) --help >/dev/null
+	@echo "built $(IMAGE)"
+
+# The rendered chart as real containers (deploy/chart-e2e.py): needs podman, root, debootstrap
+# (containers.md); about 1 minute after the image is built. Not part of `make test`.
+chart-e2e: images $(HELM)
+	HELM=$(HELM) IMAGE=$(IMAGE) python3 deploy/chart-e2e.py
+
+# Chart tools, pinned and built from the Go module proxy into .tools (kubernetes-tools.md). The Go
+# module and build caches stay at their defaults, so a rebuild after `rm -rf .tools` is quick.
+HELM_VERSION := v3.22.0
+HELM_UNITTEST_VERSION := v1.1.2
+KUBECONFORM_VERSION := v0.8.0
+K8S_VALIDATE_VERSION := 1.37.0
+CHART_K8S_VERSION := 1.34.0
+HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
+HELM_UNITTEST := $(TOOLS)/helm-unittest-$(HELM_UNITTEST_VERSION)/untt
+KUBECONFORM := $(TOOLS)/kubeconform-$(KUBECONFORM_VERSION)/kubeconform
+K8S_SCHEMAS := $(TOOLS)/k8s-schemas-$(K8S_VALIDATE_VERSION)
+CHART_RESULTS := $(CURDIR)/.test-tmp/chart-results.txt
+
+$(HELM):
+	@mkdir -p $(dir $@)
+	@echo "building helm $(HELM_VERSION) (about 2 minutes cold)"
+	GOBIN=$(dir $@) go install -ldflags "-s -w" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# helm-unittest's go.mod has a replace directive, so `go install` refuses it: build it as the main
+# module from a writable copy.
+$(HELM_UNITTEST):
+	@mkdir -p $(dir $@) $(TOOLS)/src
+	@echo "building helm-unittest $(HELM_UNITTEST_VERSION)"
+	set -euo pipefail; \
+	  dir=$$(go mod download -json github.com/helm-unittest/helm-unittest@$(HELM_UNITTEST_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$dir"; \
+	  src=$(TOOLS)/src/helm-unittest-$(HELM_UNITTEST_VERSION); rm -rf $$src; cp -r $$dir $$src; chmod -R u+w $$src; \
+	  cd $$src && go build -ldflags "-s -w" -o $@.tmp ./cmd/helm-unittest && mv $@.tmp $@
+
+$(KUBECONFORM):
+	@mkdir -p $(dir $@)
+	@echo "building kubeconform $(KUBECONFORM_VERSION)"
+	GOBIN=$(dir $@) go install -ldflags "-s -w" github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
+# Kubernetes JSON schemas for offline validation, from the PyPI wheel kubernetes-validate; each
+# file's $id and absolute $refs are rewritten so kubeconform resolves them locally.
+$(K8S_SCHEMAS)/.stamp:
+	@mkdir -p $(TOOLS)/src
+	set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	  python3 -m pip download --quiet --no-deps --dest $$tmp kubernetes-validate==$(K8S_VALIDATE_VERSION); \
+	  rm -rf $(K8S_SCHEMAS) && mkdir -p $(K8S_SCHEMAS); \
+	  python3 charts/rewrite-k8s-schemas.py $$tmp/kubernetes_validate-$(K8S_VALIDATE_VERSION)-py3-none-any.whl \
+	    $(K8S_SCHEMAS) v$(CHART_K8S_VERSION)-local v$(CHART_K8S_VERSION)-local-strict
+	@touch $@
+
+chart-tools: $(HELM) $(HELM_UNITTEST) $(KUBECONFORM) $(K8S_SCHEMAS)/.stamp
+
+chart-test: chart-tools
+	@HELM=$(HELM) HELM_UNITTEST=$(HELM_UNITTEST) KUBECONFORM=$(KUBECONFORM) K8S_SCHEMAS=$(K8S_SCHEMAS) \
+	  K8S_VERSION=$(CHART_K8S_VERSION) RESULTS=$(CHART_RESULTS) charts/test.sh

@@ -1,0 +1,165 @@
+{{/* vim: set filetype=mustache: */}}
+
+{{/* mycel.name: the chart name, or nameOverride. */}}
+{{- define "mycel.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+mycel.fullname: the prefix of every resource name: the release name (or fullnameOverride), so
+node pods are <release>-node-<i> behind <release>-node-headless and the gateway is <release>-gateway.
+*/}}
+{{- define "mycel.fullname" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* mycel.node.fullname: the StatefulSet name; pods are <this>-<i>. */}}
+{{- define "mycel.node.fullname" -}}
+{{- printf "%s-node" (include "mycel.fullname" .) | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* mycel.node.headless: the headless Service that gives node pods stable DNS names. */}}
+{{- define "mycel.node.headless" -}}
+{{- printf "%s-node-headless" (include "mycel.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* mycel.gateway.fullname */}}
+{{- define "mycel.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "mycel.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* mycel.chart: chart name and version for the helm.sh/chart label. */}}
+{{- define "mycel.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* mycel.labels: common labels. */}}
+{{- define "mycel.labels" -}}
+helm.sh/chart: {{ include "mycel.chart" . }}
+app.kubernetes.io/name: {{ include "mycel.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mycel
+{{- end -}}
+
+{{/* mycel.selectorLabels: labels that select one component; call with (dict "ctx" . "component" "node"). */}}
+{{- define "mycel.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mycel.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* mycel.componentLabels: common labels plus the component. */}}
+{{- define "mycel.componentLabels" -}}
+{{ include "mycel.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* mycel.image: repository:tag, the tag defaulting to appVersion. */}}
+{{- define "mycel.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* mycel.serviceAccountName */}}
+{{- define "mycel.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "mycel.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* mycel.writeQuorum: W, explicit or a majority of R (as the gateway computes it). */}}
+{{- define "mycel.writeQuorum" -}}
+{{- if kindIs "invalid" .Values.writeQuorum -}}
+{{- add (div (int .Values.replication) 2) 1 -}}
+{{- else -}}
+{{- int .Values.writeQuorum -}}
+{{- end -}}
+{{- end -}}
+
+{{/* mycel.node.maxUnavailable: explicit, or R - W (the most nodes that can be down with writes still reaching W). */}}
+{{- define "mycel.node.maxUnavailable" -}}
+{{- if kindIs "invalid" .Values.node.pdb.maxUnavailable -}}
+{{- sub (int .Values.replication) (int (include "mycel.writeQuorum" .)) -}}
+{{- else -}}
+{{- int .Values.node.pdb.maxUnavailable -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+mycel.peers: every node's stable DNS name and gRPC port, comma-separated, for the gateway's
+MYCEL_PEERS: <node-statefulset>-<i>.<headless>.<namespace>.svc.cluster.local:<grpcPort>.
+Membership is static in this version.
+*/}}
+{{- define "mycel.peers" -}}
+{{- $sts := include "mycel.node.fullname" . -}}
+{{- $svc := include "mycel.node.headless" . -}}
+{{- $peers := list -}}
+{{- range $i := until (int .Values.node.replicas) -}}
+{{- $peers = append $peers (printf "%s-%d.%s.%s.svc.cluster.local:%d" $sts $i $svc $.Release.Namespace (int $.Values.node.grpcPort)) -}}
+{{- end -}}
+{{- join "," $peers -}}
+{{- end -}}
+
+{{/*
+mycel.validateValues: cross-field rules the JSON schema cannot express (they mirror the
+gateway's config checks). Every broken rule is listed, then rendering fails.
+*/}}
+{{- define "mycel.validateValues" -}}
+{{- $messages := list -}}
+{{- $messages = append $messages (include "mycel.validateValues.replication" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.writeQuorum" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.nodePdb" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.gracePeriod" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.zone" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.autoscaling" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.ingress" .) -}}
+{{- $messages = without $messages "" -}}
+{{- if $messages -}}
+{{- fail (printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.replication" -}}
+{{- if gt (int .Values.replication) (int .Values.node.replicas) -}}
+replication: {{ .Values.replication }} copies need at least as many nodes, but node.replicas is {{ .Values.node.replicas }}
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.writeQuorum" -}}
+{{- if and (not (kindIs "invalid" .Values.writeQuorum)) (gt (int .Values.writeQuorum) (int .Values.replication)) -}}
+writeQuorum: {{ .Values.writeQuorum }} must not exceed replication ({{ .Values.replication }})
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.nodePdb" -}}
+{{- if and .Values.node.pdb.enabled (not (kindIs "invalid" .Values.node.pdb.maxUnavailable)) (gt (int .Values.node.pdb.maxUnavailable) (sub (int .Values.replication) 1)) -}}
+node.pdb.maxUnavailable: {{ .Values.node.pdb.maxUnavailable }} would allow every copy of a block to be down; at most replication - 1 = {{ sub (int .Values.replication) 1 }}
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.gracePeriod" -}}
+{{- if le (mul (int .Values.node.terminationGracePeriodSeconds) 1000) (int .Values.node.shutdownTimeoutMs) -}}
+node.terminationGracePeriodSeconds: {{ .Values.node.terminationGracePeriodSeconds }}s must be longer than node.shutdownTimeoutMs ({{ .Values.node.shutdownTimeoutMs }} ms), or nodes are killed before they drain
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.zone" -}}
+{{- if and (eq .Values.node.zone.source "value") (not .Values.node.zone.value) -}}
+node.zone.value: required when node.zone.source is "value"
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.autoscaling" -}}
+{{- if and .Values.gateway.autoscaling.enabled (lt (int .Values.gateway.autoscaling.maxReplicas) (int .Values.gateway.autoscaling.minReplicas)) -}}
+gateway.autoscaling.maxReplicas: {{ .Values.gateway.autoscaling.maxReplicas }} must be at least minReplicas ({{ .Values.gateway.autoscaling.minReplicas }})
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.ingress" -}}
+{{- if and .Values.gateway.ingress.enabled (not .Values.gateway.ingress.hosts) -}}
+gateway.ingress.hosts: at least one host is required when gateway.ingress.enabled is true
+{{- end -}}
+{{- end -}}
