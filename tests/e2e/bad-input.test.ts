@@ -136,7 +136,7 @@ describe('bad input is rejected clearly and leaves the service and data intact',
   it('wrong methods → 405 with Allow', async () => {
     const res = await fetch(`${cluster.gatewayUrl}/ipfs/${keep.cid}`, { method: 'DELETE' })
     assert.equal(res.status, 405)
-    assert.equal(res.headers.get('allow'), 'GET, HEAD')
+    assert.equal(res.headers.get('allow'), 'GET, HEAD, OPTIONS')
     const rpc = await fetch(`${cluster.gatewayUrl}/api/v0/add`)
     assert.equal(rpc.status, 405)
   })

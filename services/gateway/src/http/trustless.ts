@@ -1,14 +1,18 @@
 import { createHash } from 'node:crypto'
-import { InvalidArgumentError, UnsupportedFormatError } from '@mycel/core'
+import { type CID, InvalidArgumentError, UnsupportedFormatError } from '@mycel/core'
 import type { Request, Response } from 'express'
 import type { GatewayRuntime } from '../gateway-runtime.js'
 import { pipeCar } from '../ipld/car.js'
 import { type Block, type DagScope, walkDag } from '../ipld/dag-walk.js'
 import { fileSizeOf } from '../ipld/links.js'
-import { type ContentPath, formatContentPath, resolveContentPath } from './resolve.js'
+import { parseRange } from './range.js'
+import { type ContentPath, headerContentPath, resolveContentPath } from './resolve.js'
 
 /** Content is addressed by hash, so a response for a CID never changes (IPFS gateway spec). */
 export const IMMUTABLE = 'public, max-age=29030400, immutable'
+
+/** Multihash code of the identity "hash". */
+const IDENTITY_CODE = 0x00
 
 export const RAW_MEDIA_TYPE = 'application/vnd.ipld.raw'
 export const CAR_MEDIA_TYPE = 'application/vnd.ipld.car'
@@ -49,8 +53,11 @@ export function negotiate(req: Request): TrustlessRequest | undefined {
   let accepted: { type: string; params: Map<string, string> } | undefined
   if (format !== undefined) {
     if (format === 'raw') accepted = { type: RAW_MEDIA_TYPE, params: new Map() }
-    else if (format === 'car') accepted = { type: CAR_MEDIA_TYPE, params: new Map() }
-    else if (format in UNSUPPORTED_FORMATS) {
+    else if (format === 'car') {
+      // ?format=car picks CAR; an Accept CAR media range may still carry its order/dups params.
+      const media = parseAccept(req.headers.accept ?? '').find((m) => m.type === CAR_MEDIA_TYPE)
+      accepted = { type: CAR_MEDIA_TYPE, params: media?.params ?? new Map() }
+    } else if (format in UNSUPPORTED_FORMATS) {
       throw new UnsupportedFormatError(
         `format=${format} is not supported yet; this gateway serves format=raw and format=car`,
       )
@@ -171,19 +178,22 @@ export async function serveTrustless(
   const cluster = runtime.cluster
   const visited: Block[] = []
   let terminal: Block
+  const roots: CID[] = [path.root]
   if (path.segments.length === 0) {
     terminal = { cid: path.root, bytes: await cluster.getBlock(path.root, { signal }) }
   } else {
-    const entry = await resolveContentPath(cluster, path, signal, visited)
+    roots.length = 0
+    const entry = await resolveContentPath(cluster, path, signal, visited, roots)
     const cid = entry.cid as unknown as Block['cid']
     const seenTerminal = visited.find((b) => b.cid.equals(cid))
     terminal = seenTerminal ?? { cid, bytes: await cluster.getBlock(cid, { signal }) }
   }
-  const requestPath = formatContentPath(path)
+  const requestPath = headerContentPath(path)
   const filename = typeof req.query.filename === 'string' ? req.query.filename : undefined
   res.set({
     'Cache-Control': IMMUTABLE,
     'X-Ipfs-Path': requestPath,
+    'X-Ipfs-Roots': roots.map((c) => c.toString()).join(','),
     'X-Content-Type-Options': 'nosniff',
     Vary: 'Accept',
   })
@@ -193,15 +203,28 @@ export async function serveTrustless(
       Etag: etag,
       'Content-Type': RAW_MEDIA_TYPE,
       'Content-Disposition': attachment(filename ?? `${terminal.cid.toString()}.bin`),
-      'Content-Length': String(terminal.bytes.byteLength),
     })
     if (etagMatches(req.headers['if-none-match'], etag)) {
       res.status(304).end()
       return
     }
-    res.status(200)
+    // A single byte range of the block is allowed (path-raw-gateway), as for files.
+    const size = terminal.bytes.byteLength
+    res.set('Accept-Ranges', 'bytes')
+    let range: { start: number; end: number } | undefined
+    try {
+      range = parseRange(req.headers.range, size)
+    } catch (err) {
+      res.set('Content-Range', `bytes */${size}`)
+      throw err
+    }
+    const body = Buffer.from(terminal.bytes.buffer, terminal.bytes.byteOffset, size)
+    const part = range === undefined ? body : body.subarray(range.start, range.end + 1)
+    if (range !== undefined) res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
+    else res.status(200)
+    res.set('Content-Length', String(part.byteLength))
     if (req.method === 'HEAD') res.end()
-    else res.end(Buffer.from(terminal.bytes.buffer, terminal.bytes.byteOffset, terminal.bytes.byteLength))
+    else res.end(part)
     return
   }
   const dups = request.dups ? 'y' : 'n'
@@ -256,7 +279,11 @@ export async function serveTrustless(
       seen,
     })
   }
-  await pipeCar(res, [path.root], blocks(), (err) => {
+  // Identity CIDs carry their bytes inline: never written as blocks, even with dups=y (spec).
+  async function* withoutIdentity(): AsyncGenerator<Block> {
+    for await (const b of blocks()) if (b.cid.multihash.code !== IDENTITY_CODE) yield b
+  }
+  await pipeCar(res, [path.root], withoutIdentity(), (err) => {
     if (!signal.aborted)
       runtime.log.warn({ path: requestPath, err: String(err) }, 'CAR response failed mid-stream')
   })
