@@ -43,6 +43,12 @@ describe('kubo-rpc-client against the gateway', () => {
     assert.match(String(version.version), /^\d+\.\d+\.\d+/)
   })
 
+  it('reports an identity the client parses as a libp2p PeerID', async () => {
+    const id = await client.id()
+    assert.match(id.id.toString(), /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/)
+    assert.match(String(id.agentVersion), /^mycel\//)
+  })
+
   it('surfaces Mycel errors as client errors', async () => {
     await assert.rejects(
       client.add(Buffer.from('x'), { chunker: 'rabin-1-2-3' }),

@@ -2,10 +2,13 @@ import { VERSION } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
+import { createPeerIdentity } from './peer-identity.js'
 
 /** Kubo RPC commands other than add: version and id (the rest arrive with IPFS compatibility). */
 @Controller('api/v0')
 export class KuboRpcController {
+  private readonly identity = createPeerIdentity()
+
   constructor(@Inject(GatewayRuntime) private readonly runtime: GatewayRuntime) {}
 
   @All('version')
@@ -24,8 +27,8 @@ export class KuboRpcController {
   id(@Req() req: Request, @Res() res: Response): void {
     if (!requirePost(req, res)) return
     res.json({
-      ID: 'mycel-gateway',
-      PublicKey: '',
+      ID: this.identity.id,
+      PublicKey: this.identity.publicKey,
       Addresses: [],
       AgentVersion: `mycel/${VERSION}`,
       Protocols: [],
