@@ -8,7 +8,7 @@ import { importer } from 'ipfs-unixfs-importer'
 import { startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
 import { deterministicBytes, sha256, sha256OfResponse, writeDeterministicFile } from '../helpers/data.js'
 import { kuboAdd, rawUpload } from '../helpers/http.js'
-import { KUBO_VECTORS } from '../helpers/kubo-vectors.js'
+import { KUBO_DIR_VECTORS, KUBO_VECTORS } from '../helpers/kubo-vectors.js'
 
 /** The CID the reference JS importer gives, with Kubo's `--cid-version=1` parameters. */
 async function referenceCid(bytes: Uint8Array): Promise<string> {
@@ -48,6 +48,24 @@ describe('upload and download through the gateway (3 nodes, R=3, W=2)', () => {
         assert.deepEqual(add.lines, [{ Name: 'f', Hash: v.cidV1, Size: v.kuboSize }])
         const v0 = await kuboAdd(cluster.gatewayUrl, [{ name: 'f', bytes }], '?cid-version=0')
         assert.equal(v0.lines[0]?.Hash, v.cidV0, 'cid-version=0 matches Kubo default add')
+      })
+    }
+  })
+
+  describe('directory CID parity with Kubo `ipfs add -w`', () => {
+    for (const v of KUBO_DIR_VECTORS) {
+      it(`${v.files.map((f) => f.name).join(' + ')} wrapped gives ${v.cidV1}`, async () => {
+        const files = v.files.map((f) => ({ name: f.name, bytes: deterministicBytes(f.size, f.seed) }))
+        const add = await kuboAdd(cluster.gatewayUrl, files, '?wrap-with-directory=true')
+        assert.equal(add.status, 200, add.text)
+        assert.deepEqual(add.lines.at(-1), { Name: '', Hash: v.cidV1, Size: add.lines.at(-1)?.Size })
+        const v0 = await kuboAdd(cluster.gatewayUrl, files, '?wrap-with-directory=true&cid-version=0')
+        assert.equal(v0.lines.at(-1)?.Hash, v.cidV0)
+        for (const f of files) {
+          const res = await fetch(`${cluster.gatewayUrl}/ipfs/${v.cidV1}/${f.name}`)
+          assert.equal(res.status, 200)
+          assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(f.bytes))
+        }
       })
     }
   })
