@@ -9,7 +9,7 @@ import { GatewayRuntime } from '../gateway-runtime.js'
 import { contentDisposition, SNIFF_BYTES, sniffContentType, typeByName } from './content-type.js'
 import { parseRange } from './range.js'
 import { type ContentPath, headerContentPath, resolveContentPath } from './resolve.js'
-import { IMMUTABLE, negotiate, serveTrustless } from './trustless.js'
+import { negotiate, serveTrustless, setContentPathHeaders } from './trustless.js'
 
 /** Blocks fetched ahead of the one being sent, so node round trips overlap. */
 const READ_AHEAD_BLOCKS = 8
@@ -78,15 +78,8 @@ export class IpfsController {
       roots,
     )
     const requestPath = `${headerContentPath({ root, segments })}${req.path.endsWith('/') ? '/' : ''}`
-    res.set({
-      Etag: `"${entry.cid.toString()}"`,
-      'Cache-Control': IMMUTABLE,
-      'X-Ipfs-Path': requestPath,
-      'X-Ipfs-Roots': roots.map((c) => c.toString()).join(','),
-      'X-Content-Type-Options': 'nosniff',
-      // The same URL also serves raw blocks and CARs, chosen by Accept.
-      Vary: 'Accept',
-    })
+    setContentPathHeaders(res, requestPath, roots)
+    res.set('Etag', `"${entry.cid.toString()}"`)
     if (entry.type === 'directory') {
       await this.serveDirectory(entry, { root, segments }, requestPath, req, res, abort.signal)
       return

@@ -133,25 +133,35 @@ export class KuboDagController {
     res.status(200).json({ Objects: [{ Hash: arg, Links: links }] })
   }
 
+  /** The verified block named by `arg`, for block/get and block/stat; undefined once a 405 is sent. */
+  private async readBlockArg(
+    req: Request,
+    res: Response,
+    options: ReadonlySet<string>,
+    command: string,
+  ): Promise<{ cid: CID; bytes: Uint8Array } | undefined> {
+    if (!requirePost(req, res)) return undefined
+    const query = req.query as Query
+    rejectUnknownOptions(query, options, command)
+    const cid = blockArg(query, command)
+    return { cid, bytes: await this.runtime.cluster.getBlock(cid, abortOnClose(res)) }
+  }
+
   /** `block/get`: the raw bytes of one block, verified. */
   @All('block/get')
   async blockGet(@Req() req: Request, @Res() res: Response): Promise<void> {
-    if (!requirePost(req, res)) return
-    const query = req.query as Query
-    rejectUnknownOptions(query, BLOCK_GET_OPTIONS, 'block/get')
-    const cid = blockArg(query, 'block/get')
-    const bytes = await this.runtime.cluster.getBlock(cid, abortOnClose(res))
+    const block = await this.readBlockArg(req, res, BLOCK_GET_OPTIONS, 'block/get')
+    if (block === undefined) return
+    const { bytes } = block
     res.status(200).set('Content-Type', 'application/octet-stream').send(Buffer.from(bytes))
   }
 
   /** `block/stat`: {Key, Size} of one block (read and verified, so Size is what is stored). */
   @All('block/stat')
   async blockStat(@Req() req: Request, @Res() res: Response): Promise<void> {
-    if (!requirePost(req, res)) return
-    const query = req.query as Query
-    rejectUnknownOptions(query, BLOCK_STAT_OPTIONS, 'block/stat')
-    const cid = blockArg(query, 'block/stat')
-    const bytes = await this.runtime.cluster.getBlock(cid, abortOnClose(res))
+    const block = await this.readBlockArg(req, res, BLOCK_STAT_OPTIONS, 'block/stat')
+    if (block === undefined) return
+    const { cid, bytes } = block
     res.status(200).json({ Key: cid.toString(), Size: bytes.byteLength })
   }
 

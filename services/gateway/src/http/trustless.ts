@@ -14,6 +14,20 @@ export const IMMUTABLE = 'public, max-age=29030400, immutable'
 /** Multihash code of the identity "hash". */
 const IDENTITY_CODE = 0x00
 
+/**
+ * Headers every /ipfs response carries, whatever its format: immutable caching, the content path
+ * and the CIDs along it, and Vary because one URL serves files, raw blocks and CARs by Accept.
+ */
+export function setContentPathHeaders(res: Response, requestPath: string, roots: readonly CID[]): void {
+  res.set({
+    'Cache-Control': IMMUTABLE,
+    'X-Ipfs-Path': requestPath,
+    'X-Ipfs-Roots': roots.map((c) => c.toString()).join(','),
+    'X-Content-Type-Options': 'nosniff',
+    Vary: 'Accept',
+  })
+}
+
 export const RAW_MEDIA_TYPE = 'application/vnd.ipld.raw'
 export const CAR_MEDIA_TYPE = 'application/vnd.ipld.car'
 
@@ -190,13 +204,7 @@ export async function serveTrustless(
   }
   const requestPath = headerContentPath(path)
   const filename = typeof req.query.filename === 'string' ? req.query.filename : undefined
-  res.set({
-    'Cache-Control': IMMUTABLE,
-    'X-Ipfs-Path': requestPath,
-    'X-Ipfs-Roots': roots.map((c) => c.toString()).join(','),
-    'X-Content-Type-Options': 'nosniff',
-    Vary: 'Accept',
-  })
+  setContentPathHeaders(res, requestPath, roots)
   if (request.format === 'raw') {
     const etag = `"${terminal.cid.toString()}.raw"`
     res.set({
