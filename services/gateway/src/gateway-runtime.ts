@@ -1,5 +1,6 @@
 import type { Server } from 'node:http'
 import { Metadata } from '@grpc/grpc-js'
+import { ClusterBlockstore, deadlineIn, NodeClients, type NodeHandle } from '@mycel/cluster'
 import type { GatewayEnv, Logger } from '@mycel/core'
 import {
   type BeforeApplicationShutdown,
@@ -8,8 +9,6 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common'
-import { ClusterBlockstore } from './cluster/cluster-blockstore.js'
-import { deadlineIn, NodeClients, type NodeHandle } from './cluster/node-clients.js'
 import { GatewayMetrics } from './metrics.js'
 
 export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG')

@@ -1,6 +1,6 @@
+import type { ClusterBlockstore } from '@mycel/cluster'
 import { type CID, InvalidArgumentError, PathNotFoundError, parseCid } from '@mycel/core'
 import { exporter, type UnixFSEntry, walkPath } from 'ipfs-unixfs-exporter'
-import type { ClusterBlockstore } from '../cluster/cluster-blockstore.js'
 import type { Block } from '../ipld/dag-walk.js'
 
 /** An immutable content path: a root CID and the link names below it. */

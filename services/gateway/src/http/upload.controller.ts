@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream'
+import { type ImportedEntry, importToCluster } from '@mycel/cluster'
 import { PayloadTooLargeError } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
-import { type ByteBudget, type ImportedEntry, importToCluster, limitBytes } from '../upload/import.js'
+import { type ByteBudget, limitBytes } from '../upload/limit.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import {
   parseDurability,

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CarBlockIterator } from '@ipld/car/iterator'
 import { CarWriter } from '@ipld/car/writer'
+import type { WriteSession } from '@mycel/cluster'
 import {
   assertStorableBlock,
   BlockTooLargeError,
@@ -17,7 +18,6 @@ import {
   UnsupportedHashError,
 } from '@mycel/core'
 import type { Response } from 'express'
-import type { WriteSession } from '../cluster/write-session.js'
 import type { Block } from './dag-walk.js'
 
 /**

@@ -12,7 +12,6 @@ import {
   UpstreamUnavailableError,
 } from '@mycel/core'
 import { mycelCodeOf } from '@mycel/proto'
-import type { GatewayMetrics } from '../metrics.js'
 import { deadlineIn, isServiceError, type NodeClients, type NodeHandle } from './node-clients.js'
 import { WriteSession } from './write-session.js'
 
@@ -22,6 +21,12 @@ export interface ClusterConfig {
   rpcTimeoutMs: number
   /** Blocks in flight per node on an upload stream. */
   maxInflightPerNode: number
+}
+
+/** Counters the cluster blockstore moves; the embedding service decides their names (prom-client fits). */
+export interface ClusterReadMetrics {
+  blockFetches: { inc(labels: { result: 'ok' | 'corrupt' | 'unreachable' }): void }
+  readRepairs: { inc(labels: { result: 'ok' | 'failed' }): void }
 }
 
 export interface AbortOptions {
@@ -40,9 +45,9 @@ export class ClusterBlockstore {
     private readonly clients: NodeClients,
     readonly config: ClusterConfig,
     logger: Logger,
-    private readonly metrics: GatewayMetrics,
+    private readonly metrics: ClusterReadMetrics,
   ) {
-    this.log = logger.child({ component: 'gateway:cluster' })
+    this.log = logger.child({ component: 'cluster' })
   }
 
   get nodes(): readonly NodeHandle[] {

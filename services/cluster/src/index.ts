@@ -1,0 +1,7 @@
+// Access to the storage nodes as one cluster: node clients, placement-driven write sessions at the
+// write quorum, the verifying cluster blockstore and the Kubo-identical UnixFS import over it.
+// Used by the gateway and by nodes that coordinate requests themselves.
+export * from './cluster-blockstore.js'
+export * from './import.js'
+export * from './node-clients.js'
+export * from './write-session.js'
