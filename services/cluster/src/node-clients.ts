@@ -1,10 +1,11 @@
 import {
+  type ChannelCredentials,
   type ChannelOptions,
   credentials,
   makeGenericClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js'
-import { MAX_GRPC_MESSAGE_BYTES, type PlacementNode } from '@mycel/core'
+import { MAX_GRPC_MESSAGE_BYTES, type Member, type MembershipView } from '@mycel/core'
 import { type BlockServiceClient, BlockServiceService, PutBlocksRequest } from '@mycel/proto'
 
 /**
@@ -24,7 +25,7 @@ const BlockServiceClientWithPreEncodedPuts = makeGenericClientConstructor(
   'mycel.v1.BlockService',
 ) as unknown as new (
   address: string,
-  creds: ReturnType<typeof credentials.createInsecure>,
+  creds: ChannelCredentials,
   options: ChannelOptions,
 ) => BlockServiceClient
 
@@ -61,9 +62,8 @@ export function encodePutBlocksRequest(seq: bigint, cid: Uint8Array, data: Uint8
   return out
 }
 
-/** A storage node as the gateway knows it, with its gRPC client. */
-export interface NodeHandle extends PlacementNode {
-  address: string
+/** A storage node as a coordinating process knows it: its membership record and a gRPC client. */
+export interface NodeHandle extends Member {
   client: BlockServiceClient
 }
 
@@ -82,30 +82,66 @@ const CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 5_000,
 }
 
+export interface NodeClientsOptions {
+  /** Channel credentials for every node (insecure by default; mutual TLS in production). */
+  credentials?: ChannelCredentials
+}
+
 /**
- * Static membership: the configured peers, identified by their address. Placement keys on that
- * address, which is stable in `make run` and for StatefulSet pods; gossip membership with
- * persisted node ids replaces this list when the cluster becomes self-managing.
+ * gRPC clients for the members of a MembershipView, one channel per address, created when a
+ * member appears and closed when it is gone from the view. `nodes` is what placement ranks
+ * (alive and suspect members), so every write session and read sees the membership of the moment.
  */
 export class NodeClients {
-  readonly nodes: NodeHandle[]
+  private readonly clients = new Map<string, BlockServiceClient>()
+  private readonly credentials: ChannelCredentials
+  private readonly unsubscribe: () => void
+  /** Handles of the placeable members, rebuilt after a membership change (reads use it per block). */
+  private cached: NodeHandle[] | undefined
 
-  constructor(addresses: readonly string[]) {
-    this.nodes = addresses.map((address) => ({
-      id: address,
-      address,
-      zone: 'default',
-      weight: 1,
-      client: new BlockServiceClientWithPreEncodedPuts(
-        address,
-        credentials.createInsecure(),
-        CHANNEL_OPTIONS,
-      ),
-    }))
+  constructor(
+    readonly membership: MembershipView,
+    options: NodeClientsOptions = {},
+  ) {
+    this.credentials = options.credentials ?? credentials.createInsecure()
+    this.unsubscribe = membership.onChange((members) => {
+      this.cached = undefined
+      this.closeDeparted(members)
+    })
+  }
+
+  /** Placeable members with their clients. */
+  get nodes(): NodeHandle[] {
+    this.cached ??= this.membership
+      .placementMembers()
+      .map((m) => ({ ...m, client: this.clientFor(m.address) }))
+    return this.cached
+  }
+
+  /** The client for one address (any member, in any state). */
+  clientFor(address: string): BlockServiceClient {
+    let client = this.clients.get(address)
+    if (!client) {
+      client = new BlockServiceClientWithPreEncodedPuts(address, this.credentials, CHANNEL_OPTIONS)
+      this.clients.set(address, client)
+    }
+    return client
+  }
+
+  private closeDeparted(members: readonly Member[]): void {
+    const known = new Set(members.map((m) => m.address))
+    for (const [address, client] of this.clients) {
+      if (!known.has(address)) {
+        client.close()
+        this.clients.delete(address)
+      }
+    }
   }
 
   close(): void {
-    for (const n of this.nodes) n.client.close()
+    this.unsubscribe()
+    for (const c of this.clients.values()) c.close()
+    this.clients.clear()
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http'
 import { Metadata } from '@grpc/grpc-js'
 import { ClusterBlockstore, deadlineIn, NodeClients, type NodeHandle } from '@mycel/cluster'
-import type { GatewayEnv, Logger } from '@mycel/core'
+import { type GatewayEnv, type Logger, StaticMembership } from '@mycel/core'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -50,7 +50,7 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     @Inject(LOGGER) logger: Logger,
   ) {
     this.log = logger
-    this.clients = new NodeClients(config.MYCEL_PEERS)
+    this.clients = new NodeClients(StaticMembership.fromAddresses(config.MYCEL_PEERS))
     this.cluster = new ClusterBlockstore(
       this.clients,
       {
