@@ -18,6 +18,7 @@ import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
 import { createBlockService } from './grpc/block-service.js'
 import { loadOrCreateNodeId } from './identity.js'
+import { NODE_COMPONENTS, type NodeComponent, type NodeContext } from './node-component.js'
 
 export const NODE_CONFIG = Symbol('NODE_CONFIG')
 export const LOGGER = Symbol('LOGGER')
@@ -80,6 +81,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
   constructor(
     @Inject(NODE_CONFIG) private readonly config: NodeEnv,
     @Inject(LOGGER) logger: Logger,
+    @Inject(NODE_COMPONENTS) private readonly components: NodeComponent[],
   ) {
     this.log = logger.child({ component: 'node:runtime' })
     this.metrics = new NodeMetrics(() => this.store)
@@ -116,8 +118,27 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
         identity: { nodeId: this.nodeId, zone: cfg.MYCEL_ZONE, capacityBytes: cfg.MYCEL_CAPACITY_BYTES },
       }),
     )
+    const ctx: NodeContext = {
+      config: cfg,
+      nodeId: this.nodeId,
+      store: this.store,
+      metrics: this.metrics,
+      logger: this.log,
+    }
+    const protoFiles = ['mycel/v1/block.proto']
+    for (const c of this.components) {
+      await c.register?.(ctx, {
+        addService: (definition, implementation, protoFile) => {
+          server.addService(definition, implementation)
+          protoFiles.push(protoFile)
+        },
+      })
+    }
     this.health.addToServer(server)
-    const pkg = protoLoader.loadSync(join(PROTO_DIR, 'mycel/v1/block.proto'), { includeDirs: [PROTO_DIR] })
+    const pkg = protoLoader.loadSync(
+      protoFiles.map((f) => join(PROTO_DIR, f)),
+      { includeDirs: [PROTO_DIR] },
+    )
     new ReflectionService(pkg).addToServer(server)
     const { host, port } = splitHostPort(cfg.MYCEL_GRPC_LISTEN)
     const bound = await new Promise<number>((resolve, reject) =>
@@ -131,11 +152,19 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     this.grpcAddress = `${host}:${bound}`
     this.health.setStatus('', 'SERVING')
     this.health.setStatus('mycel.v1.BlockService', 'SERVING')
+    for (const c of this.components) await c.start?.({ ...ctx, grpcAddress: this.grpcAddress })
   }
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
     const server = this.server
     if (server === undefined) return
+    for (const c of [...this.components].reverse()) {
+      try {
+        await c.stop?.()
+      } catch (err) {
+        this.log.warn({ err: String(err) }, 'component failed to stop cleanly')
+      }
+    }
     this.log.info({ signal }, 'shutting down: draining gRPC calls')
     this.health.setStatus('', 'NOT_SERVING')
     this.health.setStatus('mycel.v1.BlockService', 'NOT_SERVING')

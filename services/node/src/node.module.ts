@@ -1,6 +1,8 @@
 import type { Logger, NodeEnv } from '@mycel/core'
 import { type DynamicModule, Module } from '@nestjs/common'
 import { AdminController } from './admin/admin.controller.js'
+import { MEMBERSHIP, staticNodeMembership } from './membership/membership.provider.js'
+import { NODE_COMPONENTS, type NodeComponent } from './node-component.js'
 import { LOGGER, NODE_CONFIG, NodeRuntime } from './node-runtime.js'
 
 @Module({})
@@ -12,6 +14,14 @@ export class NodeModule {
       providers: [
         { provide: NODE_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
+        { provide: MEMBERSHIP, useFactory: () => staticNodeMembership(config) },
+        // The node's components, in start order (stopped in reverse). Each is a provider that
+        // implements NodeComponent; list it in `inject` and it runs with the node.
+        {
+          provide: NODE_COMPONENTS,
+          useFactory: (...components: NodeComponent[]) => components,
+          inject: [],
+        },
         NodeRuntime,
       ],
     }

@@ -2,6 +2,17 @@ import { z } from 'zod'
 import { DEFAULT_REPLICATION } from '../constants.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
 
+/** Comma-separated host:port list. */
+const peerList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p.length > 0),
+  )
+  .pipe(z.array(hostPort))
+
 /** Storage node settings. */
 export const nodeEnvSchema = z.object({
   /** Where RocksDB and the node id live. */
@@ -10,6 +21,10 @@ export const nodeEnvSchema = z.object({
   MYCEL_GRPC_LISTEN: hostPort.default('127.0.0.1:7070'),
   /** Admin HTTP listener: /metrics, /healthz, /readyz. */
   MYCEL_ADMIN_LISTEN: hostPort.default('127.0.0.1:9100'),
+  /** Address peers and gateways dial to reach this node; default MYCEL_GRPC_LISTEN. */
+  MYCEL_ADVERTISE_ADDRESS: hostPort.optional(),
+  /** Other storage nodes' gRPC addresses, comma-separated host:port (may include this one). */
+  MYCEL_PEERS: peerList.default([]),
   /** Failure-domain label. */
   MYCEL_ZONE: z.string().min(1).default('default'),
   /** Capacity offered, in bytes; 0 means unlimited (bounded by the disk). */
@@ -31,12 +46,7 @@ const gatewayEnvShape = z.object({
   /** Storage nodes' gRPC addresses, comma-separated host:port. */
   MYCEL_PEERS: z
     .string({ message: 'required: comma-separated host:port of the storage nodes' })
-    .transform((s) =>
-      s
-        .split(',')
-        .map((p) => p.trim())
-        .filter((p) => p.length > 0),
-    )
+    .pipe(peerList)
     .pipe(z.array(hostPort).min(1, 'at least one peer is required')),
   /** Copies kept of every block. */
   MYCEL_REPLICATION: positiveInt.max(16).default(DEFAULT_REPLICATION),

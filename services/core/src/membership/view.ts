@@ -1,11 +1,17 @@
 import type { PlacementNode } from '../placement/rendezvous.js'
 
 /**
- * A member's state as the cluster's failure detector sees it. `alive` and `suspect` members are
- * placed on (a suspect node may only be slow: dropping it at once would move data on every
- * hiccup); `dead` and `left` members are not, and their data is repaired elsewhere.
+ * A member's state as the cluster's failure detector sees it.
+ * - `joining`: announced, not yet placed on (still syncing membership).
+ * - `alive`: placed on and routed to.
+ * - `suspect`: missed probes; still placed on and routed to (it may only be slow: dropping it at
+ *   once would move data on every hiccup).
+ * - `left`: stopped on purpose (SIGTERM, e.g. a rolling restart): still placed on, since its data
+ *   is expected back, but not routed to: reads and writes go to the next nodes in rank order.
+ * - `dead`: declared gone after the grace period: no longer placed on; repair restores its data
+ *   elsewhere.
  */
-export type MemberState = 'alive' | 'suspect' | 'dead' | 'left'
+export type MemberState = 'joining' | 'alive' | 'suspect' | 'left' | 'dead'
 
 /** A storage node as membership knows it. Placement keys on `id`, never on the address. */
 export interface Member extends PlacementNode {
@@ -29,13 +35,19 @@ export interface MembershipView {
   readonly self?: Member
   /** Every known member, in any state. */
   members(): readonly Member[]
-  /** Members placement ranks: alive and suspect. */
+  /** Members placement ranks: alive, suspect and left. */
   placementMembers(): readonly Member[]
   /** Called after any member's state or labels change; returns an unsubscribe function. */
   onChange(listener: (members: readonly Member[]) => void): () => void
 }
 
+/** Placement ranks this member (its data belongs there). */
 export function isPlaceable(m: Member): boolean {
+  return m.state === 'alive' || m.state === 'suspect' || m.state === 'left'
+}
+
+/** Requests may be sent to this member now. */
+export function isRoutable(m: Member): boolean {
   return m.state === 'alive' || m.state === 'suspect'
 }
 

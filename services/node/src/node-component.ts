@@ -1,0 +1,39 @@
+import type { Server } from '@grpc/grpc-js'
+import type { Logger, NodeEnv } from '@mycel/core'
+import type { NodeMetrics } from './admin/metrics.js'
+import type { BlockStore } from './block-store/block-store.js'
+
+/** What the runtime hands each component once the node's identity and store exist. */
+export interface NodeContext {
+  config: NodeEnv
+  nodeId: string
+  store: BlockStore
+  metrics: NodeMetrics
+  logger: Logger
+}
+
+/** Registration of extra gRPC services before the server binds. */
+export interface GrpcRegistrar {
+  /** Adds a service; `protoFile` (relative to proto/) is also served by reflection. */
+  addService(
+    definition: Parameters<Server['addService']>[0],
+    implementation: Parameters<Server['addService']>[1],
+    protoFile: string,
+  ): void
+}
+
+/**
+ * A part of the node with a lifecycle tied to the runtime's (membership, repair, public API...).
+ * Components are listed in NodeModule; the runtime calls them in that order, and `stop` in
+ * reverse order before gRPC drains, so a component can still talk to peers while it stops.
+ */
+export interface NodeComponent {
+  /** After the store is open, before gRPC serves: register gRPC services here. */
+  register?(ctx: NodeContext, grpc: GrpcRegistrar): void | Promise<void>
+  /** Once gRPC serves: peers can reach this node. */
+  start?(ctx: NodeContext & { grpcAddress: string }): void | Promise<void>
+  /** At shutdown, before gRPC drains. */
+  stop?(): void | Promise<void>
+}
+
+export const NODE_COMPONENTS = Symbol('NODE_COMPONENTS')
