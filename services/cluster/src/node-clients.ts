@@ -80,6 +80,10 @@ const CHANNEL_OPTIONS: ChannelOptions = {
   // Reconnect quickly after a node restarts (the default backoff grows to 120 s).
   'grpc.initial_reconnect_backoff_ms': 250,
   'grpc.max_reconnect_backoff_ms': 5_000,
+  // A restarted node can come back at a new address under the same name (a Kubernetes StatefulSet
+  // pod gets a new IP): re-resolve within a second of a failure, not grpc-js's default 30 s, during
+  // which every call to that node would wait on the old, vanished address.
+  'grpc.dns_min_time_between_resolutions_ms': 1_000,
 }
 
 export interface NodeClientsOptions {
