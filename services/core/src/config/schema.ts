@@ -74,7 +74,11 @@ export const gatewayEnvSchema = gatewayEnvShape
   }))
 export type GatewayEnv = z.infer<typeof gatewayEnvSchema>
 
+/** The variables each role reads: deployment files (chart, compose) are checked against them. */
+export const NODE_ENV_KEYS: readonly string[] = Object.keys(nodeEnvSchema.shape)
+export const GATEWAY_ENV_KEYS: readonly string[] = Object.keys(gatewayEnvShape.shape)
+
 export const loadNodeEnv = (env: NodeJS.ProcessEnv = process.env) =>
-  parseEnv(nodeEnvSchema, Object.keys(nodeEnvSchema.shape), env)
+  parseEnv(nodeEnvSchema, NODE_ENV_KEYS, env)
 export const loadGatewayEnv = (env: NodeJS.ProcessEnv = process.env) =>
-  parseEnv(gatewayEnvSchema, Object.keys(gatewayEnvShape.shape), env)
+  parseEnv(gatewayEnvSchema, GATEWAY_ENV_KEYS, env)
