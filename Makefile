@@ -21,7 +21,7 @@ ifneq ($(SYS_NODE_MAJOR),24)
   export PATH := $(NODE_HOME)/bin:$(PATH)
 endif
 
-.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo images base-image chart-tools chart-test chart-e2e clean
+.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo host-deps images base-image chart-tools chart-test chart-e2e compose-e2e k8s-tools k8s-up k8s-down k8s-test k8s-run clean
 
 help:
 	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it)"
@@ -30,6 +30,10 @@ help:
 	@echo "make images          build the container image with podman (offline base image first)"
 	@echo "make chart-test      helm lint, helm-unittest and kubeconform on charts/mycel"
 	@echo "make chart-e2e       run the rendered chart as podman containers (upload, kill a node, read back)"
+	@echo "make compose-e2e     run deploy/compose.yaml with podman-compose (upload, kill a node, read back)"
+	@echo "make k8s-test        the chart on a real single-node Kubernetes: install, helm test, pod loss, upgrade, scale, reinstall"
+	@echo "make k8s-up          start that Kubernetes with the image loaded, to try the chart by hand (make k8s-down stops it)"
+	@echo "make host-deps       apt-install the Debian packages the container and Kubernetes checks need (root)"
 
 $(NODE_HOME)/bin/node:
 	@mkdir -p $(TOOLS)
@@ -65,12 +69,25 @@ format: install
 run: build
 	node services/cli/dist/bin.js local --nodes $(NODES) --data-dir $(CURDIR)/.data
 
-# The chart checks (make chart-test) run first; their counts join the last line of tests/run.mjs
-# through MYCEL_EXTRA_RESULTS. A chart check that fails is counted there, so the node suites still run.
+# The chart checks (make chart-test), then the container checks (the rendered chart and the compose
+# file on podman, the chart on a real Kubernetes) run first; their counts join the last line of
+# tests/run.mjs through MYCEL_EXTRA_RESULTS. A check that fails is counted there, so the node suites
+# still run; one that cannot even start (host packages, image build, tools) counts as one failure.
 test: build lint chart-tools
 	@rm -f $(CHART_RESULTS)
 	-@$(MAKE) --no-print-directory chart-test
+	$(call result-step,chart-e2e,chart-e2e)
+	$(call result-step,compose-e2e,compose-e2e)
+	$(call result-step,k8s,k8s-run)
 	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) node tests/run.mjs
+
+# $(call result-step,NAME,TARGET): runs TARGET with E2E_RESULTS set; when it ends without its
+# "NAME passed N failed N" line, one failure is recorded under NAME.
+define result-step
+-@t0=$$(date +%s); $(MAKE) --no-print-directory $(2) E2E_RESULTS=$(CHART_RESULTS); \
+  echo "$(2): $$(( $$(date +%s) - t0 )) s"; \
+  grep -q '^$(1) passed' $(CHART_RESULTS) 2>/dev/null || echo '$(1) passed 0 failed 1' >>$(CHART_RESULTS)
+endef
 
 bench: build kubo
 	KUBO_BIN=$(KUBO_BIN) node tests/dist/bench/run.js
@@ -106,19 +123,6 @@ export CONTAINERS_CONF ?= $(CURDIR)/deploy/containers.conf
 HOST_CA ?= /etc/ssl/certs/ca-certificates.crt
 BUILD_MOUNTS := $(if $(wildcard $(HOST_CA)),-v $(HOST_CA):/run/host-ca.crt:ro -v $(CURDIR)/deploy/npmrc-host-ca:/usr/local/etc/npmrc:ro)
 
-base-image: $(NODE_HOME)/bin/node
-	deploy/build-base-image.sh $(NODE_HOME)
-
-images: base-image
-	podman build --pull=never $(BUILD_MOUNTS) --ignorefile deploy/Containerfile.ignore -f deploy/Containerfile -t $(IMAGE) .
-	podman run --rm --pull=never $(IMAGE) --help >/dev/null
-	@echo "built $(IMAGE)"
-
-# The rendered chart as real containers (deploy/chart-e2e.py): needs podman, root, debootstrap
-# (containers.md); about 1 minute after the image is built. Not part of `make test`.
-chart-e2e: images $(HELM)
-	HELM=$(HELM) IMAGE=$(IMAGE) python3 deploy/chart-e2e.py
-
 # Chart tools, pinned and built from the Go module proxy into .tools (kubernetes-tools.md). The Go
 # module and build caches stay at their defaults, so a rebuild after `rm -rf .tools` is quick.
 HELM_VERSION := v3.22.0
@@ -131,6 +135,62 @@ HELM_UNITTEST := $(TOOLS)/helm-unittest-$(HELM_UNITTEST_VERSION)/untt
 KUBECONFORM := $(TOOLS)/kubeconform-$(KUBECONFORM_VERSION)/kubeconform
 K8S_SCHEMAS := $(TOOLS)/k8s-schemas-$(K8S_VALIDATE_VERSION)
 CHART_RESULTS := $(CURDIR)/.test-tmp/chart-results.txt
+
+# Debian packages for the container and Kubernetes checks (deploy/host-deps.sh says which and why).
+host-deps:
+	@deploy/host-deps.sh
+
+base-image: host-deps $(NODE_HOME)/bin/node
+	deploy/build-base-image.sh $(NODE_HOME)
+
+# Layers are cached by podman, so a rebuild after a source change skips `npm ci`. The image the tag
+# pointed to before is removed once nothing uses it.
+images: base-image
+	@set -euo pipefail; t0=$$(date +%s); old=$$(podman image inspect --format '{{.Id}}' $(IMAGE) 2>/dev/null || true); \
+	  podman build --pull=never $(BUILD_MOUNTS) --ignorefile deploy/Containerfile.ignore -f deploy/Containerfile -t $(IMAGE) .; \
+	  podman run --rm --pull=never $(IMAGE) --help >/dev/null; \
+	  new=$$(podman image inspect --format '{{.Id}}' $(IMAGE)); \
+	  if [[ -n $$old && $$old != "$$new" ]]; then podman rmi $$old >/dev/null 2>&1 || true; fi; \
+	  echo "built $(IMAGE) in $$(( $$(date +%s) - t0 )) s"
+
+# Where the container checks append their "NAME passed N failed N" line (make test sets it).
+E2E_RESULTS ?=
+
+# The rendered chart as real containers on a podman network (deploy/chart-e2e.py); part of make test.
+chart-e2e: images $(HELM)
+	HELM=$(HELM) IMAGE=$(IMAGE) python3 deploy/chart-e2e.py $(E2E_RESULTS)
+
+# deploy/compose.yaml with podman-compose (deploy/compose-e2e.py); part of make test.
+compose-e2e: images
+	IMAGE=$(IMAGE) python3 deploy/compose-e2e.py $(E2E_RESULTS)
+
+# A real single-node Kubernetes for the chart (tests/k8s, README "Kubernetes"): binaries pinned here
+# and built from the Go module proxy into .tools/k8s-<version> (about 10 minutes cold, under a
+# minute with a warm Go build cache); containerd, runc and the CNI plugins come from Debian.
+K8S_VERSION := v1.34.4
+ETCD_VERSION := v3.6.4
+COREDNS_VERSION := v1.12.1
+LOCAL_PATH_VERSION := v0.0.30
+K8S_TOOLS := $(TOOLS)/k8s-$(K8S_VERSION)
+K8S_ENV = IMAGE=$(IMAGE) HELM=$(HELM) K8S_TOOLS=$(K8S_TOOLS)
+
+k8s-tools: host-deps
+	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) COREDNS_VERSION=$(COREDNS_VERSION) \
+	  LOCAL_PATH_VERSION=$(LOCAL_PATH_VERSION) tests/k8s/build-tools.sh $(K8S_TOOLS)
+
+# The scenarios of issue 11 (tests/k8s/run.ts): about 10 minutes; the cluster is always torn down.
+k8s-test: build
+	@$(MAKE) --no-print-directory k8s-run
+
+k8s-run: images k8s-tools $(HELM)
+	$(K8S_ENV) node tests/dist/k8s/run.js $(if $(E2E_RESULTS),--results $(E2E_RESULTS))
+
+k8s-up: build images k8s-tools $(HELM)
+	$(K8S_ENV) node tests/dist/k8s/cli.js up
+
+k8s-down:
+	@test -f tests/dist/k8s/cli.js || $(MAKE) --no-print-directory build
+	node tests/dist/k8s/cli.js down
 
 $(HELM):
 	@mkdir -p $(dir $@)
