@@ -1,67 +1,58 @@
 #!/usr/bin/env python3
-"""Rendered-chart end-to-end test: run what charts/mycel renders as real containers.
+"""Rendered-chart end-to-end test: run what charts/mycel renders as real containers (`make chart-e2e`,
+part of `make test`).
 
 usage: HELM=... IMAGE=localhost/mycel:0.1.0 deploy/chart-e2e.py [RESULTS_FILE]
 
 1. `helm template` the chart with its default values (only the image is set).
-2. Translate the StatefulSet into one container per ordinal and the Deployment into one gateway
-   container on a private podman network, using the rendered args, env (downward-API fieldRefs
-   resolved as the kubelet would), securityContext (user, read-only root filesystem, dropped
-   capabilities, no-new-privileges) and volume mounts (named volumes; nothing else writable).
-   Every container resolves each node's stable DNS name, <sts>-<i>.<headless>.<ns>.svc.cluster.local,
-   to that node's fixed address on the network, as cluster DNS would.
-3. Check the probes' paths and ports answer 200 inside each container, then upload and download
-   through the gateway, SIGKILL a node, read everything back and upload again (W=2 of R=3), restart
-   it, and stop every container with SIGTERM expecting a prompt exit 0.
+2. Translate the workloads into containers on a private podman network, as the kubelet would run
+   them: one container per StatefulSet ordinal and per Deployment replica, with the rendered
+   command, args, env (values, downward-API fields, Secret and ConfigMap keys), securityContext
+   (user, read-only root filesystem, dropped capabilities, no-new-privileges) and volumes (claims and
+   emptyDirs as named volumes, Secrets and ConfigMaps as read-only files; nothing else writable).
+   Cluster DNS is aardvark-dns: every pod answers to its StatefulSet name
+   (<pod>.<headless>.<ns>.svc.cluster.local) and every Service name resolves to the pods it selects
+   (a headless Service to all of them: seeds by DNS work), with Kubernetes' search path and ndots.
+3. Check the code reads every MYCEL_* variable the chart sets, the probes answer inside each
+   container, then upload and download through a gateway, SIGKILL a node, read everything back and
+   upload again (W=2 of R=3), restart it (new address, same name and volume), run the chart's own
+   `helm test` pod, and stop every container with SIGTERM expecting a prompt exit 0.
 
 Prints one line per check and, with RESULTS_FILE, appends "chart-e2e passed N failed N" to it.
-Everything created is removed at the end (containers, volumes, network), by name.
+Everything created carries the label io.mycel.e2e=chart-e2e-<pid> and is removed at the end, also
+what earlier runs that were killed left behind.
 """
+import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_lib import Checks, GaveUp, http, podman, remove_stale, running, wait_for  # noqa: E402
 
 try:
     import yaml
 except ImportError:
-    sys.exit('chart-e2e: needs PyYAML (python3 -m pip install pyyaml)')
+    sys.exit('chart-e2e: needs PyYAML (make host-deps installs it)')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELM = os.environ['HELM']
 IMAGE = os.environ['IMAGE']
 RESULTS = sys.argv[1] if len(sys.argv) > 1 else None
-RUN_ID = f'{os.getpid()}'
+RUN_ID = f'chart-e2e-{os.getpid()}'
+LABEL = 'io.mycel.e2e'
 NS = 'mycel-e2e'
 RELEASE = 'mycel'
-NET = f'mycel-e2e-{RUN_ID}'
-PREFIX = f'mycel-e2e-{RUN_ID}-'
-
-passed = 0
-failed = 0
-created = {'containers': [], 'volumes': [], 'network': None}
-
-
-def check(name, ok, detail=''):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f'  ok    {name}')
-    else:
-        failed += 1
-        print(f'  FAIL  {name}{": " + detail if detail else ""}')
-    return ok
-
-
-def podman(*args, check_rc=True, timeout=120):
-    r = subprocess.run(['podman', *args], capture_output=True, text=True, timeout=timeout)
-    if check_rc and r.returncode != 0:
-        raise RuntimeError(f'podman {" ".join(args)} failed ({r.returncode}): {r.stderr.strip()}')
-    return r
+NET = f'mycel-e2e-{os.getpid()}'
+PREFIX = f'mycel-e2e-{os.getpid()}-'
+DOMAIN = 'cluster.local'
+t = Checks('chart-e2e')
+created = {'containers': [], 'volumes': [], 'network': None, 'dirs': []}
 
 
 def render():
@@ -74,205 +65,285 @@ def render():
     return [d for d in yaml.safe_load_all(out) if d]
 
 
-def resolve_env(container, pod_name, pod_labels):
-    env = {}
-    for e in container.get('env', []):
-        if 'value' in e:
-            env[e['name']] = str(e['value'])
-        elif 'fieldRef' in e.get('valueFrom', {}):
-            path = e['valueFrom']['fieldRef']['fieldPath']
-            if path == 'metadata.name':
-                env[e['name']] = pod_name
-            elif path == 'metadata.namespace':
-                env[e['name']] = NS
-            elif path.startswith("metadata.labels['"):
-                # The kubelet gives an empty string for a label the pod does not carry.
-                env[e['name']] = pod_labels.get(path[len("metadata.labels['"):-2], '')
+class Pod:
+    """One pod of a rendered workload, run as one podman container."""
+
+    def __init__(self, docs, name, template, ip, hostname=None, subdomain=None, claims=()):
+        self.docs = docs
+        self.name = name
+        self.meta = template.get('metadata', {})
+        self.spec = template['spec']
+        self.container = self.spec['containers'][0]
+        self.labels = dict(self.meta.get('labels', {}))
+        self.ip = ip
+        self.hostname = hostname or name
+        self.subdomain = subdomain
+        self.claims = set(claims)
+        self.cname = PREFIX + name
+        self.volumes = {}
+
+    @property
+    def fqdn(self):
+        return f'{self.hostname}.{self.subdomain}.{NS}.svc.{DOMAIN}' if self.subdomain else None
+
+    def env(self):
+        env = {}
+        for src in self.container.get('envFrom', []):
+            data = self._source(src)
+            env.update({src.get('prefix', '') + k: v for k, v in data.items()})
+        for e in self.container.get('env', []):
+            if 'value' in e:
+                env[e['name']] = str(e['value'])
+                continue
+            ref = e.get('valueFrom', {})
+            if 'fieldRef' in ref:
+                env[e['name']] = self._field(ref['fieldRef']['fieldPath'])
+            elif 'secretKeyRef' in ref or 'configMapKeyRef' in ref:
+                key_ref = ref.get('secretKeyRef') or ref.get('configMapKeyRef')
+                kind = 'secretRef' if 'secretKeyRef' in ref else 'configMapRef'
+                data = self._source({kind: key_ref})
+                if key_ref['key'] not in data and not key_ref.get('optional'):
+                    raise RuntimeError(f'{self.name}: {e["name"]} refers to a missing key {key_ref}')
+                if key_ref['key'] in data:
+                    env[e['name']] = data[key_ref['key']]
             else:
-                raise RuntimeError(f'unsupported fieldRef {path}')
+                raise RuntimeError(f'{self.name}: chart-e2e cannot resolve env {e}; teach deploy/chart-e2e.py')
+        return env
+
+    def _field(self, path):
+        if path == 'metadata.name':
+            return self.name
+        if path == 'metadata.namespace':
+            return NS
+        if path == 'status.podIP':
+            return self.ip
+        if path in ('spec.nodeName', 'status.hostIP'):
+            return 'chart-e2e-host' if path == 'spec.nodeName' else self.ip
+        if path.startswith("metadata.labels['"):
+            # The kubelet gives an empty string for a label the pod does not carry.
+            return self.labels.get(path[len("metadata.labels['"):-2], '')
+        raise RuntimeError(f'{self.name}: unsupported fieldRef {path}')
+
+    def _source(self, src):
+        """Data of a rendered ConfigMap or Secret ({configMapRef|secretRef: {name}}), decoded."""
+        kind, ref = ('Secret', src['secretRef']) if 'secretRef' in src else ('ConfigMap', src['configMapRef'])
+        obj = next((d for d in self.docs if d['kind'] == kind and d['metadata']['name'] == ref['name']), None)
+        if obj is None:
+            if ref.get('optional'):
+                return {}
+            raise RuntimeError(f'{self.name}: {kind} {ref["name"]} is not rendered by the chart')
+        data = {k: base64.b64decode(v).decode() for k, v in obj.get('data', {}).items()} if kind == 'Secret' \
+            else dict(obj.get('data', {}))
+        data.update(obj.get('stringData', {}))
+        return data
+
+    def volume_flags(self):
+        flags = []
+        declared = {v['name']: v for v in self.spec.get('volumes', [])}
+        for m in self.container.get('volumeMounts', []):
+            ro = ':ro' if m.get('readOnly') else ''
+            if m['name'] in self.claims:
+                flags += ['-v', f'{self._named_volume(m["name"])}:{m["mountPath"]}{ro}']
+                continue
+            vol = declared.get(m['name'])
+            if vol is None:
+                raise RuntimeError(f'{self.name}: volume {m["name"]} is mounted but not declared by the pod')
+            if 'emptyDir' in vol:
+                if vol['emptyDir'].get('medium') == 'Memory':
+                    flags += ['--tmpfs', f'{m["mountPath"]}:mode=1777']
+                else:
+                    flags += ['-v', f'{self._named_volume(m["name"])}:{m["mountPath"]}']
+            elif 'configMap' in vol or 'secret' in vol:
+                src = {'configMapRef': {'name': vol['configMap']['name']}} if 'configMap' in vol \
+                    else {'secretRef': {'name': vol['secret']['secretName']}}
+                d = tempfile.mkdtemp(prefix=PREFIX)
+                created['dirs'].append(d)
+                for key, value in self._source(src).items():
+                    with open(os.path.join(d, key), 'w') as f:
+                        f.write(value)
+                os.chmod(d, 0o755)
+                for f in os.listdir(d):
+                    os.chmod(os.path.join(d, f), 0o644)
+                flags += ['-v', f'{d}:{m["mountPath"]}:ro']
+            else:
+                raise RuntimeError(f'{self.name}: chart-e2e cannot emulate volume {vol}; teach deploy/chart-e2e.py')
+        return flags
+
+    def _named_volume(self, name):
+        if name not in self.volumes:
+            vol = f'{PREFIX}{name}-{self.name}'
+            podman('volume', 'create', '--label', f'{LABEL}={RUN_ID}', vol)
+            created['volumes'].append(vol)
+            self.volumes[name] = vol
+        return self.volumes[name]
+
+    def security_flags(self):
+        psc = self.spec.get('securityContext', {})
+        sc = self.container.get('securityContext', {})
+        flags = []
+        uid = sc.get('runAsUser', psc.get('runAsUser'))
+        gid = sc.get('runAsGroup', psc.get('runAsGroup'))
+        if uid is not None:
+            flags += ['--user', f'{uid}:{gid if gid is not None else uid}']
+        if sc.get('readOnlyRootFilesystem'):
+            # Only the declared volumes are writable: no implicit tmpfs on /tmp, /run.
+            flags += ['--read-only', '--read-only-tmpfs=false']
+        if 'ALL' in sc.get('capabilities', {}).get('drop', []):
+            flags += ['--cap-drop', 'ALL']
+        if sc.get('allowPrivilegeEscalation') is False:
+            flags += ['--security-opt', 'no-new-privileges']
+        return flags
+
+    def start(self, aliases, publish=()):
+        args = ['run', '-d', '--name', self.cname, '--label', f'{LABEL}={RUN_ID}', '--hostname', self.hostname,
+                '--network', NET, '--ip', self.ip,
+                # Kubernetes' resolv.conf for a pod in NS: search path and ndots:5.
+                '--dns-search', f'{NS}.svc.{DOMAIN}', '--dns-search', f'svc.{DOMAIN}', '--dns-search', DOMAIN,
+                '--dns-option', 'ndots:5',
+                *[f'--network-alias={a}' for a in aliases], *self.security_flags(), *self.volume_flags()]
+        for p in publish:
+            args += ['-p', f'127.0.0.1::{p}']
+        for k, v in self.env().items():
+            args += ['-e', f'{k}={v}']
+        command = self.container.get('command')
+        if command:
+            args += ['--entrypoint', json.dumps(command[:1])]
+            rest = command[1:] + self.container.get('args', [])
         else:
-            raise RuntimeError(f'unsupported env source in {e}')
-    return env
+            rest = self.container.get('args', [])
+        podman(*args, '--pull=never', self.container['image'], *rest)
+        created['containers'].append(self.cname)
+
+    def port(self, name_or_number):
+        if isinstance(name_or_number, int):
+            return name_or_number
+        for p in self.container.get('ports', []):
+            if p['name'] == name_or_number:
+                return p['containerPort']
+        raise RuntimeError(f'{self.name}: no port named {name_or_number}')
+
+    def probe_ok(self, probe):
+        if not running(self.cname):
+            raise GaveUp(self.cname)
+        get = probe['httpGet']
+        script = (f"fetch('http://127.0.0.1:{self.port(get['port'])}{get['path']}')"
+                  ".then(r=>process.exit(r.status===200?0:1),()=>process.exit(2))")
+        return podman('exec', self.cname, 'node', '-e', script, check_rc=False).returncode == 0
+
+    def stop_and_check(self, budget_s):
+        t0 = time.time()
+        podman('stop', '-t', str(budget_s + 20), self.cname, timeout=budget_s + 60)
+        took = time.time() - t0
+        code = podman('inspect', '--format', '{{.State.ExitCode}}', self.cname).stdout.strip()
+        return code == '0' and took < budget_s, f'exit {code} after {took:.1f}s'
 
 
-def security_flags(pod_spec, container):
-    psc = pod_spec.get('securityContext', {})
-    sc = container.get('securityContext', {})
-    flags = []
-    uid = sc.get('runAsUser', psc.get('runAsUser'))
-    gid = sc.get('runAsGroup', psc.get('runAsGroup'))
-    if uid is not None:
-        flags += ['--user', f'{uid}:{gid if gid is not None else uid}']
-    if sc.get('readOnlyRootFilesystem'):
-        # Only the declared volumes are writable: no implicit tmpfs on /tmp, /run.
-        flags += ['--read-only', '--read-only-tmpfs=false']
-    if 'ALL' in sc.get('capabilities', {}).get('drop', []):
-        flags += ['--cap-drop', 'ALL']
-    if sc.get('allowPrivilegeEscalation') is False:
-        flags += ['--security-opt', 'no-new-privileges']
-    return flags
+def selects(service, pod):
+    sel = service['spec'].get('selector') or {}
+    return bool(sel) and all(pod.labels.get(k) == v for k, v in sel.items())
 
 
-def named_port(container, port):
-    if isinstance(port, int):
-        return port
-    for p in container.get('ports', []):
-        if p['name'] == port:
-            return p['containerPort']
-    raise RuntimeError(f'no port named {port}')
-
-
-def http(method, url, body=None, timeout=30):
-    req = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-class ContainerExited(Exception):
-    pass
-
-
-def wait_for(fn, seconds, interval=0.5):
-    deadline = time.time() + seconds
-    last = None
-    while time.time() < deadline:
-        try:
-            last = fn()
-            if last:
-                return True
-        except ContainerExited:
-            return False
-        except Exception as e:  # noqa: BLE001 - retried until the deadline
-            last = e
-        time.sleep(interval)
-    return False
-
-
-def running(cname):
-    return podman('inspect', '--format', '{{.State.Running}}', cname, check_rc=False).stdout.strip() == 'true'
-
-
-def probe_ok(cname, container, probe):
-    if not running(cname):
-        raise ContainerExited(cname)
-    get = probe['httpGet']
-    port = named_port(container, get['port'])
-    script = (f"fetch('http://127.0.0.1:{port}{get['path']}').then(r=>process.exit(r.status===200?0:1),"
-              "()=>process.exit(2))")
-    return podman('exec', cname, 'node', '-e', script, check_rc=False).returncode == 0
-
-
-def stop_and_check(cname, budget_s):
-    t0 = time.time()
-    podman('stop', '-t', str(budget_s + 20), cname, timeout=budget_s + 60)
-    took = time.time() - t0
-    code = podman('inspect', '--format', '{{.State.ExitCode}}', cname).stdout.strip()
-    return code == '0' and took < budget_s, f'exit {code} after {took:.1f}s'
+def code_env_keys():
+    """The MYCEL_* names each role reads, from the image's own code."""
+    script = ("import('/app/services/core/dist/index.js').then(m=>console.log(JSON.stringify("
+              "{node:m.NODE_ENV_KEYS,gateway:m.GATEWAY_ENV_KEYS})))")
+    out = podman('run', '--rm', '--pull=never', '--entrypoint', '["node"]', IMAGE, '-e', script).stdout
+    return json.loads(out)
 
 
 def main():
     docs = render()
     sts = next(d for d in docs if d['kind'] == 'StatefulSet')
     dep = next(d for d in docs if d['kind'] == 'Deployment')
-    headless = next(d for d in docs if d['kind'] == 'Service' and d['spec'].get('clusterIP') == 'None')
-    check('StatefulSet serviceName is the headless Service',
-          sts['spec']['serviceName'] == headless['metadata']['name'])
+    services = [d for d in docs if d['kind'] == 'Service']
+    tests = [d for d in docs if d['kind'] == 'Pod' and d['metadata'].get('annotations', {}).get('helm.sh/hook') == 'test']
+    headless = next(s for s in services if s['spec'].get('clusterIP') == 'None')
+    t.check('StatefulSet serviceName is the headless Service', sts['spec']['serviceName'] == headless['metadata']['name'])
 
-    podman('network', 'create', NET)
+    keys = code_env_keys()
+    for role, tmpl in (('node', sts), ('gateway', dep)):
+        names = [e['name'] for e in tmpl['spec']['template']['spec']['containers'][0].get('env', [])]
+        unknown = [n for n in names if n.startswith('MYCEL_') and n not in keys[role]]
+        t.check(f'the {role} code reads every MYCEL_* variable the chart sets', not unknown, ', '.join(unknown))
+
+    podman('network', 'create', '--label', f'{LABEL}={RUN_ID}', NET)
     created['network'] = NET
     subnet = json.loads(podman('network', 'inspect', NET).stdout)[0]['subnets'][0]['subnet']
     base = subnet.split('/')[0].rsplit('.', 1)[0]
 
-    replicas = sts['spec']['replicas']
     sts_name = sts['metadata']['name']
+    claims = [c['metadata']['name'] for c in sts['spec']['volumeClaimTemplates']]
     nodes = []
-    for i in range(replicas):
-        pod = f'{sts_name}-{i}'
-        nodes.append({'pod': pod, 'ip': f'{base}.{10 + i}', 'cname': PREFIX + pod,
-                      'fqdn': f'{pod}.{headless["metadata"]["name"]}.{NS}.svc.cluster.local'})
-    hosts = [f'--add-host={n["fqdn"]}:{n["ip"]}' for n in nodes]
+    for i in range(sts['spec']['replicas']):
+        tmpl = json.loads(json.dumps(sts['spec']['template']))
+        tmpl['metadata'].setdefault('labels', {})['statefulset.kubernetes.io/pod-name'] = f'{sts_name}-{i}'
+        nodes.append(Pod(docs, f'{sts_name}-{i}', tmpl, f'{base}.{10 + i}', subdomain=sts['spec']['serviceName'],
+                         claims=claims))
+    gateways = [Pod(docs, f'{dep["metadata"]["name"]}-{i}', dep['spec']['template'], f'{base}.{50 + i}')
+                for i in range(dep['spec']['replicas'])]
+    testers = [Pod(docs, d['metadata']['name'], d, f'{base}.{90 + i}') for i, d in enumerate(tests)]
 
-    # Storage nodes: one container per ordinal, with the pod template as rendered.
-    tmpl = sts['spec']['template']
-    node_c = tmpl['spec']['containers'][0]
-    claims = {c['metadata']['name'] for c in sts['spec']['volumeClaimTemplates']}
+    def aliases(pod):
+        names = [pod.fqdn] if pod.fqdn else []
+        return names + [f'{s["metadata"]["name"]}.{NS}.svc.{DOMAIN}' for s in services if selects(s, pod)]
+
+    # A Service becomes its name in DNS (round robin over the pods it selects): every Service must
+    # select pods, and a ClusterIP one must not remap ports, which DNS cannot do.
+    for s in services:
+        chosen = [p for p in nodes + gateways if selects(s, p)]
+        t.check(f'Service {s["metadata"]["name"]} selects pods of the chart', bool(chosen))
+        if chosen and s['spec'].get('clusterIP') != 'None':
+            remapped = [f'{p["port"]} -> {chosen[0].port(p.get("targetPort", p["port"]))}' for p in s['spec']['ports']
+                        if chosen[0].port(p.get('targetPort', p['port'])) != p['port']]
+            t.check(f'Service {s["metadata"]["name"]} targets the same container ports', not remapped,
+                    f'{", ".join(remapped)}: chart-e2e cannot remap ports')
+
     for n in nodes:
-        labels = dict(tmpl['metadata'].get('labels', {}))
-        labels['statefulset.kubernetes.io/pod-name'] = n['pod']
-        env = resolve_env(node_c, n['pod'], labels)
-        vols = []
-        for m in node_c.get('volumeMounts', []):
-            vol = f'{PREFIX}{m["name"]}-{n["pod"]}'
-            podman('volume', 'create', vol)
-            created['volumes'].append(vol)
-            vols += ['-v', f'{vol}:{m["mountPath"]}']
-            if m['name'] not in claims:
-                check(f'{n["pod"]}: volume {m["name"]} is declared by the pod', any(
-                    v['name'] == m['name'] for v in tmpl['spec'].get('volumes', [])))
-        args = ['run', '-d', '--name', n['cname'], '--hostname', n['pod'], '--network', NET, '--ip', n['ip'],
-                *hosts, *security_flags(tmpl['spec'], node_c), *vols]
-        for k, v in env.items():
-            args += ['-e', f'{k}={v}']
-        podman(*args, '--pull=never', node_c['image'], *node_c.get('args', []))
-        created['containers'].append(n['cname'])
-
-    # Gateway: the Deployment's pod template, HTTP published on loopback only.
-    gtmpl = dep['spec']['template']
-    gw_c = gtmpl['spec']['containers'][0]
-    gw_env = resolve_env(gw_c, 'gateway', gtmpl['metadata'].get('labels', {}))
-    expected_peers = ','.join(f'{n["fqdn"]}:{named_port(node_c, "grpc")}' for n in nodes)
-    check('gateway MYCEL_PEERS lists every node by its stable DNS name', gw_env.get('MYCEL_PEERS') == expected_peers,
-          gw_env.get('MYCEL_PEERS', '(unset)'))
-    gw_name = PREFIX + 'gateway'
-    gw_vols = []
-    for m in gw_c.get('volumeMounts', []):
-        vol = f'{PREFIX}{m["name"]}-gateway'
-        podman('volume', 'create', vol)
-        created['volumes'].append(vol)
-        gw_vols += ['-v', f'{vol}:{m["mountPath"]}']
-    http_port = named_port(gw_c, 'http')
-    args = ['run', '-d', '--name', gw_name, '--network', NET, *hosts, *security_flags(gtmpl['spec'], gw_c),
-            *gw_vols, '-p', f'127.0.0.1::{http_port}']
-    for k, v in gw_env.items():
-        args += ['-e', f'{k}={v}']
-    podman(*args, '--pull=never', gw_c['image'], *gw_c.get('args', []))
-    created['containers'].append(gw_name)
-    host_port = podman('port', gw_name, f'{http_port}/tcp').stdout.strip().rsplit(':', 1)[1]
+        n.start(aliases(n))
+    http_port = gateways[0].port('http')
+    for g in gateways:
+        g.start(aliases(g), publish=[http_port])
+    host_port = podman('port', gateways[0].cname, f'{http_port}/tcp').stdout.strip().rsplit(':', 1)[1]
     url = f'http://127.0.0.1:{host_port}'
 
-    # Probes exactly as rendered: every node, then the gateway (ready once W nodes answer).
+    # Probes exactly as rendered: every node, then the gateways (ready once W nodes answer).
+    node_c = nodes[0].container
     for n in nodes:
         for kind in ('startupProbe', 'livenessProbe', 'readinessProbe'):
             if kind in node_c:
-                check(f'{n["pod"]}: {kind} {node_c[kind]["httpGet"]["path"]} answers 200',
-                      wait_for(lambda n=n, kind=kind: probe_ok(n['cname'], node_c, node_c[kind]), 60))
-    for kind in ('livenessProbe', 'readinessProbe'):
-        check(f'gateway: {kind} {gw_c[kind]["httpGet"]["path"]} answers 200',
-              wait_for(lambda kind=kind: probe_ok(gw_name, gw_c, gw_c[kind]), 90))
+                t.check(f'{n.name}: {kind} {node_c[kind]["httpGet"]["path"]} answers 200',
+                        wait_for(lambda n=n, kind=kind: n.probe_ok(node_c[kind]), 60))
+    for g in gateways:
+        for kind in ('livenessProbe', 'readinessProbe'):
+            t.check(f'{g.name}: {kind} {g.container[kind]["httpGet"]["path"]} answers 200',
+                    wait_for(lambda g=g, kind=kind: g.probe_ok(g.container[kind]), 90))
+
+    # Cluster DNS: the headless Service name answers every node (what seeding by DNS resolves).
+    lookup = ("require('dns').promises.lookup(process.argv[1],{all:true})"
+              ".then(a=>console.log(a.map(x=>x.address).sort().join(',')))")
+    got = podman('exec', gateways[0].cname, 'node', '-e', lookup, headless['metadata']['name']).stdout.strip()
+    t.check('the headless Service name resolves to every node', got == ','.join(sorted(n.ip for n in nodes)), got)
 
     # Hardening holds at run time.
-    uid = podman('exec', nodes[0]['cname'], 'node', '-e', 'console.log(process.getuid())').stdout.strip()
-    check('node runs as uid 1000', uid == '1000', uid)
-    ro = podman('exec', nodes[0]['cname'], 'node', '-e',
+    uid = podman('exec', nodes[0].cname, 'node', '-e', 'console.log(process.getuid())').stdout.strip()
+    t.check('node runs as uid 1000', uid == '1000', uid)
+    ro = podman('exec', nodes[0].cname, 'node', '-e',
                 "try{require('fs').writeFileSync('/probe','x');console.log('writable')}catch(e){console.log(e.code)}").stdout.strip()
-    check('root filesystem is read-only', ro == 'EROFS', ro)
-    arena = podman('exec', gw_name, 'node', '-e', 'console.log(process.env.MALLOC_ARENA_MAX)').stdout.strip()
-    check('MALLOC_ARENA_MAX=2 in the image', arena == '2', arena)
+    t.check('root filesystem is read-only', ro == 'EROFS', ro)
+    arena = podman('exec', gateways[0].cname, 'node', '-e', 'console.log(process.env.MALLOC_ARENA_MAX)').stdout.strip()
+    t.check('MALLOC_ARENA_MAX=2 in the image', arena == '2', arena)
 
     # Data path through the gateway.
     files = {}
     for size in (0, 1000, 3 * 1024 * 1024 + 17):
         data = os.urandom(size)
         status, body = http('POST', f'{url}/mycel/v1/upload', data)
-        ok = check(f'upload {size} bytes: 201', status == 201, f'{status} {body[:200]!r}')
-        if ok:
+        if t.check(f'upload {size} bytes: 201', status == 201, f'{status} {body[:200]!r}'):
             files[json.loads(body)['cid']] = hashlib.sha256(data).hexdigest()
     status, body = http('GET', f'{url}/mycel/v1/status')
     st = json.loads(body) if status == 200 else {}
-    check('status lists every node', status == 200 and len(st.get('nodes', [])) == replicas, f'{status} {body[:300]!r}')
+    t.check('status lists every node, each up', status == 200 and len(st.get('nodes', [])) == len(nodes)
+            and all(n['state'] == 'up' for n in st['nodes']), f'{status} {body[:300]!r}')
 
     def read_all():
         bad = []
@@ -283,32 +354,47 @@ def main():
         return bad
 
     bad = read_all()
-    check('download returns every byte', not bad, '; '.join(bad))
+    t.check('download returns every byte', not bad, '; '.join(bad))
 
     # A node dies (SIGKILL): R=3, W=2 keep reads and writes working.
     victim = nodes[1]
-    podman('kill', '-s', 'KILL', victim['cname'])
+    podman('kill', '-s', 'KILL', victim.cname)
     bad = read_all()
-    check(f'with {victim["pod"]} killed, every file reads back', not bad, '; '.join(bad))
+    t.check(f'with {victim.name} killed, every file reads back', not bad, '; '.join(bad))
     data = os.urandom(2 * 1024 * 1024)
     status, body = http('POST', f'{url}/mycel/v1/upload', data)
-    if check(f'with {victim["pod"]} killed, an upload still reaches W', status == 201, f'{status} {body[:200]!r}'):
+    if t.check(f'with {victim.name} killed, an upload still reaches W', status == 201, f'{status} {body[:200]!r}'):
         files[json.loads(body)['cid']] = hashlib.sha256(data).hexdigest()
 
-    # It comes back with its volume; everything reads back.
-    podman('start', victim['cname'])
-    check(f'{victim["pod"]} is ready again after restart',
-          wait_for(lambda: probe_ok(victim['cname'], node_c, node_c['readinessProbe']), 60))
+    # It comes back under its name, with its volume, at a new address (as a recreated pod does).
+    podman('rm', '-f', '-t', '0', victim.cname)
+    created['containers'].remove(victim.cname)
+    victim.ip = f'{base}.{30 + 1}'
+    victim.start(aliases(victim))
+    t.check(f'{victim.name} is ready again at a new address',
+            wait_for(lambda: victim.probe_ok(node_c['readinessProbe']), 60))
+    t.check('the gateway reaches it under its name again', wait_for(
+        lambda: all(n['state'] == 'up' for n in json.loads(http('GET', f'{url}/mycel/v1/status')[1])['nodes']), 60))
     bad = read_all()
-    check('after the restart every file reads back', not bad, '; '.join(bad))
+    t.check('after the restart every file reads back', not bad, '; '.join(bad))
 
-    # SIGTERM: Node is PID 1 and drains; exit 0 well inside the grace period.
-    grace = gtmpl['spec']['terminationGracePeriodSeconds']
-    ok, detail = stop_and_check(gw_name, min(grace, 15))
-    check('gateway exits 0 promptly on SIGTERM', ok, detail)
+    # The chart's own `helm test` pod, run as it would be after an install.
+    for tp in testers:
+        tp.start([])
+        wait_for(lambda tp=tp: not running(tp.cname), 300, 1)
+        code = podman('inspect', '--format', '{{.State.ExitCode}}', tp.cname).stdout.strip()
+        logs = podman('logs', tp.cname, check_rc=False)
+        t.check(f'helm test pod {tp.name} passes', code == '0', f'exit {code}: {(logs.stdout + logs.stderr)[-600:]}')
+
+    # SIGTERM: Node is PID 1 and drains; exit 0 well inside the grace period (a preStop sleep runs
+    # before SIGTERM in Kubernetes, so it is not part of what podman stop measures).
+    grace = dep['spec']['template']['spec']['terminationGracePeriodSeconds']
+    for g in gateways:
+        ok, detail = g.stop_and_check(min(grace, 15))
+        t.check(f'{g.name} exits 0 promptly on SIGTERM', ok, detail)
     for n in nodes:
-        ok, detail = stop_and_check(n['cname'], min(tmpl['spec']['terminationGracePeriodSeconds'], 15))
-        check(f'{n["pod"]} exits 0 promptly on SIGTERM', ok, detail)
+        ok, detail = n.stop_and_check(min(sts['spec']['template']['spec']['terminationGracePeriodSeconds'], 15))
+        t.check(f'{n.name} exits 0 promptly on SIGTERM', ok, detail)
 
 
 def cleanup():
@@ -318,22 +404,24 @@ def cleanup():
         podman('volume', 'rm', '-f', v, check_rc=False)
     if created['network']:
         podman('network', 'rm', '-f', created['network'], check_rc=False)
+    for d in created['dirs']:
+        shutil.rmtree(d, ignore_errors=True)
+    left = podman('ps', '-a', '-q', '--filter', f'label={LABEL}={RUN_ID}').stdout.split()
+    left += podman('volume', 'ls', '-q', '--filter', f'label={LABEL}={RUN_ID}').stdout.split()
+    t.check('nothing of the run is left (containers, volumes, network)', not left, ' '.join(left))
 
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)
     print(f'chart-e2e: {IMAGE}, network {NET}')
+    remove_stale(LABEL, 'chart-e2e-')
     try:
         main()
     except Exception as e:  # noqa: BLE001 - any error is a failed check, then cleanup
-        check('chart-e2e ran to the end', False, f'{type(e).__name__}: {e}')
+        t.check('chart-e2e ran to the end', False, f'{type(e).__name__}: {e}')
         for c in created['containers']:
             logs = podman('logs', '--tail', '15', c, check_rc=False)
             print(f'--- {c}\n{logs.stdout}{logs.stderr}')
     finally:
         cleanup()
-    print(f'chart-e2e: {passed} passed, {failed} failed')
-    if RESULTS:
-        with open(RESULTS, 'a') as f:
-            f.write(f'chart-e2e passed {passed} failed {failed}\n')
-    sys.exit(1 if failed else 0)
+    t.finish(RESULTS)
