@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Metadata } from '@grpc/grpc-js'
 import { blockKey, type CID, idealCopies, parseCid } from '@mycel/core'
-import { freePortRange, startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
+import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { deterministicBytes, sha256, sha256OfResponse } from '../helpers/data.js'
 import { getBlock, hasBlocks, readyBlockClient } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
@@ -12,6 +12,7 @@ import {
   clusterStatus,
   corruptBlocksOnDisk,
   FAST_REPAIR,
+  fixedLayout,
   listBlockKeys,
   staticNodes,
   targetsOf,
@@ -192,14 +193,8 @@ describe('rebalance when a node joins (static membership: the cluster restarts w
   })
 
   it('moves close to the optimal share to the new node, then every file reads back', async (t) => {
-    await mkdir(TEST_TMP, { recursive: true })
-    dataDir = await mkdtemp(join(TEST_TMP, 'join-'))
-    const ports = {
-      grpc: await freePortRange(4),
-      admin: await freePortRange(4),
-      gateway: await freePortRange(1),
-      rpc: 'off' as const,
-    }
+    const { ports, dataDir: dir } = await fixedLayout(4, 'join-')
+    dataDir = dir
     const three = await startCluster({ nodes: 3, ports, dataDir, env: FAST_REPAIR })
     cluster = three
     const files: Uploaded[] = []
@@ -248,14 +243,8 @@ describe('a node killed during continuous uploads (static membership: survivors 
   // after the grace period, and the survivors' repair starts on that membership change. The test
   // then waits for the gateway status to show the node dead instead of restarting the survivors.
   it('restores full redundancy and every acknowledged file reads back', async () => {
-    await mkdir(TEST_TMP, { recursive: true })
-    dataDir = await mkdtemp(join(TEST_TMP, 'kill-'))
-    const ports = {
-      grpc: await freePortRange(5),
-      admin: await freePortRange(5),
-      gateway: await freePortRange(1),
-      rpc: 'off' as const,
-    }
+    const { ports, dataDir: dir } = await fixedLayout(5, 'kill-')
+    dataDir = dir
     const five = await startCluster({ nodes: 5, ports, dataDir, env: FAST_REPAIR })
     cluster = five
     const acknowledged: Uploaded[] = []

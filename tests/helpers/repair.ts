@@ -1,11 +1,34 @@
 /// <reference path="../../services/node/src/types/nxtedition-rocksdb.d.ts" />
+import { mkdir, mkdtemp } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Metadata } from '@grpc/grpc-js'
+import type { LocalClusterPorts } from '@mycel/cli'
 import { type PlacementNode, placeCopies } from '@mycel/core'
 import type { BlockServiceClient } from '@mycel/proto'
 import { RocksLevel } from '@nxtedition/rocksdb'
+import { freePortRange, TEST_TMP } from './cluster.js'
 import { readyBlockClient } from './grpc.js'
+
+/**
+ * Ports and a data directory for up to `maxNodes` nodes, for tests that change a static
+ * membership by restarting the cluster with more or fewer nodes on the same addresses and data.
+ */
+export async function fixedLayout(
+  maxNodes: number,
+  prefix: string,
+): Promise<{ ports: LocalClusterPorts; dataDir: string }> {
+  await mkdir(TEST_TMP, { recursive: true })
+  return {
+    dataDir: await mkdtemp(join(TEST_TMP, prefix)),
+    ports: {
+      grpc: await freePortRange(maxNodes),
+      admin: await freePortRange(maxNodes),
+      gateway: await freePortRange(1),
+      rpc: 'off',
+    },
+  }
+}
 
 /** Background timings for repair tests: passes seconds apart, everything else unthrottled. */
 export const FAST_REPAIR: Record<string, string> = {

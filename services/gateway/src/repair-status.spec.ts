@@ -1,27 +1,29 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import type { RepairStats } from '@mycel/proto'
 import { clusterRepairStatus, type NodeRepairStatus, nodeRepairStatus } from './repair-status.js'
 
+/** RepairStats as a node sends it: zeros unless given. */
+const stats = (over: Partial<RepairStats> = {}): RepairStats => ({
+  blocksScanned: 0n,
+  underReplicated: 0n,
+  misplaced: 0n,
+  unavailable: 0n,
+  queued: 0n,
+  blocksRepaired: 0n,
+  bytesRepaired: 0n,
+  blocksHandedOff: 0n,
+  bytesHandedOff: 0n,
+  rateBytesPerSecond: 0,
+  lastPassStartedAtMs: 0n,
+  lastPassCompletedAtMs: 0n,
+  passRunning: false,
+  passScanned: 0n,
+  ...over,
+})
+
 const node = (over: Partial<NodeRepairStatus>): { repair: NodeRepairStatus } => ({
-  repair: {
-    ...(nodeRepairStatus({
-      blocksScanned: 0n,
-      underReplicated: 0n,
-      misplaced: 0n,
-      unavailable: 0n,
-      queued: 0n,
-      blocksRepaired: 0n,
-      bytesRepaired: 0n,
-      blocksHandedOff: 0n,
-      bytesHandedOff: 0n,
-      rateBytesPerSecond: 0,
-      lastPassStartedAtMs: 0n,
-      lastPassCompletedAtMs: 0n,
-      passRunning: false,
-      passScanned: 0n,
-    }) as NodeRepairStatus),
-    ...over,
-  },
+  repair: { ...(nodeRepairStatus(stats()) as NodeRepairStatus), ...over },
 })
 
 describe('cluster repair status', () => {
@@ -58,22 +60,7 @@ describe('cluster repair status', () => {
 
   it('turns unset timestamps into null, set ones into ISO time', () => {
     assert.equal(node({}).repair.lastPassCompletedAt, null)
-    const set = nodeRepairStatus({
-      blocksScanned: 1n,
-      underReplicated: 0n,
-      misplaced: 0n,
-      unavailable: 0n,
-      queued: 0n,
-      blocksRepaired: 0n,
-      bytesRepaired: 0n,
-      blocksHandedOff: 0n,
-      bytesHandedOff: 0n,
-      rateBytesPerSecond: 0,
-      lastPassStartedAtMs: 1_000n,
-      lastPassCompletedAtMs: 2_000n,
-      passRunning: false,
-      passScanned: 0n,
-    })
+    const set = nodeRepairStatus(stats({ lastPassStartedAtMs: 1_000n, lastPassCompletedAtMs: 2_000n }))
     assert.equal(set?.lastPassCompletedAt, '1970-01-01T00:00:02.000Z')
   })
 })
