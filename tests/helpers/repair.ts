@@ -54,6 +54,7 @@ export interface ClusterStatus {
     address: string
     state: string
     blocks?: number
+    blockBytes?: number
     repair?: NodeRepair
     scrub?: { corruptFound: number; corruptRepaired: number; lastPassCompletedAt: string | null }
   }>
