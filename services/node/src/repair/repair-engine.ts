@@ -22,7 +22,7 @@ import { decide, placementTargets, type RepairDecision, type TargetAnswer } from
 import type { PushStream, RepairPeers } from './peers.js'
 import { readStateJson, writeStateJson } from './state-json.js'
 import { type Clock, RateMeter, realClock, TokenBucket } from './token-bucket.js'
-import { forEachBounded, Wakeup } from './wakeup.js'
+import { forEachBounded, settleWithin, Wakeup } from './wakeup.js'
 
 export interface RepairEngineConfig {
   /** The record of blocks stored without one. */
@@ -113,6 +113,8 @@ const DEFAULT_SCAN_BATCH = 256
 const DEFAULT_DRAIN_BATCH = 64
 const DEFAULT_RERUN_DELAY_MS = 1_000
 const DEFAULT_DEBOUNCE_MS = 1_000
+/** How long stop() waits for the loops to notice. */
+export const STOP_WAIT_MS = 2_000
 
 /**
  * Background repair and rebalance of the blocks this node holds (see ARCHITECTURE.md, "Repair
@@ -180,7 +182,9 @@ export class RepairEngine {
     this.abort.abort()
     this.passWakeup.wake()
     this.drainWakeup.wake()
-    await Promise.all(this.loops)
+    // A call to a peer in flight may take up to its deadline: shutdown does not wait for it (the
+    // loops check `stopped` before anything that changes state).
+    await settleWithin(Promise.all(this.loops), STOP_WAIT_MS)
   }
 
   status(): RepairStatus {

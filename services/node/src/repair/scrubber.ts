@@ -15,9 +15,10 @@ import {
 } from '@mycel/core'
 import type { BlockRecord, BlockStore, NodeStateStore } from '../block-store/block-store.js'
 import type { RepairPeers } from './peers.js'
+import { STOP_WAIT_MS } from './repair-engine.js'
 import { readStateJson, writeStateJson } from './state-json.js'
 import { type Clock, realClock, TokenBucket } from './token-bucket.js'
-import { Wakeup } from './wakeup.js'
+import { settleWithin, Wakeup } from './wakeup.js'
 
 export interface ScrubberConfig {
   defaultPolicy: DurabilityPolicy
@@ -103,7 +104,7 @@ export class Scrubber {
     this.stopped = true
     this.abort.abort()
     this.wakeup.wake()
-    await this.loop
+    await settleWithin(this.loop, STOP_WAIT_MS)
   }
 
   status(): ScrubStatus {

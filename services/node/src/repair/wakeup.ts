@@ -42,3 +42,15 @@ export async function forEachBounded<T>(
   }
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
 }
+
+/** Waits for `p`, but at most `ms` (without holding the process open for the rest). */
+export async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    p.then(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms).unref()
+    }),
+  ])
+  clearTimeout(timer)
+}
