@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { placementMovement } from '@mycel/core'
 import { freePortRange, startCluster, type TestCluster } from '../helpers/cluster.js'
 import { rawUpload } from '../helpers/http.js'
-import { type ClusterStatus, clusterStatus } from '../helpers/repair.js'
+import { clusterStatus, repairQuiet } from '../helpers/repair.js'
 
 const MiB = 1 << 20
 
@@ -56,16 +56,6 @@ async function diskWriteRate(dir: string, bytes: number): Promise<number> {
   const seconds = (performance.now() - t0) / 1000
   await unlink(path)
   return bytes / 1e6 / seconds
-}
-
-function quiet(s: ClusterStatus, nodes: number, since: string): boolean {
-  return (
-    s.nodesUp === nodes &&
-    s.nodes.every((n) => (n.repair?.lastPassStartedAt ?? '') > since && n.repair?.lastPassCompletedAt) &&
-    s.underReplicated === 0 &&
-    s.misplaced === 0 &&
-    s.repair.queued === 0
-  )
 }
 
 /** Placement movement ratios (moved / optimal) from the core simulation, 5 nodes, R=3. */
@@ -117,7 +107,7 @@ export async function measureRepair(o: RepairBenchOptions): Promise<RepairBenchR
   const diskMBps = await diskWriteRate(o.dir, heldBytes)
 
   // Declared dead (static membership): the survivors restart without it.
-  const since = new Date().toISOString()
+  const since = new Date()
   cluster = await startCluster({ nodes: NODES, ports, dataDir, env, exclude: [LOST] })
   const ready = performance.now()
   let repaired = 0
@@ -128,7 +118,7 @@ export async function measureRepair(o: RepairBenchOptions): Promise<RepairBenchR
       repaired = s.repair.bytesRepaired
       lastGrowth = performance.now()
     }
-    if (quiet(s, NODES - 1, since)) break
+    if (repairQuiet(s, NODES - 1, since)) break
     if (performance.now() - ready > 30 * 60_000) throw new Error('repair did not complete in 30 minutes')
     await sleep(200)
   }

@@ -95,26 +95,31 @@ export async function waitFor<T>(
 }
 
 /**
- * Waits until repair has nothing left: `nodes` nodes up, each with a complete pass that started
- * after `since` (so it saw the latest membership), none under-replicated or misplaced, queues empty.
+ * Repair has nothing left: `nodes` nodes up, each with a complete pass that started after `since`
+ * (so it saw the latest membership), none under-replicated or misplaced, queues empty.
  */
-export function waitForRepairQuiet(gatewayUrl: string, nodes: number, since: Date, timeoutMs = 150_000) {
+export function repairQuiet(s: ClusterStatus, nodes: number, since: Date): boolean {
   const after = since.toISOString()
+  return (
+    s.nodesUp === nodes &&
+    s.nodes.every(
+      (n) =>
+        n.repair !== undefined &&
+        n.repair.lastPassStartedAt !== null &&
+        n.repair.lastPassStartedAt > after &&
+        n.repair.lastPassCompletedAt !== null,
+    ) &&
+    s.underReplicated === 0 &&
+    s.misplaced === 0 &&
+    s.repair.queued === 0
+  )
+}
+
+export function waitForRepairQuiet(gatewayUrl: string, nodes: number, since: Date, timeoutMs = 150_000) {
   return waitFor(
     'repair quiet',
     () => clusterStatus(gatewayUrl),
-    (s) =>
-      s.nodesUp === nodes &&
-      s.nodes.every(
-        (n) =>
-          n.repair !== undefined &&
-          n.repair.lastPassStartedAt !== null &&
-          n.repair.lastPassStartedAt > after &&
-          n.repair.lastPassCompletedAt !== null,
-      ) &&
-      s.underReplicated === 0 &&
-      s.misplaced === 0 &&
-      s.repair.queued === 0,
+    (s) => repairQuiet(s, nodes, since),
     timeoutMs,
   )
 }
