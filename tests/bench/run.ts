@@ -8,6 +8,8 @@
  *   BENCH_SMALL_FILES   small files per round (default 10000), 4 KiB each
  *   BENCH_RUNS          repetitions of the cheap measurements, medians reported (default 3)
  *   BENCH_TIMEOUT_MIN   the whole run is aborted (and cleaned up) after this (default 45)
+ *   BENCH_REPAIR_MB     data held by the node the repair benchmark loses, in MiB (default 256)
+ *   BENCH_ONLY=repair   run only the repair benchmark (no Kubo comparison)
  *
  * Everything lives under .bench/run-XXXX and is removed at the end, on failure too; every process
  * started here is stopped by its PID.
@@ -23,6 +25,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { freePortRange, startCluster, type TestCluster } from '../helpers/cluster.js'
 import { initKuboRepo, KUBO_VERSION, kuboBin, kuboEnv, ROOT } from './kubo-vectors.js'
+import { measureRepair, repairReport } from './repair.js'
 
 const MiB = 1 << 20
 const BIG_BYTES = envInt('BENCH_BIG_MB', 1024) * MiB
@@ -34,6 +37,10 @@ const SHA_BYTES = 256 * MiB
 const TCP_BYTES = 1024 * MiB
 const DISK_BYTES = 1024 * MiB
 const DSYNC_WRITES = 2000
+const REPAIR_MB = envInt('BENCH_REPAIR_MB', 256)
+const ONLY = process.env.BENCH_ONLY
+if (ONLY !== undefined && ONLY !== '' && ONLY !== 'repair')
+  throw new Error(`BENCH_ONLY must be "repair" (got "${ONLY}")`)
 /** Linux USER_HZ: the unit of /proc/PID/stat CPU times. */
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim() || 100)
 
@@ -823,6 +830,18 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true })
     await rmdir(benchRoot).catch(() => undefined) // only when nothing else is in it
   })
+  const repair = () =>
+    measureRepair({
+      dir,
+      heldMiB: REPAIR_MB,
+      writeFile: writeBigFile,
+      log,
+      onCleanup: (fn) => cleanups.push(fn),
+    })
+  if (ONLY === 'repair') {
+    process.stdout.write(`${repairReport(await repair(), fmt)}\n`)
+    return
+  }
   const bin = kuboBin()
   const version = spawnSync(bin, ['version', '--number'], { encoding: 'utf8' })
   if (version.stdout?.trim() !== KUBO_VERSION) {
@@ -854,7 +873,10 @@ async function main(): Promise<void> {
   const kubo = await measure(kuboProc.target, big, { daemon: kuboProc.child.pid })
   await stopChild(kuboProc.child)
 
-  const text = report(limits, mycel, kubo)
+  log(`repair: losing one node holding ${REPAIR_MB} MiB`)
+  const repaired = await repair()
+
+  const text = `${report(limits, mycel, kubo)}\n${repairReport(repaired, fmt)}`
   const header =
     `\nMycel vs Kubo ${KUBO_VERSION} vs this machine (${new Date().toISOString().slice(0, 10)}, ` +
     `${cpus().length} cores, Node ${process.versions.node}; load average ${loadAtStart} at the start; ` +

@@ -10,6 +10,12 @@ import {
   type OnModuleInit,
 } from '@nestjs/common'
 import { GatewayMetrics } from './metrics.js'
+import {
+  type NodeRepairStatus,
+  type NodeScrubStatus,
+  nodeRepairStatus,
+  nodeScrubStatus,
+} from './repair-status.js'
 
 export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG')
 export const LOGGER = Symbol('LOGGER')
@@ -23,6 +29,9 @@ export interface NodeStatus {
   blockBytes?: number
   capacityBytes?: number
   version?: string
+  /** Background repair and scrubbing on the node (absent from nodes that do not report them). */
+  repair?: NodeRepairStatus
+  scrub?: NodeScrubStatus
   error?: string
   checkedAt: string
 }
@@ -127,6 +136,8 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
                 blockBytes: Number(res.blockBytes),
                 capacityBytes: Number(res.capacityBytes),
                 version: res.version,
+                repair: nodeRepairStatus(res.repair),
+                scrub: nodeScrubStatus(res.scrub),
                 checkedAt,
               },
         )

@@ -4,6 +4,7 @@ import { AdminController } from './admin/admin.controller.js'
 import { MEMBERSHIP, staticNodeMembership } from './membership/membership.provider.js'
 import { NODE_COMPONENTS, type NodeComponent } from './node-component.js'
 import { LOGGER, NODE_CONFIG, NodeRuntime } from './node-runtime.js'
+import { RepairComponent } from './repair/repair.component.js'
 
 @Module({})
 export class NodeModule {
@@ -15,12 +16,13 @@ export class NodeModule {
         { provide: NODE_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
         { provide: MEMBERSHIP, useFactory: () => staticNodeMembership(config) },
+        RepairComponent,
         // The node's components, in start order (stopped in reverse). Each is a provider that
         // implements NodeComponent; list it in `inject` and it runs with the node.
         {
           provide: NODE_COMPONENTS,
           useFactory: (...components: NodeComponent[]) => components,
-          inject: [],
+          inject: [RepairComponent],
         },
         NodeRuntime,
       ],

@@ -1,2 +1,3 @@
+export * from './durability.js'
 export * from './error-map.js'
 export * from './gen/mycel/v1/block.js'

@@ -33,6 +33,20 @@ export const nodeEnvSchema = z.object({
   MYCEL_SYNC_WRITES: boolFlag.default(true),
   /** How long shutdown waits for in-flight writes before closing the store. */
   MYCEL_SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
+  /** Copies kept of a block stored without a durability record (the cluster default R). */
+  MYCEL_REPLICATION: positiveInt.max(16).default(DEFAULT_REPLICATION),
+  /** Deadline of one call to a peer node (repair, handoff, scrub re-fetch). */
+  MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
+  /** Bytes per second repair and handoff may send to peers (token bucket). */
+  MYCEL_REPAIR_RATE_BYTES: positiveInt.default(64 * 1024 ** 2),
+  /** Blocks repair and handoff move at once. */
+  MYCEL_REPAIR_CONCURRENCY: positiveInt.max(256).default(8),
+  /** Time between repair passes over this node's blocks when nothing is pending. */
+  MYCEL_REPAIR_INTERVAL_MS: positiveInt.default(10 * 60_000),
+  /** Bytes per second the scrubber re-verifies; 0 turns scrubbing off. */
+  MYCEL_SCRUB_RATE_BYTES: nonNegativeInt.default(16 * 1024 ** 2),
+  /** Pause between two complete scrub passes. */
+  MYCEL_SCRUB_INTERVAL_MS: positiveInt.default(7 * 24 * 3_600_000),
   MYCEL_LOG_LEVEL: logLevel,
 })
 export type NodeEnv = z.infer<typeof nodeEnvSchema>

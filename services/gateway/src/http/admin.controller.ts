@@ -1,6 +1,7 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common'
 import type { Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
+import { clusterRepairStatus } from '../repair-status.js'
 
 /** Health, readiness, metrics, and the cluster status for people and scripts. */
 @Controller()
@@ -44,6 +45,7 @@ export class AdminController {
       writeQuorum: cfg.MYCEL_WRITE_QUORUM,
       ready: this.runtime.ready,
       membership: 'static',
+      ...clusterRepairStatus(nodes.filter((n) => n.state === 'up')),
     })
   }
 }
