@@ -21,9 +21,30 @@ import type { Response } from 'express'
 import type { Block } from './dag-walk.js'
 
 /**
- * Streams a CARv1 of `roots` and `blocks` into `res` with backpressure (CarWriter.put waits for
- * the reader). A failure after the headers are sent cuts the connection, so the client sees a
- * truncated CAR, never one that looks complete. Resolves when the response ended or broke.
+ * The bytes of a CARv1 of `roots` and `blocks`, produced as fast as they are read (CarWriter.put
+ * waits for the reader). A failure of `blocks` ends the iteration with that error, after the
+ * bytes written so far.
+ */
+export async function* carBytes(roots: CID[], blocks: AsyncIterable<Block>): AsyncGenerator<Uint8Array> {
+  const { writer, out } = CarWriter.create(roots)
+  let failure: unknown
+  const producer = (async () => {
+    try {
+      for await (const block of blocks) await writer.put(block)
+    } catch (err) {
+      failure = err ?? new Error('CAR source failed')
+    }
+    await writer.close()
+  })()
+  for await (const chunk of out) yield chunk
+  await producer
+  if (failure !== undefined) throw failure
+}
+
+/**
+ * Streams a CARv1 into `res` with backpressure. A failure after the headers are sent cuts the
+ * connection, so the client sees a truncated CAR, never one that looks complete (the path
+ * gateway's convention). Resolves when the response ended or broke.
  */
 export async function pipeCar(
   res: Response,
@@ -31,21 +52,10 @@ export async function pipeCar(
   blocks: AsyncIterable<Block>,
   onError: (err: unknown) => void,
 ): Promise<void> {
-  const { writer, out } = CarWriter.create(roots)
-  let failed = false
-  const producer = (async () => {
-    for await (const block of blocks) await writer.put(block)
-    await writer.close()
-  })()
-  producer.catch((err: unknown) => {
-    failed = true
-    onError(err)
-    res.destroy()
-  })
   try {
-    await pipeline(Readable.from(out), res)
+    await pipeline(Readable.from(carBytes(roots, blocks)), res)
   } catch (err) {
-    if (!failed && !res.destroyed) onError(err)
+    onError(err)
     res.destroy()
   }
 }
