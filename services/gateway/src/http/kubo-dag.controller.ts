@@ -276,7 +276,7 @@ export class KuboDagController {
     const declared = Number(req.headers['content-length'] ?? Number.NaN)
     if (declared > maxUpload) throw new PayloadTooLargeError(maxUpload)
     const abort = abortOnClose(res)
-    const spool = new CarSpool()
+    const spool = new CarSpool(this.runtime.config.MYCEL_TMP_DIR)
     const budget = { received: 0, limit: maxUpload }
     const lines: string[] = []
     try {

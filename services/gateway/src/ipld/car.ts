@@ -1,6 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdtemp, open, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -11,6 +10,7 @@ import {
   assertStorableBlock,
   BlockTooLargeError,
   type CID,
+  ConfigInvalidError,
   InvalidCarError,
   isMycelError,
   isSupportedHash,
@@ -72,16 +72,19 @@ export interface SpooledCar {
 
 /**
  * CAR import in two passes so that a bad CAR stores nothing: the upload is spilled to a file
- * under the OS temp directory (bounded by the upload limit), every block of every CAR is
+ * under MYCEL_TMP_DIR (bounded by the upload limit), every block of every CAR is
  * verified, and only then are the blocks read again and written at the write quorum.
  */
 export class CarSpool {
   readonly cars: SpooledCar[] = []
   private dir: string | undefined
 
+  /** `parent`: where spill files go (MYCEL_TMP_DIR). */
+  constructor(private readonly parent: string) {}
+
   /** Spills one CAR (the caller bounds `content`) and verifies every block in it. */
   async add(content: AsyncIterable<Uint8Array>, maxBlockBytes: number): Promise<SpooledCar> {
-    this.dir ??= await mkdtemp(join(tmpdir(), 'mycel-dag-import-'))
+    this.dir ??= await mkdtemp(join(this.parent, 'mycel-dag-import-'))
     const path = join(this.dir, `${this.cars.length}.car`)
     await pipeline(Readable.from(content), createWriteStream(path))
     const label = `CAR file ${this.cars.length + 1}`
@@ -158,6 +161,26 @@ export class CarSpool {
 
   async dispose(): Promise<void> {
     if (this.dir !== undefined) await rm(this.dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Checks at startup that the spool directory takes files, so that a read-only or missing
+ * MYCEL_TMP_DIR stops the gateway with a clear message instead of failing the first import.
+ */
+export async function assertSpoolDirWritable(dir: string): Promise<void> {
+  try {
+    const probe = await mkdtemp(join(dir, 'mycel-startup-check-'))
+    try {
+      await writeFile(join(probe, 'probe'), 'ok')
+    } finally {
+      await rm(probe, { recursive: true, force: true })
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? (err as Error).message
+    throw new ConfigInvalidError([
+      `MYCEL_TMP_DIR: "${dir}" is not a writable directory (${code}); dag/import spools CAR files there`,
+    ])
   }
 }
 
