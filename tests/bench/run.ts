@@ -23,8 +23,9 @@ import { connect } from 'node:net'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { freePortRange, startCluster, type TestCluster } from '../helpers/cluster.js'
-import { initKuboRepo, KUBO_VERSION, kuboBin, kuboEnv, ROOT } from './kubo-vectors.js'
+import { startCluster, type TestCluster } from '../helpers/cluster.js'
+import { startKubo as startKuboDaemon, stopChild } from '../helpers/kubo.js'
+import { KUBO_VERSION, kuboBin, ROOT } from './kubo-vectors.js'
 import { measureRepair, repairReport } from './repair.js'
 
 const MiB = 1 << 20
@@ -247,23 +248,6 @@ function cleanupAll(): Promise<void> {
     }
   })()
   return cleaning
-}
-
-async function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((r) => child.once('exit', () => r()))
-  const signal = (sig: NodeJS.Signals) => {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
-    try {
-      process.kill(child.pid, sig)
-    } catch {
-      // already gone
-    }
-  }
-  signal('SIGTERM')
-  const timer = setTimeout(() => signal('SIGKILL'), graceMs)
-  await exited
-  clearTimeout(timer)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,39 +556,16 @@ function mycelTarget(cluster: TestCluster): Target {
 }
 
 async function startKubo(dir: string): Promise<{ child: ChildProcess; target: Target }> {
-  const bin = kuboBin()
-  const repo = join(dir, 'kubo')
-  const base = await freePortRange(2)
-  await initKuboRepo(bin, repo, base, base + 1)
-  const child = spawn(bin, ['daemon', '--offline'], { env: kuboEnv(repo), stdio: ['ignore', 'pipe', 'pipe'] })
-  cleanups.push(() => stopChild(child))
-  let output = ''
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kubo daemon not ready in 60 s: ${output}`)), 60_000)
-    const onData = (d: Buffer) => {
-      output += d.toString()
-      if (output.includes('Daemon is ready')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`kubo daemon exited (${code}): ${output}`))
-    })
-  })
-  // Keep draining its output so it never blocks on a full pipe.
-  child.stdout?.resume()
-  child.stderr?.resume()
-  const apiUrl = `http://127.0.0.1:${base}`
+  const kubo = await startKuboDaemon(dir)
+  const child = kubo.child
+  cleanups.push(() => kubo.stop())
+  const apiUrl = kubo.apiUrl
   return {
     child,
     target: {
       name: 'kubo',
       apiUrl,
-      gatewayUrl: `http://127.0.0.1:${base + 1}`,
+      gatewayUrl: kubo.gatewayUrl,
       async bigUpload(path, size, agent) {
         const { headers, body } = multipartFromFile(path, size)
         const res = await call(`${apiUrl}/api/v0/add?cid-version=1&quieter=true`, {

@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os'
 import { z } from 'zod'
 import { DEFAULT_REPLICATION } from '../constants.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
@@ -70,6 +71,8 @@ const gatewayEnvShape = z.object({
   MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
   /** Largest accepted upload body, in bytes. */
   MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
+  /** Where dag/import spools CARs while it verifies them (up to MYCEL_MAX_UPLOAD_BYTES per import). */
+  MYCEL_TMP_DIR: z.string().min(1).default(tmpdir()),
   MYCEL_LOG_LEVEL: logLevel,
 })
 export const gatewayEnvSchema = gatewayEnvShape
