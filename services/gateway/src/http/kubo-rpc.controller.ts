@@ -32,9 +32,7 @@ export class KuboRpcController {
       Addresses: [],
       AgentVersion: `mycel/${VERSION}`,
       Protocols: [],
-      Nodes: this.runtime
-        .nodeStatuses()
-        .map((n) => ({ Address: n.address, State: n.state, ID: n.nodeId ?? '' })),
+      Nodes: this.runtime.nodeStatuses().map((n) => ({ Address: n.address, State: n.state, ID: n.id })),
     })
   }
 }
