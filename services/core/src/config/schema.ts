@@ -52,6 +52,8 @@ const nodeEnvShape = z.object({
   MYCEL_DEAD_AFTER_MS: positiveInt.default(300_000),
   /** Membership: push-pull full-state exchange with one random member every interval. */
   MYCEL_SYNC_INTERVAL_MS: positiveInt.default(10_000),
+  /** Membership: no seed answered for this long: start alone, keep trying the seeds. */
+  MYCEL_JOIN_TIMEOUT_MS: positiveInt.default(10_000),
   /** Capacity offered, in bytes; 0 means unlimited (bounded by the disk). */
   MYCEL_CAPACITY_BYTES: nonNegativeInt.default(0),
   /** Sync the RocksDB WAL before acknowledging writes. Only tests of raw speed turn it off. */

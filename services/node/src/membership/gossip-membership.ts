@@ -132,6 +132,7 @@ export class GossipMembership implements NodeComponent, MembershipView {
         syncIntervalMs: cfg.MYCEL_SYNC_INTERVAL_MS,
         syncTimeoutMs: Math.max(2_000, 4 * cfg.MYCEL_PROBE_TIMEOUT_MS),
         joinRetryMs: Math.min(1_000, cfg.MYCEL_PROBE_INTERVAL_MS),
+        joinTimeoutMs: cfg.MYCEL_JOIN_TIMEOUT_MS,
       },
       observer: this.observer,
       logger: log,

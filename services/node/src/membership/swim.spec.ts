@@ -46,12 +46,24 @@ describe('SWIM membership (simulated network, virtual time)', () => {
   })
 
   it('a node whose seeds do not answer stays joining and retries until one does', async () => {
-    const net = new SimNetwork(FAST)
+    const net = new SimNetwork({ ...FAST, joinTimeoutMs: 60_000 })
     const b = net.add({ id: 'n1', seeds: [SimNetwork.address('n0')] })
     await net.clock.advance(10_000)
     assert.equal(b.self.state, 'joining')
     net.add({ id: 'n0', seeds: [SimNetwork.address('n1')] })
     await net.clock.until(() => allSee(net, ['n0', 'n1'], 'alive'), 5_000)
+  })
+
+  it('after the join timeout a node starts alone, and merges with its seed once that appears', async () => {
+    const net = new SimNetwork({ ...FAST, joinTimeoutMs: 5_000 })
+    const a = net.add({ id: 'n0', seeds: [SimNetwork.address('n1')] })
+    await net.clock.advance(4_000)
+    assert.equal(a.self.state, 'joining')
+    await net.clock.advance(2_000)
+    assert.equal(a.self.state, 'alive')
+    // n1 starts on its own too (no seeds), apart from n0: the seed reconnect merges them.
+    net.add({ id: 'n1', seeds: [] })
+    await net.clock.until(() => allSee(net, ['n0', 'n1'], 'alive'), 4 * FAST.syncIntervalMs!)
   })
 
   it('dissemination by piggybacking alone reaches all of 20 members', async () => {

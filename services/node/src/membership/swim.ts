@@ -31,6 +31,12 @@ export interface SwimConfig {
   syncTimeoutMs: number
   /** Retry of the join while no seed answered. */
   joinRetryMs: number
+  /**
+   * No seed answered for this long: start alone (alive) and keep trying the seeds in the
+   * anti-entropy rounds, so that nodes that started apart merge. Without it, a cold start in
+   * which every node waits for another would never end.
+   */
+  joinTimeoutMs: number
   /** How long a dead member's record (tombstone) is kept so that stale gossip cannot revive it. */
   tombstoneMs: number
   /** Each update is piggybacked retransmitMult × ⌈log10(n + 1)⌉ times (memberlist's λ·log n). */
@@ -47,6 +53,7 @@ export const SWIM_DEFAULTS: SwimConfig = {
   syncIntervalMs: 10_000,
   syncTimeoutMs: 3_000,
   joinRetryMs: 1_000,
+  joinTimeoutMs: 10_000,
   // A day: far longer than any gossip can stay in flight, short enough that the table stays small.
   tombstoneMs: 24 * 3600_000,
   // memberlist's default for LANs (DefaultLANConfig: RetransmitMult 4).
@@ -288,7 +295,16 @@ export class Swim implements MembershipView {
 
   private async joinLoop(): Promise<void> {
     let attempts = 0
+    const started = this.clock.now()
     while (this.running && !this.joined) {
+      if (this.clock.now() - started >= this.config.joinTimeoutMs) {
+        this.log?.warn(
+          { waitedMs: this.clock.now() - started },
+          'no seed answered: alive on its own, still trying the seeds to merge with them',
+        )
+        this.setSelfState('alive')
+        return
+      }
       const seeds = (await this.resolveSeeds()).filter((a) => !this.selfAddresses.has(a))
       if (seeds.length === 0) {
         this.log?.info('no seeds besides this node: alive on its own')
