@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { MemberStatus } from '@mycel/cli'
+import { type MemberStatus, ServiceProcess } from '@mycel/cli'
 import type { Member, MemberState } from '@mycel/core'
-import { freePortRange, startCluster, type TestCluster } from '../helpers/cluster.js'
+import { freePortRange, startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
 import { deterministicBytes, sha256, sha256OfResponse } from '../helpers/data.js'
 import { membershipOf } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
@@ -331,5 +333,41 @@ describe('membership: a network partition of one node (fault-injecting proxies)'
     }
     assert.equal(status.nodesUp, 4)
     assert.equal(status.ready, true)
+  })
+})
+
+describe('membership: a node whose seeds do not answer', () => {
+  it('is not ready while it joins, then starts alone after MYCEL_JOIN_TIMEOUT_MS', async () => {
+    const dir = await mkdtemp(join(TEST_TMP, 'joining-'))
+    const [grpc, admin, nowhere] = [await freePortRange(1), await freePortRange(1), await freePortRange(1)]
+    const node = new ServiceProcess(
+      'node-joining',
+      'node',
+      {
+        MYCEL_DATA_DIR: join(dir, 'data'),
+        MYCEL_GRPC_LISTEN: `127.0.0.1:${grpc}`,
+        MYCEL_ADMIN_LISTEN: `127.0.0.1:${admin}`,
+        MYCEL_PEERS: `127.0.0.1:${nowhere}`,
+        MYCEL_JOIN_TIMEOUT_MS: '8000',
+        MYCEL_LOG_LEVEL: 'warn',
+      },
+      join(dir, 'node.log'),
+      60_000,
+    )
+    try {
+      await node.start()
+      const joining = await fetch(`http://127.0.0.1:${admin}/readyz`)
+      assert.equal(joining.status, 503)
+      assert.match(await joining.text(), /joining/)
+      const self = (await membershipOf(`127.0.0.1:${grpc}`))?.[0]
+      assert.equal(self?.state, 'joining')
+      await poll('ready after the join timeout', 30_000, async () =>
+        (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200 ? true : undefined,
+      )
+      assert.equal((await membershipOf(`127.0.0.1:${grpc}`))?.[0]?.state, 'alive')
+    } finally {
+      await node.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
