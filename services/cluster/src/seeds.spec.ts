@@ -29,7 +29,7 @@ describe('seeds', () => {
     assert.equal(lookups, 2)
   })
 
-  it('a name that does not resolve leaves the static seeds', async () => {
+  it('a name that does not resolve stays a seed itself, to be resolved by the dial', async () => {
     const seeds = seedResolver({
       peers: ['static:7070'],
       dns: 'nowhere.invalid',
@@ -38,6 +38,6 @@ describe('seeds', () => {
         throw new Error('ENOTFOUND')
       },
     })
-    assert.deepEqual(await seeds(), ['static:7070'])
+    assert.deepEqual(await seeds(), ['static:7070', 'nowhere.invalid:7070'])
   })
 })

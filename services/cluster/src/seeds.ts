@@ -32,8 +32,8 @@ export function splitSeedName(dns: string, defaultPort: number): { name: string;
 /**
  * Seed addresses for joining and reconnecting: the static list plus every address the DNS name
  * resolves to now. The name is resolved again after `cacheMs`, so that new pods behind a
- * Kubernetes headless Service are found; a failed resolution logs and falls back to the static
- * list (the name may have no ready pod behind it yet).
+ * Kubernetes headless Service are found; a failed resolution logs and keeps the name itself as a
+ * seed (the Service may have no records yet).
  */
 export function seedResolver(cfg: SeedConfig): () => Promise<string[]> {
   const resolve = cfg.resolve ?? lookupAll
@@ -44,18 +44,18 @@ export function seedResolver(cfg: SeedConfig): () => Promise<string[]> {
     if (cfg.dns === undefined) return [...cfg.peers]
     if (cached === undefined || Date.now() - cached.at >= cacheMs) {
       const { name, port } = splitSeedName(cfg.dns, cfg.defaultPort)
+      const asSeed = (host: string) => (isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`)
+      let ips: string[] = []
       try {
-        const ips = await resolve(name)
-        cached = {
-          at: Date.now(),
-          addresses: ips.map((ip) => (isIPv6(ip) ? `[${ip}]:${port}` : `${ip}:${port}`)),
-        }
+        ips = await resolve(name)
         warned = false
       } catch (err) {
         if (!warned) cfg.logger?.warn({ dns: cfg.dns, err: String(err) }, 'seed DNS name did not resolve')
         warned = true
-        cached = { at: Date.now(), addresses: [] }
       }
+      // Unresolved, the name itself stays a seed (a dial resolves it again): a node then keeps
+      // joining instead of starting alone just because the Service has no records yet.
+      cached = { at: Date.now(), addresses: ips.length > 0 ? ips.map(asSeed) : [asSeed(name)] }
     }
     return [...new Set([...cfg.peers, ...cached.addresses])]
   }

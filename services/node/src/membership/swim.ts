@@ -324,7 +324,8 @@ export class Swim implements MembershipView {
       // Every seed may have turned out to be this node.
       if (seeds.every((a) => this.selfAddresses.has(a))) continue
       attempts++
-      if (attempts % 10 === 1) this.log?.warn({ seeds, attempts }, 'no seed answered: still joining')
+      // A cold start usually finds its seeds within a few attempts: only then is it worth a warning.
+      if (attempts % 10 === 5) this.log?.warn({ seeds, attempts }, 'no seed answered: still joining')
       await this.sleep(this.config.joinRetryMs)
     }
   }
