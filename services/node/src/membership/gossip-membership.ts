@@ -48,6 +48,7 @@ export class GossipMembership implements NodeComponent, MembershipView {
   private log: Logger | undefined
   private heartbeat: NodeJS.Timeout | undefined
   private pushTimer: NodeJS.Timeout | undefined
+  private stopping = false
 
   constructor(private readonly config: NodeEnv) {}
 
@@ -96,7 +97,12 @@ export class GossipMembership implements NodeComponent, MembershipView {
         sync: (msg) => this.running().handleSync(msg),
         view: () =>
           this.swim === undefined ? undefined : { nodeId: ctx.nodeId, members: this.swim.members() },
-        watchRefusal: () => (this.joined ? undefined : 'this node is still joining the cluster'),
+        watchRefusal: () =>
+          this.stopping
+            ? 'this node is shutting down'
+            : this.joined
+              ? undefined
+              : 'this node is still joining the cluster',
         watch: (call) => this.addWatcher(call),
         heartbeatMs: WATCH_HEARTBEAT_MS,
       }),
@@ -160,6 +166,8 @@ export class GossipMembership implements NodeComponent, MembershipView {
 
   /** Announces `left` to the members (best effort, within the probe timeout), then ends watches. */
   async stop(): Promise<void> {
+    // A watch opened now would hold the gRPC drain open until it is forced.
+    this.stopping = true
     clearInterval(this.heartbeat)
     clearTimeout(this.pushTimer)
     if (this.swim !== undefined) await this.swim.leave()
