@@ -281,6 +281,10 @@ def main():
     status, body = http('GET', f'{url}/mycel/v1/status')
     st = json.loads(body) if status == 200 else {}
     check('status lists every node', status == 200 and len(st.get('nodes', [])) == replicas, f'{status} {body[:300]!r}')
+    # The nodes found each other through the headless Service (MYCEL_SEED_DNS) and gossip.
+    addresses = sorted(n.get('address', '') for n in st.get('nodes', []) if n.get('state') == 'alive')
+    check('every node is alive, known by its advertised stable name',
+          addresses == sorted(f'{n["fqdn"]}:{named_port(node_c, "grpc")}' for n in nodes), ', '.join(addresses))
 
     def read_all():
         bad = []
