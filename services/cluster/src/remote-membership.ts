@@ -196,41 +196,49 @@ export class RemoteMembership implements MembershipView {
   }
 
   private apply(records: readonly Member[]): void {
-    let changed = records.length !== this.byId.size
-    const next = new Map<string, Member>()
-    for (const r of records) {
-      const cur = this.byId.get(r.id)
-      if (cur !== undefined && !supersedes(r, cur)) {
-        next.set(r.id, cur)
-        continue
-      }
-      next.set(r.id, r)
-      if (
-        cur === undefined ||
-        cur.state !== r.state ||
-        cur.incarnation !== r.incarnation ||
-        cur.address !== r.address
-      ) {
-        changed = true
-      }
-    }
-    for (const id of this.byId.keys()) if (!next.has(id)) changed = true
-    this.byId.clear()
-    for (const [id, m] of next) this.byId.set(id, m)
-    if (!this.known) {
+    const next = mergeView(this.byId, records)
+    const first = !this.known
+    if (first) {
       this.known = true
       for (const w of this.knownWaiters.splice(0)) w()
-      changed = true
     }
-    if (!changed) return
-    const addresses = new Set([...next.values()].map((m) => m.address))
+    if (next === undefined && !first) return
+    if (next !== undefined) {
+      this.byId.clear()
+      for (const [id, m] of next) this.byId.set(id, m)
+    }
+    const addresses = new Set([...this.byId.values()].map((m) => m.address))
     for (const [address, client] of this.clients) {
       if (!addresses.has(address) && address !== this.source?.address) {
         client.close()
         this.clients.delete(address)
       }
     }
-    this.snapshot = Object.freeze([...next.values()].sort((a, b) => (a.id < b.id ? -1 : 1)))
+    this.snapshot = Object.freeze([...this.byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1)))
     this.events.emitChange(this.snapshot)
   }
+}
+
+/**
+ * A followed node's view merged into the one known: per member the record that wins by SWIM's
+ * precedence (a node a little behind cannot undo newer news); members the view no longer lists
+ * (expired tombstones) are dropped. Undefined when nothing changed.
+ */
+export function mergeView(
+  known: ReadonlyMap<string, Member>,
+  records: readonly Member[],
+): Map<string, Member> | undefined {
+  let changed = records.length !== known.size
+  const next = new Map<string, Member>()
+  for (const r of records) {
+    const cur = known.get(r.id)
+    if (cur !== undefined && !supersedes(r, cur)) {
+      next.set(r.id, cur)
+      continue
+    }
+    next.set(r.id, r)
+    changed ||= cur === undefined || cur.state !== r.state || cur.incarnation !== r.incarnation
+  }
+  for (const id of known.keys()) changed ||= !next.has(id)
+  return changed ? next : undefined
 }

@@ -91,6 +91,8 @@ export class SimNetwork {
   private readonly nodes = new Map<string, Swim>()
   /** Addresses cut off from every other address (both directions). */
   private readonly isolated = new Set<string>()
+  /** Pairs of addresses that cannot reach each other ("a|b", both orders). */
+  private readonly cutPairs = new Set<string>()
   readonly counters = { refuted: 0, suspicions: 0, deadDeclared: 0, probes: 0, probeFailures: 0 }
 
   constructor(
@@ -143,6 +145,15 @@ export class SimNetwork {
     else this.isolated.delete(address)
   }
 
+  /** Cuts (or heals) only the link between `a` and `b`: each still reaches everyone else. */
+  cutLink(a: string, b: string, cut: boolean): void {
+    const [x, y] = [SimNetwork.address(a), SimNetwork.address(b)]
+    for (const key of [`${x}|${y}`, `${y}|${x}`]) {
+      if (cut) this.cutPairs.add(key)
+      else this.cutPairs.delete(key)
+    }
+  }
+
   node(id: string): Swim {
     const swim = this.nodes.get(SimNetwork.address(id))
     if (swim === undefined) throw new Error(`no node ${id}`)
@@ -161,7 +172,8 @@ export class SimNetwork {
   }
 
   private reachable(from: string, to: string): boolean {
-    return from === to || (!this.isolated.has(from) && !this.isolated.has(to))
+    if (from === to) return true
+    return !this.isolated.has(from) && !this.isolated.has(to) && !this.cutPairs.has(`${from}|${to}`)
   }
 
   private transportFrom(from: string): SwimTransport {

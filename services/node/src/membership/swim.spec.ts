@@ -103,6 +103,16 @@ describe('SWIM membership (simulated network, virtual time)', () => {
     assert.ok(net.counters.refuted > 0, 'the suspect refuted')
   })
 
+  it('indirect probes keep a member alive when only the prober cannot reach it', async () => {
+    const net = await converged(5)
+    const before = net.counters.suspicions
+    net.cutLink('n0', 'n1', true)
+    await net.clock.advance(30_000)
+    assert.equal(net.counters.suspicions, before, 'no suspicion raised')
+    assert.ok(allSee(net, ids(5), 'alive'))
+    assert.ok(net.counters.probeFailures > 0, 'direct probes across the cut link failed')
+  })
+
   it('a crashed member is suspect within a few protocol periods, then dead after deadAfterMs, not before', async () => {
     const net = await converged(5)
     net.crash('n2')

@@ -169,6 +169,8 @@ export class Swim implements MembershipView {
   private probeIndex = 0
   private snapshot: readonly Member[] = []
   private dirty = true
+  /** A change happened since listeners were last told. */
+  private pendingNotify = false
   private running = false
   private reapTimer: unknown
 
@@ -393,7 +395,8 @@ export class Swim implements MembershipView {
                 fromId: me,
                 targetId: target.id,
                 targetAddress: target.address,
-                timeoutMs: this.config.probeTimeoutMs,
+                // Less than our own deadline, so that a helper's "no answer" still reaches us.
+                timeoutMs: Math.floor(timeout * 0.8),
                 updates: this.takeBroadcasts(),
               },
               timeout,
@@ -581,8 +584,6 @@ export class Swim implements MembershipView {
     this.events.emitUpdate({ ...member }, previous && { ...previous })
     this.pendingNotify = true
   }
-
-  private pendingNotify = false
 
   private flush(): void {
     if (!this.pendingNotify) return
