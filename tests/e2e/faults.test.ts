@@ -106,7 +106,7 @@ describe('faults: node loss, quorum, corruption, restart', () => {
     // Corrupt the first-ranked copy of every leaf, and the second-ranked too: one good copy left.
     const leaves: CID[] = await leafCids(cluster, root)
     const nodeIds = cluster.nodes.map((_, i) => ({
-      id: cluster.nodeAddress(i),
+      id: cluster.nodeId(i),
       zone: 'default',
       weight: 1,
       index: i,

@@ -3,5 +3,8 @@
 // Used by the gateway and by nodes that coordinate requests themselves.
 export * from './cluster-blockstore.js'
 export * from './import.js'
+export * from './membership-codec.js'
 export * from './node-clients.js'
+export * from './remote-membership.js'
+export * from './seeds.js'
 export * from './write-session.js'

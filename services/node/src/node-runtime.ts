@@ -74,6 +74,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     'mycel.v1.BlockService': 'NOT_SERVING',
   })
   private readonly log: Logger
+  private readonly rootLogger: Logger
   nodeId = ''
   grpcAddress = ''
 
@@ -82,12 +83,23 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     @Inject(LOGGER) logger: Logger,
     @Inject(NODE_COMPONENTS) private readonly components: NodeComponent[],
   ) {
+    this.rootLogger = logger
     this.log = logger.child({ component: 'node:runtime' })
     this.metrics = new NodeMetrics(() => this.store)
   }
 
   get ready(): boolean {
-    return this.store !== undefined && this.server !== undefined
+    return this.notReadyReason() === undefined
+  }
+
+  /** Why the node is not ready (store, gRPC, or a component such as membership still joining). */
+  notReadyReason(): string | undefined {
+    if (this.store === undefined || this.server === undefined) return 'block store or gRPC server not up'
+    for (const c of this.components) {
+      const reason = c.notReadyReason?.()
+      if (reason !== undefined) return reason
+    }
+    return undefined
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -126,7 +138,8 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       store: this.store,
       state: this.store,
       metrics: this.metrics,
-      logger: this.log,
+      // Components name themselves: logger.child({ component: 'node:<name>' }).
+      logger: this.rootLogger,
       addNodeStats: (provider) => statsProviders.push(provider),
     }
     const protoFiles = ['mycel/v1/block.proto']

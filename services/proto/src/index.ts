@@ -1,3 +1,21 @@
 export * from './durability.js'
 export * from './error-map.js'
 export * from './gen/mycel/v1/block.js'
+// Named, not `export *`: every generated file also exports protobufPackage, DeepPartial, etc.
+export {
+  GetMembershipRequest,
+  GetMembershipResponse,
+  MemberRecord,
+  MemberState,
+  MembershipServiceClient,
+  type MembershipServiceServer,
+  MembershipServiceService,
+  PingReqRequest,
+  PingReqResponse,
+  PingRequest,
+  PingResponse,
+  SyncRequest,
+  SyncResponse,
+  WatchMembershipRequest,
+  WatchMembershipResponse,
+} from './gen/mycel/v1/membership.js'
