@@ -27,6 +27,8 @@ export interface LocalClusterOptions {
   env?: Record<string, string>
   /** Extra environment for the gateway only. */
   gatewayEnv?: Record<string, string>
+  /** Extra environment for the storage nodes only. */
+  nodeEnv?: Record<string, string>
   /** How long a process may take to report ready. */
   readyTimeoutMs?: number
 }
@@ -161,7 +163,11 @@ export class LocalCluster {
             MYCEL_DATA_DIR: join(dataDir, `node-${i}`),
             MYCEL_GRPC_LISTEN: `${this.host}:${this.ports.grpc + i}`,
             MYCEL_ADMIN_LISTEN: `${this.host}:${this.ports.admin + i}`,
+            // Every node coordinates public API requests, so it knows the others and R.
+            MYCEL_PEERS: peers.join(','),
+            MYCEL_REPLICATION: String(Math.min(3, options.nodes)),
             ...options.env,
+            ...options.nodeEnv,
           },
           join(dataDir, 'logs', `node-${i}.log`),
           timeout,

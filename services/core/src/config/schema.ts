@@ -1,5 +1,11 @@
 import { z } from 'zod'
-import { DEFAULT_REPLICATION } from '../constants.js'
+import {
+  checkGrpcTlsEnv,
+  checkWriteQuorum,
+  coordinatorEnv,
+  grpcTlsEnv,
+  withWriteQuorum,
+} from './cluster-access.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
 
 /** Comma-separated host:port list. */
@@ -14,7 +20,7 @@ const peerList = z
   .pipe(z.array(hostPort))
 
 /** Storage node settings. */
-export const nodeEnvSchema = z.object({
+const nodeEnvShape = z.object({
   /** Where RocksDB and the node id live. */
   MYCEL_DATA_DIR: z.string().default('./.data/node-0'),
   /** Public and internal gRPC listener. */
@@ -34,7 +40,18 @@ export const nodeEnvSchema = z.object({
   /** How long shutdown waits for in-flight writes before closing the store. */
   MYCEL_SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
   MYCEL_LOG_LEVEL: logLevel,
+  // The node coordinates public API requests (and pins) like a gateway does.
+  ...coordinatorEnv,
+  ...grpcTlsEnv,
+  /** Hashed bearer tokens for the public gRPC API (see auth/tokens.ts); unset: no authentication. */
+  MYCEL_API_TOKENS_FILE: z.string().min(1).optional(),
+  /** How often the node reconciles its pin set with a random peer (anti-entropy). */
+  MYCEL_PIN_SYNC_INTERVAL_MS: positiveInt.default(30_000),
 })
+export const nodeEnvSchema = nodeEnvShape
+  .superRefine(checkWriteQuorum)
+  .superRefine(checkGrpcTlsEnv)
+  .transform(withWriteQuorum)
 export type NodeEnv = z.infer<typeof nodeEnvSchema>
 
 /** Gateway settings. */
@@ -48,33 +65,19 @@ const gatewayEnvShape = z.object({
     .string({ message: 'required: comma-separated host:port of the storage nodes' })
     .pipe(peerList)
     .pipe(z.array(hostPort).min(1, 'at least one peer is required')),
-  /** Copies kept of every block. */
-  MYCEL_REPLICATION: positiveInt.max(16).default(DEFAULT_REPLICATION),
-  /** Copies that must be durable before a write is acknowledged; default a majority of R. */
-  MYCEL_WRITE_QUORUM: positiveInt.optional(),
-  /** Deadline of one block operation on one node. */
-  MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
-  /** Largest accepted upload body, in bytes. */
-  MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
+  ...coordinatorEnv,
+  ...grpcTlsEnv,
+  /** Token the gateway presents to the nodes' public API (pins), when they require tokens. */
+  MYCEL_API_TOKEN: z.string().min(1).optional(),
   MYCEL_LOG_LEVEL: logLevel,
 })
 export const gatewayEnvSchema = gatewayEnvShape
-  .superRefine((cfg, ctx) => {
-    if (cfg.MYCEL_WRITE_QUORUM !== undefined && cfg.MYCEL_WRITE_QUORUM > cfg.MYCEL_REPLICATION) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['MYCEL_WRITE_QUORUM'],
-        message: `must not exceed MYCEL_REPLICATION (${cfg.MYCEL_REPLICATION})`,
-      })
-    }
-  })
-  .transform((cfg) => ({
-    ...cfg,
-    MYCEL_WRITE_QUORUM: cfg.MYCEL_WRITE_QUORUM ?? Math.floor(cfg.MYCEL_REPLICATION / 2) + 1,
-  }))
+  .superRefine(checkWriteQuorum)
+  .superRefine(checkGrpcTlsEnv)
+  .transform(withWriteQuorum)
 export type GatewayEnv = z.infer<typeof gatewayEnvSchema>
 
 export const loadNodeEnv = (env: NodeJS.ProcessEnv = process.env) =>
-  parseEnv(nodeEnvSchema, Object.keys(nodeEnvSchema.shape), env)
+  parseEnv(nodeEnvSchema, Object.keys(nodeEnvShape.shape), env)
 export const loadGatewayEnv = (env: NodeJS.ProcessEnv = process.env) =>
   parseEnv(gatewayEnvSchema, Object.keys(gatewayEnvShape.shape), env)

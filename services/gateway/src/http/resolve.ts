@@ -1,38 +1,19 @@
-import type { ClusterBlockstore } from '@mycel/cluster'
-import { type CID, InvalidArgumentError, PathNotFoundError, parseCid } from '@mycel/core'
+import {
+  asPathNotFound,
+  type ClusterBlockstore,
+  type ContentPath,
+  formatContentPath,
+  parseContentPath,
+} from '@mycel/cluster'
+import type { CID } from '@mycel/core'
 import { exporter, type UnixFSEntry, walkPath } from 'ipfs-unixfs-exporter'
 import type { Block } from '../ipld/dag-walk.js'
 
-/** An immutable content path: a root CID and the link names below it. */
-export interface ContentPath {
-  root: CID
-  segments: string[]
-}
-
-/** Parses `CID`, `CID/a/b`, `/ipfs/CID[/a/b]` (the forms Kubo's RPC accepts as `arg`). */
-export function parseContentPath(arg: string): ContentPath {
-  let text = arg.trim()
-  if (text.startsWith('/ipns/')) {
-    throw new InvalidArgumentError(`"${arg}": IPNS names are not supported; use an /ipfs/ path`)
-  }
-  if (text.startsWith('/ipfs/')) text = text.slice('/ipfs/'.length)
-  else if (text.startsWith('/')) throw new InvalidArgumentError(`"${arg}" is not a CID or an /ipfs/ path`)
-  const [first = '', ...rest] = text.split('/')
-  const segments = rest.filter((s) => s !== '')
-  for (const s of segments) {
-    if (s === '.' || s === '..')
-      throw new InvalidArgumentError(`"${arg}": "." and ".." are not path segments`)
-  }
-  return { root: parseCid(first), segments }
-}
+export { type ContentPath, formatContentPath, parseContentPath }
 
 /** The path as a header value (X-Ipfs-Path): each segment percent-encoded, so it stays ASCII. */
 export function headerContentPath(p: ContentPath): string {
   return formatContentPath({ root: p.root, segments: p.segments.map(encodeURIComponent) })
-}
-
-export function formatContentPath(p: ContentPath): string {
-  return `/ipfs/${p.root.toString()}${p.segments.length > 0 ? `/${p.segments.join('/')}` : ''}`
 }
 
 /**
@@ -75,14 +56,6 @@ export async function resolveContentPath(
     }
     return await exporter(text, store, { signal })
   } catch (err) {
-    const name = (err as { name?: string }).name
-    if (
-      name === 'NotFoundError' ||
-      name === 'ResolveError' ||
-      (err as { code?: string }).code === 'ERR_NOT_FOUND'
-    ) {
-      throw new PathNotFoundError(`no link named "${path.segments.join('/')}" under ${path.root.toString()}`)
-    }
-    throw err
+    throw asPathNotFound(err, path)
   }
 }
