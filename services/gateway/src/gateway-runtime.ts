@@ -1,6 +1,12 @@
 import type { Server } from 'node:http'
 import { Metadata } from '@grpc/grpc-js'
-import { ClusterBlockstore, deadlineIn, NodeClients, type NodeHandle } from '@mycel/cluster'
+import {
+  ClusterBlockstore,
+  deadlineIn,
+  NodeClients,
+  type NodeHandle,
+  nodeChannelCredentials,
+} from '@mycel/cluster'
 import { type GatewayEnv, type Logger, StaticMembership } from '@mycel/core'
 import {
   type BeforeApplicationShutdown,
@@ -50,7 +56,9 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     @Inject(LOGGER) logger: Logger,
   ) {
     this.log = logger
-    this.clients = new NodeClients(StaticMembership.fromAddresses(config.MYCEL_PEERS))
+    this.clients = new NodeClients(StaticMembership.fromAddresses(config.MYCEL_PEERS), {
+      credentials: nodeChannelCredentials(config),
+    })
     this.cluster = new ClusterBlockstore(
       this.clients,
       {

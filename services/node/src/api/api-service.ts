@@ -14,6 +14,7 @@ import {
   type NodeClients,
   parseContentPath,
   resolvePath,
+  topLevelRoots,
 } from '@mycel/cluster'
 import {
   type CID,
@@ -127,10 +128,7 @@ export function createApiService(c: ApiServiceComponents): ApiServiceServer {
           const root = entries.at(-1)
           if (root === undefined) throw new Error('importer returned no entry')
           // Kubo pins what it reports as added at the top: the wrapper, the file, or each top entry.
-          const roots =
-            params.wrapWithDirectory || !o.directory
-              ? [root.cid]
-              : entries.filter((e) => !e.path.includes('/')).map((e) => e.cid)
+          const roots = topLevelRoots(entries, params.wrapWithDirectory || !o.directory)
           if (pin) await c.pins.pinWritten(roots, { durability: o.durability, name: o.pinName, signal })
           return {
             cid: root.cid.toString(),
