@@ -11,7 +11,8 @@ const options = (...names: string[]) => new Set([...CLIENT_OPTIONS, ...names])
 // kubo-rpc-client sends `stream` to pin/add as well; Kubo ignores it there, and so does Mycel.
 const PIN_ADD_OPTIONS = options('arg', 'recursive', 'progress', 'name', 'stream', 'durability')
 const PIN_RM_OPTIONS = options('arg', 'recursive')
-const PIN_LS_OPTIONS = options('arg', 'type', 'quiet', 'stream', 'names', 'name')
+// kubo-rpc-client also echoes its `paths` option (the same values as `arg`); Kubo ignores it.
+const PIN_LS_OPTIONS = options('arg', 'type', 'quiet', 'stream', 'names', 'name', 'paths')
 
 /**
  * Kubo RPC pin/add, pin/rm and pin/ls over the nodes' pin set (the nodes' public gRPC API, with
