@@ -306,9 +306,7 @@ export class MycelClient {
         }
         return
       } catch (err) {
-        if (!isNodeFailure(err) || opts.signal?.aborted) throw remoteErrorOf(err)
-        this.markDown(node)
-        failures.push(`${node.address}: ${(err as ServiceError).details || (err as Error).message}`)
+        this.failOver(node, err, failures, opts.signal)
       } finally {
         stop()
       }
@@ -427,9 +425,8 @@ export class MycelClient {
           pinned: res.pinned,
         }
       } catch (err) {
-        if (!isNodeFailure(err) || opts.signal?.aborted || (started && !replayable)) throw remoteErrorOf(err)
-        this.markDown(node)
-        failures.push(`${node.address}: ${(err as ServiceError).details || (err as Error).message}`)
+        if (started && !replayable) throw remoteErrorOf(err)
+        this.failOver(node, err, failures, opts.signal)
       }
     }
   }
@@ -503,9 +500,7 @@ export class MycelClient {
         onAnswer?.(node)
         return res
       } catch (err) {
-        if (!isNodeFailure(err) || opts.signal?.aborted) throw remoteErrorOf(err)
-        this.markDown(node)
-        failures.push(`${node.address}: ${(err as ServiceError).details || (err as Error).message}`)
+        this.failOver(node, err, failures, opts.signal)
       }
     }
   }
@@ -531,9 +526,7 @@ export class MycelClient {
         for await (const msg of call as AsyncIterable<Msg>) out.push(msg)
         return out
       } catch (err) {
-        if (!isNodeFailure(err) || opts.signal?.aborted) throw remoteErrorOf(err)
-        this.markDown(node)
-        failures.push(`${node.address}: ${(err as ServiceError).details || (err as Error).message}`)
+        this.failOver(node, err, failures, opts.signal)
       } finally {
         stop()
       }
@@ -553,6 +546,13 @@ export class MycelClient {
 
   private markDown(node: Node): void {
     node.downUntil = Date.now() + DOWN_MS
+  }
+
+  /** After an attempt failed: rethrows unless the node failed (then the next node is tried). */
+  private failOver(node: Node, err: unknown, failures: string[], signal: AbortSignal | undefined): void {
+    if (!isNodeFailure(err) || signal?.aborted) throw remoteErrorOf(err)
+    this.markDown(node)
+    failures.push(`${node.address}: ${(err as ServiceError).details || (err as Error).message}`)
   }
 
   private exhausted(failures: string[]): RemoteMycelError {

@@ -1,7 +1,6 @@
-import * as dagCbor from '@ipld/dag-cbor'
-import * as dagJson from '@ipld/dag-json'
 import * as dagPb from '@ipld/dag-pb'
-import { CID, CODEC_DAG_PB, CODEC_RAW, HASH_IDENTITY, UnsupportedCodecError } from '@mycel/core'
+import { blockLinks } from '@mycel/cluster'
+import { type CID, CODEC_DAG_PB, CODEC_RAW, HASH_IDENTITY } from '@mycel/core'
 import { UnixFS } from 'ipfs-unixfs'
 
 export const CODEC_DAG_CBOR = 0x71
@@ -20,33 +19,7 @@ export function isTraversableCodec(code: number): boolean {
 }
 
 /** The links of a block in the order its codec defines them (dag-pb: link order; CBOR/JSON: field order). */
-export function linksOf(cid: CID, bytes: Uint8Array): CID[] {
-  switch (cid.code) {
-    case CODEC_RAW:
-    case CODEC_LIBP2P_KEY:
-      return []
-    case CODEC_DAG_PB:
-      return dagPb.decode(bytes).Links.map((l) => l.Hash as unknown as CID)
-    case CODEC_DAG_CBOR:
-      return collectCids(dagCbor.decode(bytes))
-    case CODEC_DAG_JSON:
-      return collectCids(dagJson.decode(bytes))
-    default:
-      throw new UnsupportedCodecError(cid.code, `cannot follow the links of ${cid.toString()}`)
-  }
-}
-
-function collectCids(value: unknown, out: CID[] = []): CID[] {
-  const cid = CID.asCID(value)
-  if (cid !== null) {
-    out.push(cid as CID)
-  } else if (Array.isArray(value)) {
-    for (const v of value) collectCids(v, out)
-  } else if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) {
-    for (const v of Object.values(value)) collectCids(v, out)
-  }
-  return out
-}
+export const linksOf = blockLinks
 
 /**
  * Links inside the "entity" of a block (trustless gateway dag-scope=entity): a UnixFS file's

@@ -60,7 +60,7 @@ import type { NodeMetrics } from '../admin/metrics.js'
 import type { Pins } from '../pins/pins.js'
 import { AddStream } from './add-stream.js'
 import { entryFacts } from './entry-type.js'
-import { answer, signalOf, stream } from './grpc-calls.js'
+import { answer, stream } from './grpc-calls.js'
 
 export interface ApiServiceComponents {
   config: NodeEnv
@@ -97,51 +97,46 @@ export function createApiService(c: ApiServiceComponents): ApiServiceServer {
 
   return {
     add(call: ServerReadableStream<AddRequest, AddResponse>, callback: sendUnaryData<AddResponse>) {
-      answer('Api.Add', callback, deps, async () => {
+      answer('Api.Add', call, callback, deps, async (signal) => {
         authorize(call.metadata, 'write')
-        const { signal, dispose } = signalOf(call)
-        try {
-          const messages = (call as AsyncIterable<AddRequest>)[Symbol.asyncIterator]()
-          const first = await messages.next()
-          const head = first.done ? undefined : first.value.message
-          if (head?.$case !== 'options') {
-            throw new InvalidArgumentError('Add: the first message must carry the options')
-          }
-          const o = head.value
-          const params = importParams({
-            cidVersion: o.cidVersion,
-            rawLeaves: o.rawLeaves,
-            chunker: o.chunker,
-            wrapWithDirectory: o.wrapWithDirectory,
-          })
-          if (!o.directory && o.wrapWithDirectory && o.filename === '') {
-            throw new InvalidArgumentError('Add: wrap_with_directory in file mode needs a filename')
-          }
-          const durability = parseDurability(o.durability, maxReplication())
-          const pin = o.pin ?? true
-          const input = new AddStream(messages, c.config.MYCEL_MAX_UPLOAD_BYTES)
-          const entries = await importToCluster(
-            c.cluster,
-            o.directory ? input.directoryCandidates() : input.fileCandidates(o.filename),
-            { params, ...durability, signal, logger: log },
-          )
-          const root = entries.at(-1)
-          if (root === undefined) throw new Error('importer returned no entry')
-          // Kubo pins what it reports as added at the top: the wrapper, the file, or each top entry.
-          const roots = topLevelRoots(entries, params.wrapWithDirectory || !o.directory)
-          if (pin) await c.pins.pinWritten(roots, { durability: o.durability, name: o.pinName, signal })
-          return {
-            cid: root.cid.toString(),
-            size: BigInt(input.received),
-            dagSize: root.size,
-            entries: entries
-              .slice(-MAX_REPORTED_ENTRIES)
-              .map((e) => ({ path: e.path, cid: e.cid.toString(), dagSize: e.size })),
-            entriesTruncated: entries.length > MAX_REPORTED_ENTRIES,
-            pinned: pin ? roots.map((r) => r.toString()) : [],
-          }
-        } finally {
-          dispose()
+        const messages = (call as AsyncIterable<AddRequest>)[Symbol.asyncIterator]()
+        const first = await messages.next()
+        const head = first.done ? undefined : first.value.message
+        if (head?.$case !== 'options') {
+          throw new InvalidArgumentError('Add: the first message must carry the options')
+        }
+        const o = head.value
+        const params = importParams({
+          cidVersion: o.cidVersion,
+          rawLeaves: o.rawLeaves,
+          chunker: o.chunker,
+          wrapWithDirectory: o.wrapWithDirectory,
+        })
+        if (!o.directory && o.wrapWithDirectory && o.filename === '') {
+          throw new InvalidArgumentError('Add: wrap_with_directory in file mode needs a filename')
+        }
+        const durability = parseDurability(o.durability, maxReplication())
+        const pin = o.pin ?? true
+        const input = new AddStream(messages, c.config.MYCEL_MAX_UPLOAD_BYTES)
+        const entries = await importToCluster(
+          c.cluster,
+          o.directory ? input.directoryCandidates() : input.fileCandidates(o.filename),
+          { params, ...durability, signal, logger: log },
+        )
+        const root = entries.at(-1)
+        if (root === undefined) throw new Error('importer returned no entry')
+        // Kubo pins what it reports as added at the top: the wrapper, the file, or each top entry.
+        const roots = topLevelRoots(entries, params.wrapWithDirectory || !o.directory)
+        if (pin) await c.pins.pinWritten(roots, { durability: o.durability, name: o.pinName, signal })
+        return {
+          cid: root.cid.toString(),
+          size: BigInt(input.received),
+          dagSize: root.size,
+          entries: entries
+            .slice(-MAX_REPORTED_ENTRIES)
+            .map((e) => ({ path: e.path, cid: e.cid.toString(), dagSize: e.size })),
+          entriesTruncated: entries.length > MAX_REPORTED_ENTRIES,
+          pinned: pin ? roots.map((r) => r.toString()) : [],
         }
       })
     },
@@ -187,28 +182,23 @@ export function createApiService(c: ApiServiceComponents): ApiServiceServer {
     },
 
     stat(call: ServerUnaryCall<StatRequest, StatResponse>, callback: sendUnaryData<StatResponse>) {
-      answer('Api.Stat', callback, deps, async () => {
+      answer('Api.Stat', call, callback, deps, async (signal) => {
         authorize(call.metadata, 'read')
-        const { signal, dispose } = signalOf(call)
-        try {
-          const cid = await resolveCid(c.cluster, call.request.path, signal)
-          const bytes = await c.cluster.getBlock(cid, { signal })
-          const facts = entryFacts(cid, bytes)
-          const res: StatResponse = {
-            cid: cid.toString(),
-            type: facts.type,
-            size: BigInt(facts.size),
-            dagSize: BigInt(facts.dagSize),
-            blockSize: BigInt(bytes.byteLength),
-            links: facts.links,
-          }
-          if (call.request.countBlocks) {
-            res.blocks = BigInt((await checkDagPresence(c.cluster, cid, { signal })).blocks)
-          }
-          return res
-        } finally {
-          dispose()
+        const cid = await resolveCid(c.cluster, call.request.path, signal)
+        const bytes = await c.cluster.getBlock(cid, { signal })
+        const facts = entryFacts(cid, bytes)
+        const res: StatResponse = {
+          cid: cid.toString(),
+          type: facts.type,
+          size: BigInt(facts.size),
+          dagSize: BigInt(facts.dagSize),
+          blockSize: BigInt(bytes.byteLength),
+          links: facts.links,
         }
+        if (call.request.countBlocks) {
+          res.blocks = BigInt((await checkDagPresence(c.cluster, cid, { signal })).blocks)
+        }
+        return res
       })
     },
 
@@ -242,34 +232,24 @@ export function createApiService(c: ApiServiceComponents): ApiServiceServer {
     },
 
     pin(call: ServerUnaryCall<PinRequest, PinResponse>, callback: sendUnaryData<PinResponse>) {
-      answer('Api.Pin', callback, deps, async () => {
+      answer('Api.Pin', call, callback, deps, async (signal) => {
         authorize(call.metadata, 'write')
         const cid = parseCid(call.request.cid)
-        const { signal, dispose } = signalOf(call)
-        try {
-          const { blocks } = await c.pins.pin(cid, {
-            durability: call.request.durability,
-            name: call.request.name,
-            signal,
-          })
-          return { cid: cid.toString(), blocks: BigInt(blocks) }
-        } finally {
-          dispose()
-        }
+        const { blocks } = await c.pins.pin(cid, {
+          durability: call.request.durability,
+          name: call.request.name,
+          signal,
+        })
+        return { cid: cid.toString(), blocks: BigInt(blocks) }
       })
     },
 
     unpin(call: ServerUnaryCall<UnpinRequest, UnpinResponse>, callback: sendUnaryData<UnpinResponse>) {
-      answer('Api.Unpin', callback, deps, async () => {
+      answer('Api.Unpin', call, callback, deps, async (signal) => {
         authorize(call.metadata, 'write')
         const cid = parseCid(call.request.cid)
-        const { signal, dispose } = signalOf(call)
-        try {
-          await c.pins.unpin(cid, signal)
-          return { cid: cid.toString() }
-        } finally {
-          dispose()
-        }
+        await c.pins.unpin(cid, signal)
+        return { cid: cid.toString() }
       })
     },
 
@@ -288,7 +268,7 @@ export function createApiService(c: ApiServiceComponents): ApiServiceServer {
       call: ServerUnaryCall<ClusterStatusRequest, ClusterStatusResponse>,
       callback: sendUnaryData<ClusterStatusResponse>,
     ) {
-      answer('Api.ClusterStatus', callback, deps, async () => {
+      answer('Api.ClusterStatus', call, callback, deps, async () => {
         authorize(call.metadata, 'admin')
         const members = await Promise.all(c.membership.members().map((m) => memberStatus(c.clients, m)))
         const up = members.filter((m) => m.reachable).length

@@ -30,20 +30,27 @@ export function grpcErrorOf(err: unknown, log: Logger, method: string) {
   return toGrpcError(err)
 }
 
-/** Runs a unary handler: its result or its error (through the shared error map) go to the client. */
+/**
+ * Runs a unary (or client-streaming) handler: its result or its error (through the shared error
+ * map) go to the client; `run` gets a signal that fires if the call is cancelled or times out.
+ */
 export function answer<Res>(
   method: string,
+  call: CancellableCall,
   callback: sendUnaryData<Res>,
   deps: { log: Logger; metrics: NodeMetrics },
-  run: () => Promise<Res>,
+  run: (signal: AbortSignal) => Promise<Res>,
 ): void {
   const end = deps.metrics.rpcDuration.startTimer({ method })
-  run().then(
+  const { signal, dispose } = signalOf(call)
+  run(signal).then(
     (res) => {
+      dispose()
       end({ code: 'OK' })
       callback(null, res)
     },
     (err: unknown) => {
+      dispose()
       const e = grpcErrorOf(err, deps.log, method)
       end({ code: status[e.code ?? status.INTERNAL] ?? 'UNKNOWN' })
       callback(e)

@@ -41,7 +41,7 @@ export function createPinSyncService(
       call: ServerUnaryCall<ApplyPinsRequest, ApplyPinsResponse>,
       callback: sendUnaryData<ApplyPinsResponse>,
     ) {
-      answer('PinSync.ApplyPins', callback, deps, async () => ({
+      answer('PinSync.ApplyPins', call, callback, deps, async () => ({
         applied: (await store.apply(call.request.records)).length,
       }))
     },
