@@ -257,6 +257,7 @@ export async function runLocalCluster(opts: { nodes: number; dataDir: string }):
     `  curl -s -T FILE ${cluster.gatewayUrl}/mycel/v1/upload`,
     `  curl -s -F file=@FILE ${cluster.gatewayUrl}/api/v0/add`,
     `  curl -s -o OUT ${cluster.gatewayUrl}/ipfs/CID`,
+    `  npx mycel --node ${cluster.nodeAddress(0)} put FILE|DIR      (gRPC: also get, cat, stat, pin, status)`,
     '',
     'Press Ctrl-C to stop.',
   ]
