@@ -93,8 +93,17 @@ export class ApiComponent implements NodeComponent, OnApplicationShutdown {
     )
   }
 
-  start(): void {
+  start(ctx: NodeContext): void {
     this.replicator?.start()
+    const members = this.membership.placementMembers().length
+    if (members < ctx.config.MYCEL_REPLICATION) {
+      // Placement clamps R to the members it knows: a node started without MYCEL_PEERS (or before
+      // membership found the others) would write fewer copies than configured.
+      ctx.logger.warn(
+        { members, replication: ctx.config.MYCEL_REPLICATION },
+        'this node knows fewer storage nodes than MYCEL_REPLICATION: uploads through its public API keep only that many copies (set MYCEL_PEERS)',
+      )
+    }
   }
 
   async stop(): Promise<void> {

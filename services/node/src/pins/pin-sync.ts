@@ -100,50 +100,62 @@ export class PinReplicator {
     return (self !== undefined && m.id === self.id) || m.address === this.cfg.selfAddress
   }
 
-  /** Writes records here and to every reachable member; resolves once a majority holds them. */
+  /**
+   * Writes records here and to every reachable member at once; resolves once a majority of the
+   * members holds them (this node's own durable write counts as one).
+   */
   async write(records: PinRecord[], signal?: AbortSignal): Promise<void> {
     const { members, needed } = this.quorum()
-    await this.cfg.store.apply(records)
-    let acked = members.some((m) => this.isSelf(m)) ? 1 : 0
     const failures: QuorumFailure[] = []
-    const peers = members.filter((m) => isRoutable(m) && !this.isSelf(m))
     for (const m of members) {
       if (!isRoutable(m)) failures.push({ node: m.address, error: `member is ${m.state}` })
     }
-    if (acked >= needed) {
-      // Still send to everyone: the others get the record now rather than at anti-entropy.
-      for (const p of peers) this.apply(p, records, signal).catch(() => undefined)
-      return
-    }
-    await new Promise<void>((resolve, reject) => {
-      let pending = peers.length
-      let done = false
-      const settle = () => {
-        if (done) return
-        if (acked >= needed) {
-          done = true
-          resolve()
-        } else if (pending === 0) {
-          done = true
-          reject(new QuorumNotReachedError(needed, acked, failures, 'pin'))
-        }
-      }
-      for (const p of peers) {
+    const selfCounts = members.some((m) => this.isSelf(m))
+    const local = this.cfg.store.apply(records).then(() => (selfCounts ? 1 : 0))
+    const peers = members.filter((m) => isRoutable(m) && !this.isSelf(m))
+    const attempts = [
+      local,
+      ...peers.map((p) =>
         this.apply(p, records, signal).then(
-          () => {
-            acked++
-            pending--
-            settle()
-          },
+          () => 1,
           (err: unknown) => {
             failures.push({ node: p.address, error: errorText(err) })
+            return 0
+          },
+        ),
+      ),
+    ]
+    // The local write must succeed (its failure is this node's, not a quorum question).
+    local.catch(() => undefined)
+    await new Promise<void>((resolve, reject) => {
+      let acked = 0
+      let pending = attempts.length
+      let done = false
+      for (const attempt of attempts) {
+        attempt.then(
+          (n) => {
+            acked += n
             pending--
-            settle()
+            if (done) return
+            if (acked >= needed) {
+              done = true
+              resolve()
+            } else if (pending === 0) {
+              done = true
+              reject(new QuorumNotReachedError(needed, acked, failures, 'pin'))
+            }
+          },
+          (err: unknown) => {
+            if (done) return
+            done = true
+            reject(err)
           },
         )
       }
-      settle()
     })
+    // A quorum without the local write (a peer-only majority) still waits for it: reads here must
+    // see what this node acknowledged.
+    await local
   }
 
   /**
