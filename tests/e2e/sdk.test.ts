@@ -51,6 +51,7 @@ describe('SDK round trips (3 nodes and a gateway)', () => {
       const got = await collect(sdk.cat(fromBuffer.cid, { offset, length }))
       assert.ok(got.equals(bytes.subarray(offset, offset + length)), `${offset}+${length}`)
     }
+    assert.ok((await collect(sdk.catStream(fromBuffer.cid, { offset: 7 }))).equals(bytes.subarray(7)))
     const empty = await sdk.add(new Uint8Array(0))
     assert.equal((await collect(sdk.cat(empty.cid))).byteLength, 0)
   })

@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { Readable } from 'node:stream'
 import {
   type CallOptions,
   type ChannelCredentials,
@@ -311,6 +312,14 @@ export class MycelClient {
         stop()
       }
     }
+  }
+
+  /** `cat` as a Readable stream (backpressure from the reader reaches the node). */
+  catStream(
+    path: string,
+    opts: CallOpts & { offset?: number | undefined; length?: number | undefined } = {},
+  ): Readable {
+    return Readable.from(this.cat(path, opts), { objectMode: false })
   }
 
   async stat(path: string, opts: CallOpts & { countBlocks?: boolean } = {}): Promise<StatResult> {
