@@ -188,6 +188,8 @@ export class LocalCluster {
         MYCEL_DATA_DIR: join(dataDir, `node-${i}`),
         MYCEL_GRPC_LISTEN: `${this.host}:${this.ports.grpc + i}`,
         MYCEL_ADMIN_LISTEN: `${this.host}:${this.ports.admin + i}`,
+        // Every node coordinates public API requests, so it needs the cluster's R.
+        MYCEL_REPLICATION: String(Math.min(3, options.nodes)),
         ...LOCAL_MEMBERSHIP_ENV,
         ...options.env,
         ...options.nodeEnv?.(i),
@@ -350,6 +352,7 @@ export async function runLocalCluster(opts: { nodes: number; dataDir: string }):
     `  curl -s -T FILE ${cluster.gatewayUrl}/mycel/v1/upload`,
     `  curl -s -F file=@FILE ${cluster.gatewayUrl}/api/v0/add`,
     `  curl -s -o OUT ${cluster.gatewayUrl}/ipfs/CID`,
+    `  npx mycel --node ${cluster.nodeAddress(0)} put FILE|DIR      (gRPC: also get, cat, stat, pin, status)`,
     '',
     'Press Ctrl-C to stop.',
   ]

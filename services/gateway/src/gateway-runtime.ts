@@ -1,6 +1,13 @@
 import type { Server } from 'node:http'
 import { Metadata } from '@grpc/grpc-js'
-import { ClusterBlockstore, deadlineIn, NodeClients, RemoteMembership, seedResolver } from '@mycel/cluster'
+import {
+  ClusterBlockstore,
+  deadlineIn,
+  NodeClients,
+  nodeChannelCredentials,
+  RemoteMembership,
+  seedResolver,
+} from '@mycel/cluster'
 import { type GatewayEnv, isRoutable, type Logger, type Member } from '@mycel/core'
 import {
   type BeforeApplicationShutdown,
@@ -80,7 +87,7 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
       }),
       logger,
     })
-    this.clients = new NodeClients(this.membership)
+    this.clients = new NodeClients(this.membership, { credentials: nodeChannelCredentials(config) })
     this.cluster = new ClusterBlockstore(
       this.clients,
       {

@@ -1,8 +1,9 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { Server } from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
+import { nodeServerCredentials } from '@mycel/cluster'
 import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, replicate, splitHostPort } from '@mycel/core'
 import { BlockServiceService, type GetNodeStatsResponse } from '@mycel/proto'
 import {
@@ -161,7 +162,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(
         `${host.includes(':') ? `[${host}]` : host}:${port}`,
-        ServerCredentials.createInsecure(),
+        nodeServerCredentials(cfg),
         (err, p) => (err ? reject(err) : resolve(p)),
       ),
     )

@@ -1,6 +1,7 @@
 import type { Logger, NodeEnv } from '@mycel/core'
 import { type DynamicModule, Module } from '@nestjs/common'
 import { AdminController } from './admin/admin.controller.js'
+import { ApiComponent } from './api/api.component.js'
 import { gossipMembership, MEMBERSHIP } from './membership/membership.provider.js'
 import { NODE_COMPONENTS, type NodeComponent } from './node-component.js'
 import { LOGGER, NODE_CONFIG, NodeRuntime } from './node-runtime.js'
@@ -24,8 +25,9 @@ export class NodeModule {
         {
           provide: NODE_COMPONENTS,
           useFactory: (...components: NodeComponent[]) => components,
-          inject: [MEMBERSHIP, RepairComponent],
+          inject: [MEMBERSHIP, RepairComponent, ApiComponent],
         },
+        ApiComponent,
         NodeRuntime,
       ],
     }

@@ -1,6 +1,12 @@
 import { hostname, tmpdir } from 'node:os'
 import { z } from 'zod'
-import { DEFAULT_REPLICATION } from '../constants.js'
+import {
+  checkGrpcTlsEnv,
+  checkWriteQuorum,
+  coordinatorEnv,
+  grpcTlsEnv,
+  withWriteQuorum,
+} from './cluster-access.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
 
 /** Comma-separated host:port list. */
@@ -60,10 +66,6 @@ const nodeEnvShape = z.object({
   MYCEL_SYNC_WRITES: boolFlag.default(true),
   /** How long shutdown waits for in-flight writes before closing the store. */
   MYCEL_SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
-  /** Copies kept of a block stored without a durability record (the cluster default R). */
-  MYCEL_REPLICATION: positiveInt.max(16).default(DEFAULT_REPLICATION),
-  /** Deadline of one call to a peer node (repair, handoff, scrub re-fetch). */
-  MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
   /** Bytes per second repair and handoff may send to peers (token bucket). */
   MYCEL_REPAIR_RATE_BYTES: positiveInt.default(64 * 1024 ** 2),
   /** Blocks repair and handoff move at once. */
@@ -75,23 +77,34 @@ const nodeEnvShape = z.object({
   /** Pause between two complete scrub passes. */
   MYCEL_SCRUB_INTERVAL_MS: positiveInt.default(7 * 24 * 3_600_000),
   MYCEL_LOG_LEVEL: logLevel,
+  // The node coordinates public API requests (and pins) like a gateway does.
+  ...coordinatorEnv,
+  ...grpcTlsEnv,
+  /** Hashed bearer tokens for the public gRPC API (see auth/tokens.ts); unset: no authentication. */
+  MYCEL_API_TOKENS_FILE: z.string().min(1).optional(),
+  /** How often the node reconciles its pin set with a random peer (anti-entropy). */
+  MYCEL_PIN_SYNC_INTERVAL_MS: positiveInt.default(30_000),
 })
-export const nodeEnvSchema = nodeEnvShape.superRefine((cfg, ctx) => {
-  if (cfg.MYCEL_PROBE_TIMEOUT_MS >= cfg.MYCEL_PROBE_INTERVAL_MS) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['MYCEL_PROBE_TIMEOUT_MS'],
-      message: `must be below MYCEL_PROBE_INTERVAL_MS (${cfg.MYCEL_PROBE_INTERVAL_MS}): indirect probes need the rest of the period`,
-    })
-  }
-  if (cfg.MYCEL_DEAD_AFTER_MS < 2 * cfg.MYCEL_PROBE_INTERVAL_MS) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['MYCEL_DEAD_AFTER_MS'],
-      message: `must be at least two probe intervals (${2 * cfg.MYCEL_PROBE_INTERVAL_MS}) so a suspect can refute`,
-    })
-  }
-})
+export const nodeEnvSchema = nodeEnvShape
+  .superRefine((cfg, ctx) => {
+    if (cfg.MYCEL_PROBE_TIMEOUT_MS >= cfg.MYCEL_PROBE_INTERVAL_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MYCEL_PROBE_TIMEOUT_MS'],
+        message: `must be below MYCEL_PROBE_INTERVAL_MS (${cfg.MYCEL_PROBE_INTERVAL_MS}): indirect probes need the rest of the period`,
+      })
+    }
+    if (cfg.MYCEL_DEAD_AFTER_MS < 2 * cfg.MYCEL_PROBE_INTERVAL_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MYCEL_DEAD_AFTER_MS'],
+        message: `must be at least two probe intervals (${2 * cfg.MYCEL_PROBE_INTERVAL_MS}) so a suspect can refute`,
+      })
+    }
+  })
+  .superRefine(checkWriteQuorum)
+  .superRefine(checkGrpcTlsEnv)
+  .transform(withWriteQuorum)
 export type NodeEnv = z.infer<typeof nodeEnvSchema>
 
 /** Gateway settings. */
@@ -104,16 +117,12 @@ const gatewayEnvShape = z.object({
   MYCEL_PEERS: peerList.default([]),
   /** Seeds from DNS: every A/AAAA record of this name (port 7070 unless given). */
   MYCEL_SEED_DNS: seedDns.optional(),
-  /** Copies kept of every block. */
-  MYCEL_REPLICATION: positiveInt.max(16).default(DEFAULT_REPLICATION),
-  /** Copies that must be durable before a write is acknowledged; default a majority of R. */
-  MYCEL_WRITE_QUORUM: positiveInt.optional(),
-  /** Deadline of one block operation on one node. */
-  MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
-  /** Largest accepted upload body, in bytes. */
-  MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
+  ...coordinatorEnv,
+  ...grpcTlsEnv,
   /** Where dag/import spools CARs while it verifies them (up to MYCEL_MAX_UPLOAD_BYTES per import). */
   MYCEL_TMP_DIR: z.string().min(1).default(tmpdir()),
+  /** Token the gateway presents to the nodes' public API (pins), when they require tokens. */
+  MYCEL_API_TOKEN: z.string().min(1).optional(),
   MYCEL_LOG_LEVEL: logLevel,
 })
 export const gatewayEnvSchema = gatewayEnvShape
@@ -125,18 +134,10 @@ export const gatewayEnvSchema = gatewayEnvShape
         message: 'required (or MYCEL_SEED_DNS): comma-separated host:port of one or more storage nodes',
       })
     }
-    if (cfg.MYCEL_WRITE_QUORUM !== undefined && cfg.MYCEL_WRITE_QUORUM > cfg.MYCEL_REPLICATION) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['MYCEL_WRITE_QUORUM'],
-        message: `must not exceed MYCEL_REPLICATION (${cfg.MYCEL_REPLICATION})`,
-      })
-    }
   })
-  .transform((cfg) => ({
-    ...cfg,
-    MYCEL_WRITE_QUORUM: cfg.MYCEL_WRITE_QUORUM ?? Math.floor(cfg.MYCEL_REPLICATION / 2) + 1,
-  }))
+  .superRefine(checkWriteQuorum)
+  .superRefine(checkGrpcTlsEnv)
+  .transform(withWriteQuorum)
 export type GatewayEnv = z.infer<typeof gatewayEnvSchema>
 
 export const loadNodeEnv = (env: NodeJS.ProcessEnv = process.env) =>
