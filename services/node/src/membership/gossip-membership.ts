@@ -144,6 +144,16 @@ export class GossipMembership implements NodeComponent, MembershipView {
       logger: log,
       events: this.events,
     })
+    this.events.onUpdate((m, previous) => {
+      if (
+        previous !== undefined &&
+        m.incarnation > previous.incarnation &&
+        m.state !== 'left' &&
+        m.state !== 'dead'
+      ) {
+        this.transport.refresh(m.address)
+      }
+    })
     swim.onChange((members) => {
       // Channels to addresses no member has any more are closed (seeds are redialled on demand).
       this.transport.retain(new Set(members.map((m) => m.address)))
