@@ -85,6 +85,7 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
         defaultPort: DEFAULT_NODE_GRPC_PORT,
         logger,
       }),
+      credentials: nodeChannelCredentials(config),
       logger,
     })
     this.clients = new NodeClients(this.membership, { credentials: nodeChannelCredentials(config) })
