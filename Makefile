@@ -21,7 +21,7 @@ ifneq ($(SYS_NODE_MAJOR),24)
   export PATH := $(NODE_HOME)/bin:$(PATH)
 endif
 
-.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo host-deps images base-image chart-tools chart-test chart-e2e compose-e2e k8s-tools k8s-up k8s-down k8s-test k8s-run clean
+.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo grpcurl host-deps images base-image chart-tools chart-test chart-e2e compose-e2e k8s-tools k8s-up k8s-down k8s-test k8s-run clean
 
 help:
 	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it)"
@@ -73,13 +73,14 @@ run: build
 # file on podman, the chart on a real Kubernetes) run first; their counts join the last line of
 # tests/run.mjs through MYCEL_EXTRA_RESULTS. A check that fails is counted there, so the node suites
 # still run; one that cannot even start (host packages, image build, tools) counts as one failure.
-test: build lint chart-tools
+# Kubo is built first: tests/e2e/kubo-interop.test.ts runs the real `ipfs` beside Mycel.
+test: build lint chart-tools kubo grpcurl
 	@rm -f $(CHART_RESULTS)
 	-@$(MAKE) --no-print-directory chart-test
 	$(call result-step,chart-e2e,chart-e2e)
 	$(call result-step,compose-e2e,compose-e2e)
 	$(call result-step,k8s,k8s-run)
-	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) node tests/run.mjs
+	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) node tests/run.mjs
 
 # $(call result-step,NAME,TARGET): runs TARGET with E2E_RESULTS set; when it ends without its
 # "NAME passed N failed N" line, one failure is recorded under NAME.
@@ -109,6 +110,18 @@ $(KUBO_BIN):
 	  && go get github.com/libp2p/go-libp2p@$(KUBO_LIBP2P) \
 	  && go build -o $@.tmp ./cmd/ipfs && mv $@.tmp $@
 	@$@ version
+
+# grpcurl, a generic gRPC client: tests/e2e/grpcurl.test.ts checks that the public API is usable
+# through reflection alone. Pinned, from the Go module proxy (its go.mod has no replace directive).
+GRPCURL_VERSION := v1.9.4
+GRPCURL := $(TOOLS)/grpcurl-$(GRPCURL_VERSION)/grpcurl
+
+grpcurl: $(GRPCURL)
+
+$(GRPCURL):
+	@mkdir -p $(dir $@)
+	@echo "building grpcurl $(GRPCURL_VERSION)"
+	GOBIN=$(dir $@) go install -ldflags "-s -w" github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 clean:
 	rm -rf services/*/dist tests/dist services/proto/src/gen node_modules

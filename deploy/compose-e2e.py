@@ -53,7 +53,7 @@ def status():
 
 def healthy_nodes():
     st = status()
-    return st is not None and st['ready'] and sum(n['state'] == 'up' for n in st['nodes']) == 3
+    return st is not None and st['ready'] and sum(n['state'] == 'alive' for n in st['nodes']) == 3
 
 
 def read_all(files):

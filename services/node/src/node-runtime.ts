@@ -1,10 +1,11 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { Server } from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
-import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, splitHostPort } from '@mycel/core'
-import { BlockServiceService } from '@mycel/proto'
+import { nodeServerCredentials } from '@mycel/cluster'
+import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, replicate, splitHostPort } from '@mycel/core'
+import { BlockServiceService, type GetNodeStatsResponse } from '@mycel/proto'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -14,7 +15,6 @@ import {
 } from '@nestjs/common'
 import { HealthImplementation } from 'grpc-health-check'
 import { NodeMetrics } from './admin/metrics.js'
-import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
 import { createBlockService } from './grpc/block-service.js'
 import { loadOrCreateNodeId } from './identity.js'
@@ -68,13 +68,14 @@ export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url
 @Injectable()
 export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly metrics: NodeMetrics
-  private store: BlockStore | undefined
+  private store: RocksBlockStore | undefined
   private server: Server | undefined
   private readonly health = new HealthImplementation({
     '': 'NOT_SERVING',
     'mycel.v1.BlockService': 'NOT_SERVING',
   })
   private readonly log: Logger
+  private readonly rootLogger: Logger
   nodeId = ''
   grpcAddress = ''
 
@@ -83,12 +84,23 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     @Inject(LOGGER) logger: Logger,
     @Inject(NODE_COMPONENTS) private readonly components: NodeComponent[],
   ) {
+    this.rootLogger = logger
     this.log = logger.child({ component: 'node:runtime' })
     this.metrics = new NodeMetrics(() => this.store)
   }
 
   get ready(): boolean {
-    return this.store !== undefined && this.server !== undefined
+    return this.notReadyReason() === undefined
+  }
+
+  /** Why the node is not ready (store, gRPC, or a component such as membership still joining). */
+  notReadyReason(): string | undefined {
+    if (this.store === undefined || this.server === undefined) return 'block store or gRPC server not up'
+    for (const c of this.components) {
+      const reason = c.notReadyReason?.()
+      if (reason !== undefined) return reason
+    }
+    return undefined
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -109,6 +121,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     })
     widenHttp2Windows(server)
+    const statsProviders: Array<() => Partial<GetNodeStatsResponse>> = []
     server.addService(
       BlockServiceService,
       createBlockService({
@@ -116,14 +129,19 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
         logger: this.log,
         metrics: this.metrics,
         identity: { nodeId: this.nodeId, zone: cfg.MYCEL_ZONE, capacityBytes: cfg.MYCEL_CAPACITY_BYTES },
+        defaultPolicy: replicate(cfg.MYCEL_REPLICATION),
+        extraStats: () => Object.assign({}, ...statsProviders.map((p) => p())),
       }),
     )
     const ctx: NodeContext = {
       config: cfg,
       nodeId: this.nodeId,
       store: this.store,
+      state: this.store,
       metrics: this.metrics,
-      logger: this.log,
+      // Components name themselves: logger.child({ component: 'node:<name>' }).
+      logger: this.rootLogger,
+      addNodeStats: (provider) => statsProviders.push(provider),
     }
     const protoFiles = ['mycel/v1/block.proto']
     for (const c of this.components) {
@@ -144,7 +162,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(
         `${host.includes(':') ? `[${host}]` : host}:${port}`,
-        ServerCredentials.createInsecure(),
+        nodeServerCredentials(cfg),
         (err, p) => (err ? reject(err) : resolve(p)),
       ),
     )
