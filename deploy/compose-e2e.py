@@ -97,7 +97,7 @@ def main():
     code, body = http('POST', f'http://127.0.0.1:{rpc_port}/api/v0/version')
     t.check('the Kubo RPC port answers /api/v0/version', code == 200, f'{code} {body[:200]!r}')
 
-    node_id = next(n['nodeId'] for n in status()['nodes'] if n['address'].startswith('node-1:'))
+    node_id = next(n['id'] for n in status()['nodes'] if n['address'].startswith('node-1:'))
     podman('kill', '-s', 'KILL', cname('node-1'))
     bad = read_all(files)
     t.check('with node-1 killed, every file reads back', not bad, '; '.join(bad))
@@ -105,7 +105,7 @@ def main():
     t.check('with node-1 killed, an upload still reaches W=2', code == 201, f'{code} {body[:200]!r}')
     podman('start', cname('node-1'))
     t.check('node-1 serves again after a restart', wait_for(healthy_nodes, 90, 1))
-    same = next((n.get('nodeId') for n in status()['nodes'] if n['address'].startswith('node-1:')), None)
+    same = next((n.get('id') for n in status()['nodes'] if n['address'].startswith('node-1:')), None)
     t.check('node-1 kept its volume (same node id)', same == node_id, f'{node_id} -> {same}')
 
     compose('stop', '-t', '60', timeout=400)

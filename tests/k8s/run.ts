@@ -62,7 +62,7 @@ interface FileRef {
 interface NodeStatus {
   address: string
   state: string
-  nodeId?: string
+  id?: string
 }
 interface Status {
   nodes: NodeStatus[]
@@ -407,7 +407,7 @@ class Run {
     const label = force ? 'force-delete' : 'delete'
     const before = (await this.nodePods()).find((p) => p.metadata.name === pod)
     const claim = (await this.pvcs()).get(`data-${pod}`)
-    const idBefore = (await this.status()).nodes.find((n) => n.address.startsWith(`${pod}.`))?.nodeId
+    const idBefore = (await this.status()).nodes.find((n) => n.address.startsWith(`${pod}.`))?.id
     if (!before || !claim || !idBefore) throw new Error(`${pod}: pod, claim data-${pod} or node id not found`)
     const reads = this.watch()
     const t0 = Date.now()
@@ -450,7 +450,7 @@ class Run {
       claimAfter?.metadata.uid === claim.metadata.uid &&
         claimAfter?.spec.volumeName === claim.spec.volumeName,
     )
-    const idAfter = status.nodes.find((n) => n.address.startsWith(`${pod}.`))?.nodeId
+    const idAfter = status.nodes.find((n) => n.address.startsWith(`${pod}.`))?.id
     this.check(
       `${label} ${pod}: same node id after restart (its data was kept)`,
       idAfter === idBefore,
@@ -576,7 +576,7 @@ class Run {
 
   async reinstallScenario(): Promise<void> {
     const claims = await this.pvcs()
-    const ids = new Map((await this.status()).nodes.map((n) => [n.address, n.nodeId]))
+    const ids = new Map((await this.status()).nodes.map((n) => [n.address, n.id]))
     const t0 = Date.now()
     await this.helm(['uninstall', RELEASE, '-n', NAMESPACE, '--wait', '--timeout', '5m'])
     this.metric('helm uninstall --wait', seconds(Date.now() - t0))
@@ -594,7 +594,7 @@ class Run {
     this.metric('reinstall: helm install --wait until every pod Ready', seconds(ms))
     await this.allReady(6)
     const st = await this.healthy(4)
-    const same = st.nodes.filter((n) => n.nodeId !== undefined && ids.get(n.address) === n.nodeId).length
+    const same = st.nodes.filter((n) => n.id !== undefined && ids.get(n.address) === n.id).length
     this.check('reinstall: every node found its volume (same node ids)', same === 4, `${same} of 4`)
     await this.verifyAll('after uninstall and reinstall')
   }
