@@ -74,7 +74,7 @@ run: build
 # MYCEL_EXTRA_RESULTS. A check that fails is counted there, so the node suites still run; one that
 # cannot even start (host packages, image build) counts as one failure.
 # Kubo is built first: tests/e2e/kubo-interop.test.ts runs the real `ipfs` beside Mycel.
-# The real-Kubernetes scenarios are `make k8s-test`, not part of make test: about 13 minutes warm
+# The real-Kubernetes scenarios are `make k8s-test`, not part of make test: about 11 minutes warm
 # plus about 10 minutes to build Kubernetes cold, which a clean CI machine cannot fit in 40 minutes.
 test: build lint chart-tools kubo grpcurl
 	@rm -f $(CHART_RESULTS)
@@ -192,7 +192,7 @@ k8s-tools: host-deps
 	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) COREDNS_VERSION=$(COREDNS_VERSION) \
 	  LOCAL_PATH_VERSION=$(LOCAL_PATH_VERSION) tests/k8s/build-tools.sh $(K8S_TOOLS)
 
-# The scenarios of issue 11 (tests/k8s/run.ts): about 13 minutes with the tools built; the cluster is
+# The scenarios of issue 11 (tests/k8s/run.ts): about 11 minutes with the tools built; the cluster is
 # always torn down. Run by hand or as its own CI job (see the comment on test:).
 k8s-test: build
 	@$(MAKE) --no-print-directory k8s-run
