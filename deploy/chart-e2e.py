@@ -33,7 +33,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import Checks, GaveUp, http, podman, remove_stale, running, wait_for  # noqa: E402
+from e2e_lib import Checks, GaveUp, healthy, http, podman, remove_stale, running, wait_for  # noqa: E402
 
 try:
     import yaml
@@ -343,7 +343,7 @@ def main():
     status, body = http('GET', f'{url}/mycel/v1/status')
     st = json.loads(body) if status == 200 else {}
     t.check('status lists every node, each up', status == 200 and len(st.get('nodes', [])) == len(nodes)
-            and all(n['state'] == 'up' for n in st['nodes']), f'{status} {body[:300]!r}')
+            and all(healthy(n) for n in st['nodes']), f'{status} {body[:300]!r}')
 
     def read_all():
         bad = []
@@ -374,7 +374,7 @@ def main():
     t.check(f'{victim.name} is ready again at a new address',
             wait_for(lambda: victim.probe_ok(node_c['readinessProbe']), 60))
     t.check('the gateway reaches it under its name again', wait_for(
-        lambda: all(n['state'] == 'up' for n in json.loads(http('GET', f'{url}/mycel/v1/status')[1])['nodes']), 60))
+        lambda: all(healthy(n) for n in json.loads(http('GET', f'{url}/mycel/v1/status')[1])['nodes']), 60))
     bad = read_all()
     t.check('after the restart every file reads back', not bad, '; '.join(bad))
 

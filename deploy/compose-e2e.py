@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import Checks, free_port, http, podman, remove_stale, running, wait_for  # noqa: E402
+from e2e_lib import Checks, free_port, healthy, http, node_id, podman, remove_stale, running, wait_for  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPOSE = os.path.join(ROOT, 'deploy/compose.yaml')
@@ -53,7 +53,7 @@ def status():
 
 def healthy_nodes():
     st = status()
-    return st is not None and st['ready'] and sum(n['state'] == 'up' for n in st['nodes']) == 3
+    return st is not None and st['ready'] and sum(healthy(n) for n in st['nodes']) == 3
 
 
 def read_all(files):
@@ -97,7 +97,7 @@ def main():
     code, body = http('POST', f'http://127.0.0.1:{rpc_port}/api/v0/version')
     t.check('the Kubo RPC port answers /api/v0/version', code == 200, f'{code} {body[:200]!r}')
 
-    node_id = next(n['nodeId'] for n in status()['nodes'] if n['address'].startswith('node-1:'))
+    before = next(node_id(n) for n in status()['nodes'] if n['address'].startswith('node-1:'))
     podman('kill', '-s', 'KILL', cname('node-1'))
     bad = read_all(files)
     t.check('with node-1 killed, every file reads back', not bad, '; '.join(bad))
@@ -105,8 +105,8 @@ def main():
     t.check('with node-1 killed, an upload still reaches W=2', code == 201, f'{code} {body[:200]!r}')
     podman('start', cname('node-1'))
     t.check('node-1 serves again after a restart', wait_for(healthy_nodes, 90, 1))
-    same = next((n.get('nodeId') for n in status()['nodes'] if n['address'].startswith('node-1:')), None)
-    t.check('node-1 kept its volume (same node id)', same == node_id, f'{node_id} -> {same}')
+    same = next((node_id(n) for n in status()['nodes'] if n['address'].startswith('node-1:')), None)
+    t.check('node-1 kept its volume (same node id)', same == before, f'{before} -> {same}')
 
     compose('stop', '-t', '60', timeout=400)
     for s in services:

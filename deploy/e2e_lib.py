@@ -112,3 +112,12 @@ def remove_stale(label, prefix):
     for n in listing('network', 'ls'):
         if stale(n.get('Labels') or n.get('labels')):
             podman('network', 'rm', '-f', n.get('Name') or n.get('name'), check_rc=False)
+
+
+def healthy(node):
+    """A node of /mycel/v1/status serving: `up` (static membership) or `alive` and reachable (gossip)."""
+    return node['state'] == 'up' or (node['state'] == 'alive' and node.get('reachable', True))
+
+
+def node_id(node):
+    return node.get('nodeId') or node.get('id')

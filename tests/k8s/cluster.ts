@@ -43,6 +43,8 @@ const SVC_CIDR = '10.96.0.0/24'
 const DNS_IP = '10.96.0.10'
 const SOCK = `${RUN_DIR}/containerd/containerd.sock`
 const STATE_FILE = `${RUN_DIR}/state.json`
+/** Outside RUN_DIR, which down() removes. */
+const LOCK_FILE = '/run/mycel-k8s.lock'
 /** The local-path provisioner's helper pods (mkdir/rm of volume folders) need a shell: the base image has one. */
 export const HELPER_IMAGE = 'localhost/node:24-bookworm-slim'
 
@@ -136,18 +138,8 @@ export class Cluster {
   async up(owner: number | null): Promise<void> {
     const t0 = Date.now()
     await Cluster.reclaim()
-    for (const dir of [
-      'etcd',
-      'containerd-root',
-      'kubelet',
-      'local-path',
-      'pod-logs',
-      'logs',
-      'pki',
-      'cni',
-    ]) {
-      rmSync(join(this.paths.state, dir), { recursive: true, force: true })
-    }
+    // Nothing of an earlier cluster is reused (down() has unmounted everything under it).
+    rmSync(this.paths.state, { recursive: true, force: true })
     mkdirSync(this.logs, { recursive: true })
     mkdirSync(RUN_DIR, { recursive: true })
     const state: State = { owner, stateDir: this.paths.state, pids: {}, startedAt: new Date().toISOString() }
@@ -657,13 +649,14 @@ state = "${RUN_DIR}/containerd"
     }
     // The kubelet first, so nothing restarts the containers being stopped.
     await stop(['kubelet'])
+    const containers: string[] = []
     if (existsSync(SOCK)) {
       const ctr = (args: string[]) =>
         run('ctr', ['--address', SOCK, '-n', 'k8s.io', ...args], { timeoutMs: 30_000 })
       const tasks = (await ctr(['tasks', 'ls', '-q'])).stdout.split('\n').filter(Boolean)
       await Promise.all(tasks.map((t) => ctr(['tasks', 'kill', '-s', 'SIGKILL', t])))
       await Promise.all(tasks.map((t) => ctr(['tasks', 'delete', '-f', t])))
-      const containers = (await ctr(['containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean)
+      containers.push(...(await ctr(['containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean))
       await Promise.all(containers.map((c) => ctr(['containers', 'delete', c])))
     }
     await stop([
@@ -684,8 +677,11 @@ state = "${RUN_DIR}/containerd"
     if (existsSync(`/run/netns/${NETNS}`)) await must('ip', ['netns', 'delete', NETNS])
     removeCgroups()
     if (stateDir) removeLogLinks(join(stateDir, 'pod-logs'))
-    for (const f of listDir('/var/lib/cni/results').filter((f) => f.startsWith(`${NETNS}-`))) {
-      rmSync(join('/var/lib/cni/results', f), { force: true })
+    // libcni caches each attachment under the network name, or the sandbox id for the loopback.
+    for (const f of listDir('/var/lib/cni/results')) {
+      if (f.startsWith(`${NETNS}-`) || containers.some((id) => f.includes(id))) {
+        rmSync(join('/var/lib/cni/results', f), { force: true })
+      }
     }
     rmSync(RUN_DIR, { recursive: true, force: true })
     if (state) log(`cluster down in ${seconds(Date.now() - t0)}`)
@@ -710,10 +706,37 @@ state = "${RUN_DIR}/containerd"
     await Cluster.down()
   }
 
-  static running(): State | undefined {
-    if (!existsSync(STATE_FILE)) return undefined
-    const state = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State
-    return Object.values(state.pids).some(alive) ? state : undefined
+  /**
+   * One cluster per machine (its namespace, cgroup and /run paths are fixed): whoever starts,
+   * tests or stops it holds LOCK_FILE (created exclusively, holding the pid) meanwhile. A holder
+   * that is gone no longer counts; a live one is waited for, up to waitMs.
+   */
+  static async lock(waitMs = 45 * 60_000): Promise<void> {
+    const deadline = Date.now() + waitMs
+    let told = false
+    for (;;) {
+      try {
+        writeFileSync(LOCK_FILE, String(process.pid), { flag: 'wx' })
+        return
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      }
+      const holder = Number(readFileSync(LOCK_FILE, { encoding: 'utf8', flag: 'a+' }).trim())
+      if (!Number.isInteger(holder) || holder <= 0 || !alive(holder)) {
+        rmSync(LOCK_FILE, { force: true })
+        continue
+      }
+      if (Date.now() > deadline) throw new Error(`another Kubernetes test (pid ${holder}) holds ${LOCK_FILE}`)
+      if (!told) log(`waiting for the Kubernetes test of pid ${holder} to finish (${LOCK_FILE})`)
+      told = true
+      await sleep(5000)
+    }
+  }
+
+  static unlock(): void {
+    try {
+      if (readFileSync(LOCK_FILE, 'utf8').trim() === String(process.pid)) unlinkSync(LOCK_FILE)
+    } catch {}
   }
 }
 
