@@ -688,20 +688,30 @@ state = "${RUN_DIR}/containerd"
   }
 
   /**
-   * Before up(): a cluster whose owning test is still running is not touched (that run would
-   * fail); anything else left behind (a crashed run, `make k8s-up`) is torn down.
+   * Before up(): a cluster whose owning test is still running is waited for (a run without the
+   * lock, such as an older copy of this harness, may own it); anything else left behind (a crashed
+   * run, `make k8s-up`) is torn down.
    */
-  static async reclaim(): Promise<void> {
-    if (existsSync(STATE_FILE)) {
-      const state = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State
-      if (state.owner !== null && state.owner !== process.pid && alive(state.owner)) {
-        throw new Error(
-          `another test (pid ${state.owner}) is using the cluster in ${state.stateDir}; wait for it or run make k8s-down`,
+  static async reclaim(waitMs = 45 * 60_000): Promise<void> {
+    const deadline = Date.now() + waitMs
+    let told = false
+    for (;;) {
+      const state = existsSync(STATE_FILE)
+        ? (JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State)
+        : undefined
+      if (!state) break
+      if (state.owner === null || state.owner === process.pid || !alive(state.owner)) {
+        log(
+          `tearing down the cluster left by ${state.owner === null ? 'make k8s-up' : `an earlier run (pid ${state.owner})`}`,
         )
+        break
       }
-      log(
-        `tearing down the cluster left by ${state.owner === null ? 'make k8s-up' : `an earlier run (pid ${state.owner})`}`,
-      )
+      if (Date.now() > deadline)
+        throw new Error(`the test of pid ${state.owner} still uses the cluster in ${state.stateDir}`)
+      if (!told)
+        log(`waiting for the test of pid ${state.owner}, which uses the cluster in ${state.stateDir}`)
+      told = true
+      await sleep(5000)
     }
     await Cluster.down()
   }
