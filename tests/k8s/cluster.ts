@@ -135,9 +135,10 @@ export class Cluster {
    * owns it is still running, which is refused.
    * @param owner the pid of the test that owns the cluster, or null (make k8s-up)
    */
-  async up(owner: number | null): Promise<void> {
-    const t0 = Date.now()
+  /** Returns how long the start took, from after the reclaim. */
+  async up(owner: number | null): Promise<number> {
     await Cluster.reclaim()
+    const t0 = Date.now()
     // Nothing of an earlier cluster is reused (down() has unmounted everything under it).
     rmSync(this.paths.state, { recursive: true, force: true })
     mkdirSync(this.logs, { recursive: true })
@@ -282,6 +283,7 @@ export class Cluster {
     log(
       `cluster up in ${seconds(Date.now() - t0)} (Kubernetes ${this.tools.kubernetes}, CoreDNS ${this.tools.coredns})`,
     )
+    return Date.now() - t0
   }
 
   /** Copies an image from podman's store into containerd, where the kubelet finds it (nothing is pulled). */
