@@ -33,7 +33,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import Checks, GaveUp, healthy, http, podman, remove_stale, running, wait_for  # noqa: E402
+from e2e_lib import Checks, GaveUp, healthy, http, podman, remove_stale, running, unreadable, wait_for  # noqa: E402
 
 try:
     import yaml
@@ -345,21 +345,13 @@ def main():
     t.check('status lists every node, each up', status == 200 and len(st.get('nodes', [])) == len(nodes)
             and all(healthy(n) for n in st['nodes']), f'{status} {body[:300]!r}')
 
-    def read_all():
-        bad = []
-        for cid, digest in files.items():
-            s, b = http('GET', f'{url}/ipfs/{cid}')
-            if s != 200 or hashlib.sha256(b).hexdigest() != digest:
-                bad.append(f'{cid}: {s}')
-        return bad
-
-    bad = read_all()
+    bad = unreadable(url, files)
     t.check('download returns every byte', not bad, '; '.join(bad))
 
     # A node dies (SIGKILL): R=3, W=2 keep reads and writes working.
     victim = nodes[1]
     podman('kill', '-s', 'KILL', victim.cname)
-    bad = read_all()
+    bad = unreadable(url, files)
     t.check(f'with {victim.name} killed, every file reads back', not bad, '; '.join(bad))
     data = os.urandom(2 * 1024 * 1024)
     status, body = http('POST', f'{url}/mycel/v1/upload', data)
@@ -375,7 +367,7 @@ def main():
             wait_for(lambda: victim.probe_ok(node_c['readinessProbe']), 60))
     t.check('the gateway reaches it under its name again', wait_for(
         lambda: all(healthy(n) for n in json.loads(http('GET', f'{url}/mycel/v1/status')[1])['nodes']), 60))
-    bad = read_all()
+    bad = unreadable(url, files)
     t.check('after the restart every file reads back', not bad, '; '.join(bad))
 
     # The chart's own `helm test` pod, run as it would be after an install.

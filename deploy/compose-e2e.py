@@ -19,7 +19,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import Checks, free_port, healthy, http, node_id, podman, remove_stale, running, wait_for  # noqa: E402
+from e2e_lib import (  # noqa: E402
+    Checks, free_port, healthy, http, node_id, podman, remove_stale, running, unreadable, wait_for,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPOSE = os.path.join(ROOT, 'deploy/compose.yaml')
@@ -56,15 +58,6 @@ def healthy_nodes():
     return st is not None and st['ready'] and sum(healthy(n) for n in st['nodes']) == 3
 
 
-def read_all(files):
-    bad = []
-    for cid, digest in files.items():
-        code, body = http('GET', f'{url}/ipfs/{cid}')
-        if code != 200 or hashlib.sha256(body).hexdigest() != digest:
-            bad.append(f'{cid}: {code}')
-    return bad
-
-
 def upload(files, size):
     data = os.urandom(size)
     code, body = http('POST', f'{url}/mycel/v1/upload', data)
@@ -92,14 +85,14 @@ def main():
     for size in (0, 1000, 3 * 1024 * 1024 + 5):
         code, body = upload(files, size)
         t.check(f'upload {size} bytes: 201', code == 201, f'{code} {body[:200]!r}')
-    bad = read_all(files)
+    bad = unreadable(url, files)
     t.check('every file reads back', not bad, '; '.join(bad))
     code, body = http('POST', f'http://127.0.0.1:{rpc_port}/api/v0/version')
     t.check('the Kubo RPC port answers /api/v0/version', code == 200, f'{code} {body[:200]!r}')
 
     before = next(node_id(n) for n in status()['nodes'] if n['address'].startswith('node-1:'))
     podman('kill', '-s', 'KILL', cname('node-1'))
-    bad = read_all(files)
+    bad = unreadable(url, files)
     t.check('with node-1 killed, every file reads back', not bad, '; '.join(bad))
     code, body = upload(files, 2 * 1024 * 1024)
     t.check('with node-1 killed, an upload still reaches W=2', code == 201, f'{code} {body[:200]!r}')
@@ -115,7 +108,7 @@ def main():
     compose('down')
     compose('up', '-d')
     t.check('up again after down: three healthy nodes', wait_for(healthy_nodes, 90, 1))
-    bad = read_all(files)
+    bad = unreadable(url, files)
     t.check('up again after down: the volumes kept every file', not bad, '; '.join(bad))
 
 

@@ -1,5 +1,6 @@
 """Shared by deploy/chart-e2e.py and deploy/compose-e2e.py: checks and their result line, podman and
 HTTP helpers, polling, and removal of what an earlier run left behind."""
+import hashlib
 import json
 import os
 import socket
@@ -121,3 +122,13 @@ def healthy(node):
 
 def node_id(node):
     return node.get('nodeId') or node.get('id')
+
+
+def unreadable(url, files):
+    """The files ({cid: sha256}) that the gateway at URL does not return byte for byte."""
+    bad = []
+    for cid, digest in files.items():
+        code, body = http('GET', f'{url}/ipfs/{cid}')
+        if code != 200 or hashlib.sha256(body).hexdigest() != digest:
+            bad.append(f'{cid}: {code}')
+    return bad

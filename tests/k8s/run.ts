@@ -182,6 +182,9 @@ class Run {
     }
   }
 
+  /** Runs a line of JavaScript with Node in the client pod; returns its output. */
+  nodeEval = (script: string) => this.kubectl(['exec', CLIENT, '--', 'node', '-e', script])
+
   status = async (): Promise<Status> => {
     const r = await this.client<{ httpStatus: number; body: Status }>(['status'], undefined, 60_000)
     if (r.httpStatus !== 200) throw new Error(`status answered ${r.httpStatus}`)
@@ -264,14 +267,7 @@ class Run {
     )
     return {
       stop: async () => {
-        await this.kubectl([
-          'exec',
-          CLIENT,
-          '--',
-          'node',
-          '-e',
-          `require('fs').writeFileSync('${stopFile}', '')`,
-        ])
+        await this.nodeEval(`require('fs').writeFileSync('${stopFile}', '')`)
         const r = await running
         if ('error' in r) throw r.error
         return r.result
@@ -279,17 +275,22 @@ class Run {
     }
   }
 
-  nodePods = async (): Promise<Pod[]> =>
-    (
-      await this.cluster.kjson<{ items: Pod[] }>([
-        '-n',
-        NAMESPACE,
-        'get',
-        'pods',
-        '-l',
-        'app.kubernetes.io/component=node',
-      ])
-    ).items
+  /** Objects of one kind in the release's namespace (optionally by label selector). */
+  async list<T>(kind: string, selector?: string): Promise<T[]> {
+    const args = ['-n', NAMESPACE, 'get', kind, ...(selector ? ['-l', selector] : [])]
+    return (await this.cluster.kjson<{ items: T[] }>(args)).items
+  }
+
+  nodePods = () => this.list<Pod>('pods', 'app.kubernetes.io/component=node')
+
+  nodePdb = () =>
+    this.cluster.kjson<{ spec: { maxUnavailable: number }; status: { disruptionsAllowed: number } }>([
+      '-n',
+      NAMESPACE,
+      'get',
+      'pdb',
+      `${RELEASE}-node`,
+    ])
 
   podReady = (p: Pod | undefined) =>
     p !== undefined &&
@@ -297,8 +298,7 @@ class Run {
     (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
 
   async pvcs(): Promise<Map<string, Pvc>> {
-    const list = await this.cluster.kjson<{ items: Pvc[] }>(['-n', NAMESPACE, 'get', 'pvc'])
-    return new Map(list.items.map((p) => [p.metadata.name, p]))
+    return new Map((await this.list<Pvc>('pvc')).map((p) => [p.metadata.name, p]))
   }
 
   async install(nodes: number): Promise<number> {
@@ -338,16 +338,10 @@ class Run {
 
   /** Every node and gateway pod of the release Ready (the helm test pod aside). */
   async allReady(expectedPods: number): Promise<void> {
-    const pods = (
-      await this.cluster.kjson<{ items: Pod[] }>([
-        '-n',
-        NAMESPACE,
-        'get',
-        'pods',
-        '-l',
-        `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component in (node,gateway)`,
-      ])
-    ).items.filter((p) => p.metadata.deletionTimestamp === undefined)
+    const selector = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component in (node,gateway)`
+    const pods = (await this.list<Pod>('pods', selector)).filter(
+      (p) => p.metadata.deletionTimestamp === undefined,
+    )
     const notReady = pods.filter((p) => !this.podReady(p)).map((p) => p.metadata.name)
     this.check(
       `every pod of the release is Ready (${expectedPods})`,
@@ -405,14 +399,9 @@ class Run {
     const pods = await this.nodePods()
     const ips = pods.map((p) => p.status.podIP).sort()
     const resolved = (
-      await this.kubectl([
-        'exec',
-        CLIENT,
-        '--',
-        'node',
-        '-e',
+      await this.nodeEval(
         `require('dns').promises.resolve4('${RELEASE}-node-headless.${NAMESPACE}.svc.cluster.local').then(a=>console.log(a.sort().join(',')))`,
-      ])
+      )
     ).trim()
     this.check(
       'the headless Service resolves to every node pod',
@@ -485,13 +474,7 @@ class Run {
   }
 
   async rollingScenario(): Promise<void> {
-    const pdb = await this.cluster.kjson<{ spec: { maxUnavailable: number } }>([
-      '-n',
-      NAMESPACE,
-      'get',
-      'pdb',
-      `${RELEASE}-node`,
-    ])
+    const pdb = await this.nodePdb()
     const allowed = pdb.spec.maxUnavailable
     const replicas = 3
     // Watch the node pods: how many are not Ready (or missing) at once, at any time in the rollout.
@@ -548,13 +531,7 @@ class Run {
     await waitFor(
       'the node PodDisruptionBudget to allow a disruption',
       async () => {
-        const p = await this.cluster.kjson<{ status: { disruptionsAllowed: number } }>([
-          '-n',
-          NAMESPACE,
-          'get',
-          'pdb',
-          `${RELEASE}-node`,
-        ])
+        const p = await this.nodePdb()
         return p.status.disruptionsAllowed >= 1
       },
       120_000,
