@@ -686,6 +686,11 @@ state = "${RUN_DIR}/containerd"
       }
     }
     rmSync(RUN_DIR, { recursive: true, force: true })
+    // Images, volumes and etcd go (over a GiB); the daemons' logs stay for a look afterwards.
+    if (stateDir && mountsUnder([stateDir]).length === 0) {
+      for (const e of listDir(stateDir))
+        if (e !== 'logs') rmSync(join(stateDir, e), { recursive: true, force: true })
+    }
     if (state) log(`cluster down in ${seconds(Date.now() - t0)}`)
   }
 
