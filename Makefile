@@ -79,14 +79,16 @@ run: build
 test: build lint chart-tools kubo grpcurl
 	@rm -f $(CHART_RESULTS)
 	-@$(MAKE) --no-print-directory chart-test
+	-@$(MAKE) --no-print-directory images
 	$(call result-step,chart-e2e,chart-e2e)
 	$(call result-step,compose-e2e,compose-e2e)
 	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) node tests/run.mjs
 
-# $(call result-step,NAME,TARGET): runs TARGET with E2E_RESULTS set; when it ends without its
-# "NAME passed N failed N" line, one failure is recorded under NAME.
+# $(call result-step,NAME,TARGET): runs TARGET with E2E_RESULTS set and the image as built above
+# (-o images); when it ends without its "NAME passed N failed N" line (it could not start, or
+# the image did not build), one failure is recorded under NAME.
 define result-step
--@t0=$$(date +%s); $(MAKE) --no-print-directory $(2) E2E_RESULTS=$(CHART_RESULTS); \
+-@t0=$$(date +%s); $(MAKE) --no-print-directory $(2) -o images E2E_RESULTS=$(CHART_RESULTS); \
   echo "$(2): $$(( $$(date +%s) - t0 )) s"; \
   grep -q '^$(1) passed' $(CHART_RESULTS) 2>/dev/null || echo '$(1) passed 0 failed 1' >>$(CHART_RESULTS)
 endef

@@ -19,7 +19,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import Checks, free_port, http, podman, remove_stale, running, wait_for  # noqa: E402
+from e2e_lib import (  # noqa: E402
+    Checks, free_port, healthy, http, node_id, podman, remove_stale, running, unreadable, wait_for,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPOSE = os.path.join(ROOT, 'deploy/compose.yaml')
@@ -53,16 +55,7 @@ def status():
 
 def healthy_nodes():
     st = status()
-    return st is not None and st['ready'] and sum(n['state'] == 'alive' for n in st['nodes']) == 3
-
-
-def read_all(files):
-    bad = []
-    for cid, digest in files.items():
-        code, body = http('GET', f'{url}/ipfs/{cid}')
-        if code != 200 or hashlib.sha256(body).hexdigest() != digest:
-            bad.append(f'{cid}: {code}')
-    return bad
+    return st is not None and st['ready'] and sum(healthy(n) for n in st['nodes']) == 3
 
 
 def upload(files, size):
@@ -92,21 +85,21 @@ def main():
     for size in (0, 1000, 3 * 1024 * 1024 + 5):
         code, body = upload(files, size)
         t.check(f'upload {size} bytes: 201', code == 201, f'{code} {body[:200]!r}')
-    bad = read_all(files)
+    bad = unreadable(url, files)
     t.check('every file reads back', not bad, '; '.join(bad))
     code, body = http('POST', f'http://127.0.0.1:{rpc_port}/api/v0/version')
     t.check('the Kubo RPC port answers /api/v0/version', code == 200, f'{code} {body[:200]!r}')
 
-    node_id = next(n['id'] for n in status()['nodes'] if n['address'].startswith('node-1:'))
+    before = next(node_id(n) for n in status()['nodes'] if n['address'].startswith('node-1:'))
     podman('kill', '-s', 'KILL', cname('node-1'))
-    bad = read_all(files)
+    bad = unreadable(url, files)
     t.check('with node-1 killed, every file reads back', not bad, '; '.join(bad))
     code, body = upload(files, 2 * 1024 * 1024)
     t.check('with node-1 killed, an upload still reaches W=2', code == 201, f'{code} {body[:200]!r}')
     podman('start', cname('node-1'))
     t.check('node-1 serves again after a restart', wait_for(healthy_nodes, 90, 1))
-    same = next((n.get('id') for n in status()['nodes'] if n['address'].startswith('node-1:')), None)
-    t.check('node-1 kept its volume (same node id)', same == node_id, f'{node_id} -> {same}')
+    same = next((node_id(n) for n in status()['nodes'] if n['address'].startswith('node-1:')), None)
+    t.check('node-1 kept its volume (same node id)', same == before, f'{before} -> {same}')
 
     compose('stop', '-t', '60', timeout=400)
     for s in services:
@@ -115,7 +108,7 @@ def main():
     compose('down')
     compose('up', '-d')
     t.check('up again after down: three healthy nodes', wait_for(healthy_nodes, 90, 1))
-    bad = read_all(files)
+    bad = unreadable(url, files)
     t.check('up again after down: the volumes kept every file', not bad, '; '.join(bad))
 
 

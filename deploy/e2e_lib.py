@@ -1,5 +1,6 @@
 """Shared by deploy/chart-e2e.py and deploy/compose-e2e.py: checks and their result line, podman and
 HTTP helpers, polling, and removal of what an earlier run left behind."""
+import hashlib
 import json
 import os
 import socket
@@ -112,3 +113,22 @@ def remove_stale(label, prefix):
     for n in listing('network', 'ls'):
         if stale(n.get('Labels') or n.get('labels')):
             podman('network', 'rm', '-f', n.get('Name') or n.get('name'), check_rc=False)
+
+
+def healthy(node):
+    """A node of /mycel/v1/status serving: `up` (static membership) or `alive` and reachable (gossip)."""
+    return node['state'] == 'up' or (node['state'] == 'alive' and node.get('reachable', True))
+
+
+def node_id(node):
+    return node.get('nodeId') or node.get('id')
+
+
+def unreadable(url, files):
+    """The files ({cid: sha256}) that the gateway at URL does not return byte for byte."""
+    bad = []
+    for cid, digest in files.items():
+        code, body = http('GET', f'{url}/ipfs/{cid}')
+        if code != 200 or hashlib.sha256(body).hexdigest() != digest:
+            bad.append(f'{cid}: {code}')
+    return bad

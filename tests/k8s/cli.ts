@@ -15,9 +15,14 @@ async function up(): Promise<void> {
   const helm = process.env.HELM
   if (!image || !tools || !helm) throw new Error('IMAGE, K8S_TOOLS and HELM must be set (use make k8s-up)')
   const cluster = new Cluster({ tools, helm, state: join(root, '.test-tmp/k8s') })
-  await cluster.up(null)
-  await cluster.loadImage(image)
-  await cluster.loadImage(HELPER_IMAGE)
+  await Cluster.lock()
+  try {
+    await cluster.up(null)
+    await cluster.loadImage(image)
+    await cluster.loadImage(HELPER_IMAGE)
+  } finally {
+    Cluster.unlock()
+  }
   const i = image.lastIndexOf(':')
   const values = relative(root, join(root, 'deploy/values-single-node.yaml'))
   process.stdout.write(`
@@ -36,8 +41,17 @@ Logs of the cluster's own processes: ${relative(root, join(cluster.paths.state, 
 }
 
 const cmd = process.argv[2]
+async function down(): Promise<void> {
+  await Cluster.lock()
+  try {
+    await Cluster.down()
+  } finally {
+    Cluster.unlock()
+  }
+}
+
 const done =
-  cmd === 'up' ? up() : cmd === 'down' ? Cluster.down() : Promise.reject(new Error('usage: cli.js up|down'))
+  cmd === 'up' ? up() : cmd === 'down' ? down() : Promise.reject(new Error('usage: cli.js up|down'))
 done.catch((err: Error) => {
   process.stderr.write(`k8s: ${err.message}\n`)
   process.exitCode = 1

@@ -43,6 +43,8 @@ const SVC_CIDR = '10.96.0.0/24'
 const DNS_IP = '10.96.0.10'
 const SOCK = `${RUN_DIR}/containerd/containerd.sock`
 const STATE_FILE = `${RUN_DIR}/state.json`
+/** Outside RUN_DIR, which down() removes. */
+const LOCK_FILE = '/run/mycel-k8s.lock'
 /** The local-path provisioner's helper pods (mkdir/rm of volume folders) need a shell: the base image has one. */
 export const HELPER_IMAGE = 'localhost/node:24-bookworm-slim'
 
@@ -133,21 +135,12 @@ export class Cluster {
    * owns it is still running, which is refused.
    * @param owner the pid of the test that owns the cluster, or null (make k8s-up)
    */
-  async up(owner: number | null): Promise<void> {
-    const t0 = Date.now()
+  /** Returns how long the start took, from after the reclaim. */
+  async up(owner: number | null): Promise<number> {
     await Cluster.reclaim()
-    for (const dir of [
-      'etcd',
-      'containerd-root',
-      'kubelet',
-      'local-path',
-      'pod-logs',
-      'logs',
-      'pki',
-      'cni',
-    ]) {
-      rmSync(join(this.paths.state, dir), { recursive: true, force: true })
-    }
+    const t0 = Date.now()
+    // Nothing of an earlier cluster is reused (down() has unmounted everything under it).
+    rmSync(this.paths.state, { recursive: true, force: true })
     mkdirSync(this.logs, { recursive: true })
     mkdirSync(RUN_DIR, { recursive: true })
     const state: State = { owner, stateDir: this.paths.state, pids: {}, startedAt: new Date().toISOString() }
@@ -290,6 +283,7 @@ export class Cluster {
     log(
       `cluster up in ${seconds(Date.now() - t0)} (Kubernetes ${this.tools.kubernetes}, CoreDNS ${this.tools.coredns})`,
     )
+    return Date.now() - t0
   }
 
   /** Copies an image from podman's store into containerd, where the kubelet finds it (nothing is pulled). */
@@ -657,13 +651,14 @@ state = "${RUN_DIR}/containerd"
     }
     // The kubelet first, so nothing restarts the containers being stopped.
     await stop(['kubelet'])
+    const containers: string[] = []
     if (existsSync(SOCK)) {
       const ctr = (args: string[]) =>
         run('ctr', ['--address', SOCK, '-n', 'k8s.io', ...args], { timeoutMs: 30_000 })
       const tasks = (await ctr(['tasks', 'ls', '-q'])).stdout.split('\n').filter(Boolean)
       await Promise.all(tasks.map((t) => ctr(['tasks', 'kill', '-s', 'SIGKILL', t])))
       await Promise.all(tasks.map((t) => ctr(['tasks', 'delete', '-f', t])))
-      const containers = (await ctr(['containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean)
+      containers.push(...(await ctr(['containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean))
       await Promise.all(containers.map((c) => ctr(['containers', 'delete', c])))
     }
     await stop([
@@ -684,36 +679,81 @@ state = "${RUN_DIR}/containerd"
     if (existsSync(`/run/netns/${NETNS}`)) await must('ip', ['netns', 'delete', NETNS])
     removeCgroups()
     if (stateDir) removeLogLinks(join(stateDir, 'pod-logs'))
-    for (const f of listDir('/var/lib/cni/results').filter((f) => f.startsWith(`${NETNS}-`))) {
-      rmSync(join('/var/lib/cni/results', f), { force: true })
+    // libcni caches each attachment under the network name, or the sandbox id for the loopback.
+    for (const f of listDir('/var/lib/cni/results')) {
+      if (f.startsWith(`${NETNS}-`) || containers.some((id) => f.includes(id))) {
+        rmSync(join('/var/lib/cni/results', f), { force: true })
+      }
     }
     rmSync(RUN_DIR, { recursive: true, force: true })
+    // Images, volumes and etcd go (over a GiB); the daemons' logs stay for a look afterwards.
+    if (stateDir && mountsUnder([stateDir]).length === 0) {
+      for (const e of listDir(stateDir))
+        if (e !== 'logs') rmSync(join(stateDir, e), { recursive: true, force: true })
+    }
     if (state) log(`cluster down in ${seconds(Date.now() - t0)}`)
   }
 
   /**
-   * Before up(): a cluster whose owning test is still running is not touched (that run would
-   * fail); anything else left behind (a crashed run, `make k8s-up`) is torn down.
+   * Before up(): a cluster whose owning test is still running is waited for (a run without the
+   * lock, such as an older copy of this harness, may own it); anything else left behind (a crashed
+   * run, `make k8s-up`) is torn down.
    */
-  static async reclaim(): Promise<void> {
-    if (existsSync(STATE_FILE)) {
-      const state = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State
-      if (state.owner !== null && state.owner !== process.pid && alive(state.owner)) {
-        throw new Error(
-          `another test (pid ${state.owner}) is using the cluster in ${state.stateDir}; wait for it or run make k8s-down`,
+  static async reclaim(waitMs = 45 * 60_000): Promise<void> {
+    const deadline = Date.now() + waitMs
+    let told = false
+    for (;;) {
+      const state = existsSync(STATE_FILE)
+        ? (JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State)
+        : undefined
+      if (!state) break
+      if (state.owner === null || state.owner === process.pid || !alive(state.owner)) {
+        log(
+          `tearing down the cluster left by ${state.owner === null ? 'make k8s-up' : `an earlier run (pid ${state.owner})`}`,
         )
+        break
       }
-      log(
-        `tearing down the cluster left by ${state.owner === null ? 'make k8s-up' : `an earlier run (pid ${state.owner})`}`,
-      )
+      if (Date.now() > deadline)
+        throw new Error(`the test of pid ${state.owner} still uses the cluster in ${state.stateDir}`)
+      if (!told)
+        log(`waiting for the test of pid ${state.owner}, which uses the cluster in ${state.stateDir}`)
+      told = true
+      await sleep(5000)
     }
     await Cluster.down()
   }
 
-  static running(): State | undefined {
-    if (!existsSync(STATE_FILE)) return undefined
-    const state = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State
-    return Object.values(state.pids).some(alive) ? state : undefined
+  /**
+   * One cluster per machine (its namespace, cgroup and /run paths are fixed): whoever starts,
+   * tests or stops it holds LOCK_FILE (created exclusively, holding the pid) meanwhile. A holder
+   * that is gone no longer counts; a live one is waited for, up to waitMs.
+   */
+  static async lock(waitMs = 45 * 60_000): Promise<void> {
+    const deadline = Date.now() + waitMs
+    let told = false
+    for (;;) {
+      try {
+        writeFileSync(LOCK_FILE, String(process.pid), { flag: 'wx' })
+        return
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      }
+      const holder = Number(readFileSync(LOCK_FILE, { encoding: 'utf8', flag: 'a+' }).trim())
+      if (!Number.isInteger(holder) || holder <= 0 || !alive(holder)) {
+        rmSync(LOCK_FILE, { force: true })
+        continue
+      }
+      if (Date.now() > deadline) throw new Error(`another Kubernetes test (pid ${holder}) holds ${LOCK_FILE}`)
+      if (!told) log(`waiting for the Kubernetes test of pid ${holder} to finish (${LOCK_FILE})`)
+      told = true
+      await sleep(5000)
+    }
+  }
+
+  static unlock(): void {
+    try {
+      if (readFileSync(LOCK_FILE, 'utf8').trim() === String(process.pid)) unlinkSync(LOCK_FILE)
+    } catch {}
   }
 }
 

@@ -19,7 +19,9 @@
  * and tears the cluster down in every case (also on SIGINT/SIGTERM).
  *
  *   node tests/dist/k8s/run.js [--results FILE] [--keep]
- *   env: IMAGE (the image `make images` built), HELM, K8S_TOOLS (make k8s-tools' folder)
+ *   env: IMAGE (the image `make images` built), HELM, K8S_TOOLS (make k8s-tools' folder);
+ *        K8S_HELM_ARGS: extra helm install/upgrade arguments, for debugging;
+ *        K8S_ARTIFACTS=always: keep the artifacts of every scenario, not only of failed ones
  * With --results, appends "k8s passed N failed N" to FILE (counted by tests/run.mjs).
  */
 import {
@@ -59,11 +61,20 @@ interface FileRef {
   size: number
   sha256: string
 }
+/** A node in /mycel/v1/status: static membership says `up` and `nodeId`; gossip `alive`, `reachable` and `id`. */
 interface NodeStatus {
   address: string
   state: string
+  reachable?: boolean
+  nodeId?: string
   id?: string
+  host?: string
 }
+const healthyNode = (n: NodeStatus) => n.state === 'up' || (n.state === 'alive' && n.reachable !== false)
+const idOf = (n: NodeStatus) => n.nodeId ?? n.id
+/** The status entry of a StatefulSet pod: its address is the pod's DNS name (or its host is the pod). */
+const entryOf = (st: Status, pod: string) =>
+  st.nodes.find((n) => n.host === pod || n.address.startsWith(`${pod}.`) || n.address.startsWith(`${pod}:`))
 interface Status {
   nodes: NodeStatus[]
   ready: boolean
@@ -107,6 +118,8 @@ class Run {
       `image.repository=${this.image.slice(0, i)}`,
       '--set',
       `image.tag=${this.image.slice(i + 1)}`,
+      // For debugging only (say, gRPC traces in the gateways): extra helm values, space-separated.
+      ...(process.env.K8S_HELM_ARGS ?? '').split(' ').filter(Boolean),
     ]
     this.cluster = new Cluster({
       tools: env('K8S_TOOLS'),
@@ -136,11 +149,11 @@ class Run {
     } catch (err) {
       this.check(`${name}: ran to the end`, false, (err as Error).message)
     }
-    if (this.failed > before) {
+    const failed = this.failed > before
+    if (failed || process.env.K8S_ARTIFACTS === 'always') {
       await this.artifacts(name).catch((err: Error) => log(`could not save artifacts: ${err.message}`))
-      return false
     }
-    return true
+    return !failed
   }
 
   // -------------------------------------------------------------------------------------------
@@ -162,8 +175,15 @@ class Run {
       input,
       timeoutMs,
     )
-    return JSON.parse(out) as T
+    try {
+      return JSON.parse(out) as T
+    } catch {
+      throw new Error(`client ${args[0]}: no JSON answer (${JSON.stringify(out.slice(0, 200))})`)
+    }
   }
+
+  /** Runs a line of JavaScript with Node in the client pod; returns its output. */
+  nodeEval = (script: string) => this.kubectl(['exec', CLIENT, '--', 'node', '-e', script])
 
   status = async (): Promise<Status> => {
     const r = await this.client<{ httpStatus: number; body: Status }>(['status'], undefined, 60_000)
@@ -177,7 +197,7 @@ class Run {
       `${expected} healthy nodes in /mycel/v1/status`,
       async () => {
         const st = await this.status()
-        const up = st.nodes.filter((n) => n.state === 'up' || n.state === 'alive').length
+        const up = st.nodes.filter(healthyNode).length
         return st.ready && up === expected && st.nodes.length === expected ? st : false
       },
       timeoutMs,
@@ -240,33 +260,37 @@ class Run {
   /** Reads every file in a loop from the client pod until stop() is called. */
   watch(): { stop: () => Promise<WatchResult> } {
     const stopFile = `/tmp/stop-${Date.now()}`
-    const running = this.client<WatchResult>(['watch', stopFile], JSON.stringify(this.files), 3_600_000)
+    // Settled at once, so a failing watch is reported by stop() and never left unhandled.
+    const running = this.client<WatchResult>(['watch', stopFile], JSON.stringify(this.files), 3_600_000).then(
+      (result) => ({ result }),
+      (error: Error) => ({ error }),
+    )
     return {
       stop: async () => {
-        await this.kubectl([
-          'exec',
-          CLIENT,
-          '--',
-          'node',
-          '-e',
-          `require('fs').writeFileSync('${stopFile}', '')`,
-        ])
-        return running
+        await this.nodeEval(`require('fs').writeFileSync('${stopFile}', '')`)
+        const r = await running
+        if ('error' in r) throw r.error
+        return r.result
       },
     }
   }
 
-  nodePods = async (): Promise<Pod[]> =>
-    (
-      await this.cluster.kjson<{ items: Pod[] }>([
-        '-n',
-        NAMESPACE,
-        'get',
-        'pods',
-        '-l',
-        'app.kubernetes.io/component=node',
-      ])
-    ).items
+  /** Objects of one kind in the release's namespace (optionally by label selector). */
+  async list<T>(kind: string, selector?: string): Promise<T[]> {
+    const args = ['-n', NAMESPACE, 'get', kind, ...(selector ? ['-l', selector] : [])]
+    return (await this.cluster.kjson<{ items: T[] }>(args)).items
+  }
+
+  nodePods = () => this.list<Pod>('pods', 'app.kubernetes.io/component=node')
+
+  nodePdb = () =>
+    this.cluster.kjson<{ spec: { maxUnavailable: number }; status: { disruptionsAllowed: number } }>([
+      '-n',
+      NAMESPACE,
+      'get',
+      'pdb',
+      `${RELEASE}-node`,
+    ])
 
   podReady = (p: Pod | undefined) =>
     p !== undefined &&
@@ -274,8 +298,7 @@ class Run {
     (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
 
   async pvcs(): Promise<Map<string, Pvc>> {
-    const list = await this.cluster.kjson<{ items: Pvc[] }>(['-n', NAMESPACE, 'get', 'pvc'])
-    return new Map(list.items.map((p) => [p.metadata.name, p]))
+    return new Map((await this.list<Pvc>('pvc')).map((p) => [p.metadata.name, p]))
   }
 
   async install(nodes: number): Promise<number> {
@@ -315,16 +338,10 @@ class Run {
 
   /** Every node and gateway pod of the release Ready (the helm test pod aside). */
   async allReady(expectedPods: number): Promise<void> {
-    const pods = (
-      await this.cluster.kjson<{ items: Pod[] }>([
-        '-n',
-        NAMESPACE,
-        'get',
-        'pods',
-        '-l',
-        `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component in (node,gateway)`,
-      ])
-    ).items.filter((p) => p.metadata.deletionTimestamp === undefined)
+    const selector = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component in (node,gateway)`
+    const pods = (await this.list<Pod>('pods', selector)).filter(
+      (p) => p.metadata.deletionTimestamp === undefined,
+    )
     const notReady = pods.filter((p) => !this.podReady(p)).map((p) => p.metadata.name)
     this.check(
       `every pod of the release is Ready (${expectedPods})`,
@@ -382,14 +399,9 @@ class Run {
     const pods = await this.nodePods()
     const ips = pods.map((p) => p.status.podIP).sort()
     const resolved = (
-      await this.kubectl([
-        'exec',
-        CLIENT,
-        '--',
-        'node',
-        '-e',
+      await this.nodeEval(
         `require('dns').promises.resolve4('${RELEASE}-node-headless.${NAMESPACE}.svc.cluster.local').then(a=>console.log(a.sort().join(',')))`,
-      ])
+      )
     ).trim()
     this.check(
       'the headless Service resolves to every node pod',
@@ -407,7 +419,8 @@ class Run {
     const label = force ? 'force-delete' : 'delete'
     const before = (await this.nodePods()).find((p) => p.metadata.name === pod)
     const claim = (await this.pvcs()).get(`data-${pod}`)
-    const idBefore = (await this.status()).nodes.find((n) => n.address.startsWith(`${pod}.`))?.id
+    const before0 = entryOf(await this.status(), pod)
+    const idBefore = before0 && idOf(before0)
     if (!before || !claim || !idBefore) throw new Error(`${pod}: pod, claim data-${pod} or node id not found`)
     const reads = this.watch()
     const t0 = Date.now()
@@ -450,7 +463,8 @@ class Run {
       claimAfter?.metadata.uid === claim.metadata.uid &&
         claimAfter?.spec.volumeName === claim.spec.volumeName,
     )
-    const idAfter = status.nodes.find((n) => n.address.startsWith(`${pod}.`))?.id
+    const after0 = entryOf(status, pod)
+    const idAfter = after0 && idOf(after0)
     this.check(
       `${label} ${pod}: same node id after restart (its data was kept)`,
       idAfter === idBefore,
@@ -460,13 +474,7 @@ class Run {
   }
 
   async rollingScenario(): Promise<void> {
-    const pdb = await this.cluster.kjson<{ spec: { maxUnavailable: number } }>([
-      '-n',
-      NAMESPACE,
-      'get',
-      'pdb',
-      `${RELEASE}-node`,
-    ])
+    const pdb = await this.nodePdb()
     const allowed = pdb.spec.maxUnavailable
     const replicas = 3
     // Watch the node pods: how many are not Ready (or missing) at once, at any time in the rollout.
@@ -523,13 +531,7 @@ class Run {
     await waitFor(
       'the node PodDisruptionBudget to allow a disruption',
       async () => {
-        const p = await this.cluster.kjson<{ status: { disruptionsAllowed: number } }>([
-          '-n',
-          NAMESPACE,
-          'get',
-          'pdb',
-          `${RELEASE}-node`,
-        ])
+        const p = await this.nodePdb()
         return p.status.disruptionsAllowed >= 1
       },
       120_000,
@@ -576,7 +578,7 @@ class Run {
 
   async reinstallScenario(): Promise<void> {
     const claims = await this.pvcs()
-    const ids = new Map((await this.status()).nodes.map((n) => [n.address, n.id]))
+    const ids = new Map((await this.status()).nodes.map((n) => [n.address, idOf(n)]))
     const t0 = Date.now()
     await this.helm(['uninstall', RELEASE, '-n', NAMESPACE, '--wait', '--timeout', '5m'])
     this.metric('helm uninstall --wait', seconds(Date.now() - t0))
@@ -594,7 +596,7 @@ class Run {
     this.metric('reinstall: helm install --wait until every pod Ready', seconds(ms))
     await this.allReady(6)
     const st = await this.healthy(4)
-    const same = st.nodes.filter((n) => n.id !== undefined && ids.get(n.address) === n.id).length
+    const same = st.nodes.filter((n) => idOf(n) !== undefined && ids.get(n.address) === idOf(n)).length
     this.check('reinstall: every node found its volume (same node ids)', same === 4, `${same} of 4`)
     await this.verifyAll('after uninstall and reinstall')
   }
@@ -706,11 +708,14 @@ async function main(): Promise<void> {
   const t0 = Date.now()
   const r = new Run()
   rmSync(ARTIFACTS, { recursive: true, force: true })
+  let locked = false
   let tearingDown = false
+  // Only a run that holds the lock touches the cluster (another run may be using it).
   const teardown = async () => {
-    if (tearingDown) return
+    if (tearingDown || !locked) return
     tearingDown = true
     if (!keep) await Cluster.down()
+    Cluster.unlock()
   }
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
@@ -719,11 +724,16 @@ async function main(): Promise<void> {
     })
   }
   try {
-    const up = Date.now()
-    await r.cluster.up(process.pid)
+    await Cluster.lock()
+    locked = true
+    r.metric(
+      'cluster up (every daemon, node Ready, CoreDNS, local-path)',
+      seconds(await r.cluster.up(process.pid)),
+    )
+    const load = Date.now()
     await r.cluster.loadImage(r.image)
     await r.cluster.loadImage(HELPER_IMAGE)
-    r.metric('cluster up, images loaded', seconds(Date.now() - up))
+    r.metric('images loaded into containerd', seconds(Date.now() - load))
     const scenarios: [string, () => Promise<void>][] = [
       ['install', () => r.installScenario()],
       [

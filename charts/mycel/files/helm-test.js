@@ -6,7 +6,8 @@ const { randomBytes } = require('node:crypto')
 const url = process.env.GATEWAY_URL
 const expectNodes = Number(process.env.EXPECT_NODES)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const healthy = (node) => node.state === 'up' || node.state === 'alive'
+// Static membership reports `up`; gossip membership `alive` with `reachable` from the gateway's probe.
+const healthy = (node) => node.state === 'up' || (node.state === 'alive' && node.reachable !== false)
 
 // The Service and the nodes may still be settling right after an install or upgrade.
 async function retry(what, seconds, fn) {

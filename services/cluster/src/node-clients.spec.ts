@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { describe, it } from 'node:test'
-import { replicate } from '@mycel/core'
+import { Metadata } from '@grpc/grpc-js'
+import { replicate, StaticMembership } from '@mycel/core'
 import { encodeDurability, fromProtoDurability, PutBlocksRequest, toProtoDurability } from '@mycel/proto'
-import { encodePutBlocksRequest } from './node-clients.js'
+import { deadlineIn, encodePutBlocksRequest, NodeClients } from './node-clients.js'
 
 describe('encodePutBlocksRequest', () => {
   it('matches the generated encoding and decodes to the same request', () => {
@@ -40,6 +42,34 @@ describe('encodePutBlocksRequest', () => {
       }).finish()
       assert.ok(ours.equals(Buffer.from(generated)), `replicate:${copies}`)
       assert.deepEqual(fromProtoDurability(PutBlocksRequest.decode(ours).durability), policy)
+    }
+  })
+})
+
+describe('NodeClients', () => {
+  it('replaces a client whose connection attempt outlasts the connect timeout, failing its queued calls', async () => {
+    // A listener that accepts TCP but never speaks HTTP/2 keeps a gRPC channel CONNECTING, as a
+    // dial to a vanished address does.
+    const accepted = new Set<Socket>()
+    const silent = createServer((socket) => accepted.add(socket))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`
+    const clients = new NodeClients(StaticMembership.fromAddresses([address]), { connectTimeoutMs: 300 })
+    try {
+      const first = clients.clientFor(address)
+      const t0 = Date.now()
+      const err = await new Promise<Error | null>((resolve) =>
+        first.getNodeStats({}, new Metadata(), { deadline: deadlineIn(20_000) }, (e) => resolve(e)),
+      )
+      assert.ok(err, 'the call fails')
+      assert.ok(Date.now() - t0 < 10_000, `failed after ${Date.now() - t0} ms, not at its 20 s deadline`)
+      const second = clients.clientFor(address)
+      assert.notEqual(second, first, 'a new client replaces the stuck one')
+      assert.equal(clients.nodes[0]?.client, second)
+    } finally {
+      clients.close()
+      for (const socket of accepted) socket.destroy()
+      silent.close()
     }
   })
 })

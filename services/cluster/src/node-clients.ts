@@ -1,6 +1,7 @@
 import {
   type ChannelCredentials,
   type ChannelOptions,
+  connectivityState,
   credentials,
   makeGenericClientConstructor,
   type ServiceError,
@@ -100,9 +101,20 @@ const CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.dns_min_time_between_resolutions_ms': 1_000,
 }
 
+/**
+ * How long a channel may stay CONNECTING before it is replaced. grpc-js has no connect timeout: a
+ * dial to an address that vanished without a reset (a deleted pod's IP) waits for the kernel's SYN
+ * retries, up to about two minutes, while calls queue on it and the name is not resolved again
+ * (the Kubernetes test saw a node reported down for 40-125 s after it was back at a new IP). A new
+ * channel resolves the name afresh and dials the node's current address.
+ */
+export const CONNECT_TIMEOUT_MS = 5_000
+
 export interface NodeClientsOptions {
   /** Channel credentials for every node (insecure by default; mutual TLS in production). */
   credentials?: ChannelCredentials
+  /** See CONNECT_TIMEOUT_MS. */
+  connectTimeoutMs?: number
 }
 
 /**
@@ -113,6 +125,7 @@ export interface NodeClientsOptions {
 export class NodeClients {
   private readonly clients = new Map<string, BlockServiceClient>()
   private readonly credentials: ChannelCredentials
+  private readonly connectTimeoutMs: number
   private readonly unsubscribe: () => void
   /** Handles of the placeable members, rebuilt after a membership change (reads use it per block). */
   private cached: NodeHandle[] | undefined
@@ -122,6 +135,7 @@ export class NodeClients {
     options: NodeClientsOptions = {},
   ) {
     this.credentials = options.credentials ?? credentials.createInsecure()
+    this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
     this.unsubscribe = membership.onChange((members) => {
       this.cached = undefined
       this.closeDeparted(members)
@@ -142,8 +156,33 @@ export class NodeClients {
     if (!client) {
       client = new BlockServiceClientWithPreEncodedPuts(address, this.credentials, CHANNEL_OPTIONS)
       this.clients.set(address, client)
+      this.replaceWhenStuck(address, client)
     }
     return client
+  }
+
+  /**
+   * Follows the client's channel state; when a connection attempt outlasts connectTimeoutMs, the
+   * client is closed (its queued calls fail, so reads move on to the next copy) and the next
+   * clientFor(address) builds a new one.
+   */
+  private replaceWhenStuck(address: string, client: BlockServiceClient): void {
+    const channel = client.getChannel()
+    const follow = (): void => {
+      const state = channel.getConnectivityState(false)
+      if (state === connectivityState.SHUTDOWN || this.clients.get(address) !== client) return
+      const deadline = state === connectivityState.CONNECTING ? Date.now() + this.connectTimeoutMs : Infinity
+      channel.watchConnectivityState(state, deadline, (timedOut) => {
+        if (timedOut && this.clients.get(address) === client) {
+          this.clients.delete(address)
+          this.cached = undefined
+          client.close()
+          return
+        }
+        follow()
+      })
+    }
+    follow()
   }
 
   private closeDeparted(members: readonly Member[]): void {
