@@ -78,6 +78,7 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     @Inject(LOGGER) logger: Logger,
   ) {
     this.log = logger
+    const credentials = nodeChannelCredentials(config)
     this.membership = new RemoteMembership({
       seeds: seedResolver({
         peers: config.MYCEL_PEERS,
@@ -86,8 +87,9 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
         logger,
       }),
       logger,
+      credentials,
     })
-    this.clients = new NodeClients(this.membership, { credentials: nodeChannelCredentials(config) })
+    this.clients = new NodeClients(this.membership, { credentials })
     this.cluster = new ClusterBlockstore(
       this.clients,
       {

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import type { ServerWritableStream } from '@grpc/grpc-js'
-import { memberToRecord, seedResolver } from '@mycel/cluster'
+import { memberToRecord, nodeChannelCredentials, seedResolver } from '@mycel/cluster'
 import {
   isPlaceable,
   type Logger,
@@ -40,7 +40,7 @@ type WatchCall = ServerWritableStream<WatchMembershipRequest, WatchMembershipRes
  */
 export class GossipMembership implements NodeComponent, MembershipView {
   private swim: Swim | undefined
-  private readonly transport = new GrpcSwimTransport()
+  private readonly transport: GrpcSwimTransport
   /** Listeners subscribe before the protocol exists (it starts with the runtime). */
   readonly events = new MembershipEvents()
   private readonly watchers = new Map<WatchCall, { blocked: boolean }>()
@@ -50,7 +50,10 @@ export class GossipMembership implements NodeComponent, MembershipView {
   private pushTimer: NodeJS.Timeout | undefined
   private stopping = false
 
-  constructor(private readonly config: NodeEnv) {}
+  constructor(private readonly config: NodeEnv) {
+    // Peers serve TLS when the cluster has a CA: gossip dials them as every other node client does.
+    this.transport = new GrpcSwimTransport(nodeChannelCredentials(config))
+  }
 
   get self(): Member | undefined {
     return this.swim?.self
