@@ -345,7 +345,9 @@ describe('a node joins a running cluster, and a node that left gets its hinted c
     assert.deepEqual(placementOf(status), placement, 'placement is the same as before the stop')
     assertPlaced(await holdings(liveMembers(status)), placement)
     const back = handedOff(status) - handedOff(initial)
-    t.diagnostic(`${hinted} blocks hinted, ${back} copies handed back; quiet ${Date.now() - backAt.getTime()} ms after the restart`)
+    t.diagnostic(
+      `${hinted} blocks hinted, ${back} copies handed back; quiet ${Date.now() - backAt.getTime()} ms after the restart`,
+    )
     assert.ok(back >= hinted, `handed off ${back} copies, ${hinted} blocks hinted`)
     await assertReadsBack(cluster, files)
     assertHealthy(await clusterStatus(cluster.gatewayUrl), 5)
