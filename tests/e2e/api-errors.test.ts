@@ -57,12 +57,16 @@ describe('public gRPC API error codes (3 nodes)', () => {
     invalid(await failure(sdk.pin(file.cid, { durability: 'mirror' })))
   })
 
-  it('INVALID_ARGUMENT: unsupported chunker, CIDv0 with raw leaves, entries outside directory mode', async () => {
+  // CIDv0 with raw leaves is valid (Kubo accepts it: raw leaves under CIDv0 nodes).
+  it('INVALID_ARGUMENT: unsupported chunker, chunks over 1 MiB, entries outside directory mode', async () => {
     assert.match(
       invalid(await failure(sdk.add(Buffer.from('x'), { chunker: 'rabin' }))).details,
       /chunker "rabin"/,
     )
-    invalid(await failure(sdk.add(Buffer.from('x'), { cidVersion: 0, rawLeaves: true })))
+    assert.match(
+      invalid(await failure(sdk.add(Buffer.from('x'), { chunker: 'size-2000000' }))).details,
+      /chunk size must be between 1 and 1048576/,
+    )
     const entryInFileMode = await failure(
       rawAdd(raw, [options(), { message: { $case: 'entry', value: { path: 'a', type: 1 } } }]),
     )
