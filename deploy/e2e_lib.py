@@ -116,12 +116,12 @@ def remove_stale(label, prefix):
 
 
 def healthy(node):
-    """A node of /mycel/v1/status serving: `up` (static membership) or `alive` and reachable (gossip)."""
-    return node['state'] == 'up' or (node['state'] == 'alive' and node.get('reachable', True))
+    """A node of /mycel/v1/status serving: alive in gossip and answering the gateway's probe."""
+    return node['state'] == 'alive' and node['reachable']
 
 
 def node_id(node):
-    return node.get('nodeId') or node.get('id')
+    return node['id']
 
 
 def unreadable(url, files):

@@ -61,25 +61,25 @@ interface FileRef {
   size: number
   sha256: string
 }
-/** A node in /mycel/v1/status: static membership says `up` and `nodeId`; gossip `alive`, `reachable` and `id`. */
+/** A node in /mycel/v1/status: its gossip state, and whether it answered the gateway's latest probe. */
 interface NodeStatus {
+  id: string
   address: string
   state: string
-  reachable?: boolean
-  nodeId?: string
-  id?: string
-  host?: string
+  reachable: boolean
+  blocks?: number
+  repair?: { lastPassStartedAt: string | null; lastPassCompletedAt: string | null; passRunning: boolean }
 }
-const healthyNode = (n: NodeStatus) => n.state === 'up' || (n.state === 'alive' && n.reachable !== false)
-const idOf = (n: NodeStatus) => n.nodeId ?? n.id
-/** The status entry of a StatefulSet pod: its address is the pod's DNS name (or its host is the pod). */
-const entryOf = (st: Status, pod: string) =>
-  st.nodes.find((n) => n.host === pod || n.address.startsWith(`${pod}.`) || n.address.startsWith(`${pod}:`))
+const healthyNode = (n: NodeStatus) => n.state === 'alive' && n.reachable
+/** The status entry of a StatefulSet pod: its advertised address is the pod's DNS name. */
+const entryOf = (st: Status, pod: string) => st.nodes.find((n) => n.address.startsWith(`${pod}.`))
 interface Status {
   nodes: NodeStatus[]
   ready: boolean
-  misplaced?: number
-  underReplicated?: number
+  underReplicated: number
+  misplaced: number
+  unavailable: number
+  repair: { queued: number }
   [key: string]: unknown
 }
 interface WatchResult {
@@ -205,21 +205,40 @@ class Run {
     )
   }
 
-  /** Full redundancy: every node healthy and, once the status reports them, nothing under-replicated or misplaced. */
-  async redundant(expected: number, timeoutMs = 600_000): Promise<{ status: Status; repairFields: boolean }> {
-    const st = await this.healthy(expected)
-    const repairFields = 'underReplicated' in st || 'misplaced' in st
-    if (!repairFields) return { status: st, repairFields }
-    const status = await waitFor(
-      'underReplicated = 0 and misplaced = 0',
+  /**
+   * Full redundancy again after a fault at `since`: every node healthy, each with a complete repair
+   * pass that started after the fault (so it saw the membership since), nothing under-replicated,
+   * misplaced, unavailable or queued (tests/helpers/repair.ts' repairQuiet, through the Service).
+   */
+  async redundant(expected: number, since: number, timeoutMs = 600_000): Promise<Status> {
+    await this.healthy(expected)
+    const after = new Date(since).toISOString()
+    return waitFor(
+      `repair quiet on ${expected} nodes (passes since ${after}, nothing under-replicated or misplaced)`,
       async () => {
         const s = await this.status()
-        return (s.underReplicated ?? 0) === 0 && (s.misplaced ?? 0) === 0 ? s : false
+        const live = s.nodes.filter(healthyNode)
+        const passed = live.every(
+          (n) =>
+            n.repair !== undefined &&
+            n.repair.lastPassStartedAt !== null &&
+            n.repair.lastPassStartedAt > after &&
+            n.repair.lastPassCompletedAt !== null &&
+            !n.repair.passRunning,
+        )
+        return live.length === expected &&
+          s.nodes.length === expected &&
+          passed &&
+          s.underReplicated === 0 &&
+          s.misplaced === 0 &&
+          s.unavailable === 0 &&
+          s.repair.queued === 0
+          ? s
+          : false
       },
       timeoutMs,
       2000,
     )
-    return { status, repairFields }
   }
 
   /** Reports the reads taken during a disruption and checks them against the failover budget. */
@@ -419,8 +438,7 @@ class Run {
     const label = force ? 'force-delete' : 'delete'
     const before = (await this.nodePods()).find((p) => p.metadata.name === pod)
     const claim = (await this.pvcs()).get(`data-${pod}`)
-    const before0 = entryOf(await this.status(), pod)
-    const idBefore = before0 && idOf(before0)
+    const idBefore = entryOf(await this.status(), pod)?.id
     if (!before || !claim || !idBefore) throw new Error(`${pod}: pod, claim data-${pod} or node id not found`)
     const reads = this.watch()
     const t0 = Date.now()
@@ -443,14 +461,11 @@ class Run {
       300_000,
     )
     const ready = Date.now() - t0
-    const { status, repairFields } = await this.redundant(3)
+    const status = await this.redundant(3, t0)
     const recovered = Date.now() - t0
     const w = await reads.stop()
     this.metric(`${label} ${pod}: pod Ready again`, seconds(ready))
-    this.metric(
-      `${label} ${pod}: full redundancy again${repairFields ? ' (underReplicated = misplaced = 0)' : ' (every node up)'}`,
-      seconds(recovered),
-    )
+    this.metric(`${label} ${pod}: full redundancy again (repair quiet)`, seconds(recovered))
     this.judgeReads(`${label} ${pod}`, w)
     this.check(`${label} ${pod}: an upload with the node away is acknowledged`, extra.length === 1)
     this.check(
@@ -463,8 +478,7 @@ class Run {
       claimAfter?.metadata.uid === claim.metadata.uid &&
         claimAfter?.spec.volumeName === claim.spec.volumeName,
     )
-    const after0 = entryOf(status, pod)
-    const idAfter = after0 && idOf(after0)
+    const idAfter = entryOf(status, pod)?.id
     this.check(
       `${label} ${pod}: same node id after restart (its data was kept)`,
       idAfter === idBefore,
@@ -536,6 +550,7 @@ class Run {
       },
       120_000,
     )
+    const evicted = Date.now()
     const first = await evict(`${RELEASE}-node-0`)
     const second = await evict(`${RELEASE}-node-1`)
     this.check('eviction of one node pod is allowed', first.code === 0, first.stderr.trim())
@@ -549,7 +564,7 @@ class Run {
       async () => (await this.nodePods()).filter((p) => this.podReady(p)).length === replicas,
       300_000,
     )
-    await this.redundant(replicas)
+    await this.redundant(replicas, evicted)
     await this.verifyAll('after the eviction')
   }
 
@@ -561,16 +576,14 @@ class Run {
     this.metric('scale 3 -> 4: the gateway sees 4 healthy nodes', seconds(Date.now() - t0))
     this.check('scale 3 -> 4: the new node joined (4 healthy nodes)', true)
     await this.allReady(6)
-    const { repairFields } = await this.redundant(4)
-    if (repairFields) {
-      this.metric('scale 3 -> 4: rebalanced (misplaced = underReplicated = 0)', seconds(Date.now() - t0))
-      this.check('scale 3 -> 4: rebalancing finished', true)
-    } else {
-      this.metric(
-        'scale 3 -> 4: rebalancing',
-        'not measured: /mycel/v1/status has no misplaced/underReplicated fields yet (asserted once it does)',
-      )
-    }
+    const st = await this.redundant(4, t0)
+    this.metric('scale 3 -> 4: rebalanced (repair quiet: nothing misplaced)', seconds(Date.now() - t0))
+    const added = entryOf(st, `${RELEASE}-node-3`)
+    this.check(
+      'scale 3 -> 4: rebalancing moved blocks to the new node and finished',
+      (added?.blocks ?? 0) > 0,
+      `${RELEASE}-node-3 holds ${added?.blocks} blocks`,
+    )
     await this.upload([500_000, 4 * 1024 * 1024])
     await this.verifyAll('after scaling to 4 nodes')
     await this.helmTest('scale 3 -> 4')
@@ -578,7 +591,7 @@ class Run {
 
   async reinstallScenario(): Promise<void> {
     const claims = await this.pvcs()
-    const ids = new Map((await this.status()).nodes.map((n) => [n.address, idOf(n)]))
+    const ids = new Map((await this.status()).nodes.map((n) => [n.address, n.id]))
     const t0 = Date.now()
     await this.helm(['uninstall', RELEASE, '-n', NAMESPACE, '--wait', '--timeout', '5m'])
     this.metric('helm uninstall --wait', seconds(Date.now() - t0))
@@ -596,7 +609,7 @@ class Run {
     this.metric('reinstall: helm install --wait until every pod Ready', seconds(ms))
     await this.allReady(6)
     const st = await this.healthy(4)
-    const same = st.nodes.filter((n) => idOf(n) !== undefined && ids.get(n.address) === idOf(n)).length
+    const same = st.nodes.filter((n) => ids.get(n.address) === n.id).length
     this.check('reinstall: every node found its volume (same node ids)', same === 4, `${same} of 4`)
     await this.verifyAll('after uninstall and reinstall')
   }

@@ -6,8 +6,8 @@ const { randomBytes } = require('node:crypto')
 const url = process.env.GATEWAY_URL
 const expectNodes = Number(process.env.EXPECT_NODES)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-// Static membership reports `up`; gossip membership `alive` with `reachable` from the gateway's probe.
-const healthy = (node) => node.state === 'up' || (node.state === 'alive' && node.reachable !== false)
+// Alive in gossip and answering the gateway's latest probe.
+const healthy = (node) => node.state === 'alive' && node.reachable
 
 // The Service and the nodes may still be settling right after an install or upgrade.
 async function retry(what, seconds, fn) {

@@ -114,6 +114,7 @@ gateway's config checks). Every broken rule is listed, then rendering fails.
 {{- $messages = append $messages (include "mycel.validateValues.nodePdb" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.gracePeriod" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.gatewayGrace" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.deadAfter" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.zone" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.autoscaling" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.ingress" .) -}}
@@ -150,6 +151,12 @@ node.terminationGracePeriodSeconds: {{ .Values.node.terminationGracePeriodSecond
 {{- define "mycel.validateValues.gatewayGrace" -}}
 {{- if le (int .Values.gateway.terminationGracePeriodSeconds) (int .Values.gateway.preStopSleepSeconds) -}}
 gateway.terminationGracePeriodSeconds: {{ .Values.gateway.terminationGracePeriodSeconds }}s must be longer than gateway.preStopSleepSeconds ({{ .Values.gateway.preStopSleepSeconds }}s), which it includes
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.deadAfter" -}}
+{{- if le (int64 .Values.node.membership.deadAfterMs) (mul (int .Values.node.terminationGracePeriodSeconds) 1000) -}}
+node.membership.deadAfterMs: {{ int64 .Values.node.membership.deadAfterMs }} ms must be longer than node.terminationGracePeriodSeconds ({{ .Values.node.terminationGracePeriodSeconds }}s), or a node that is only restarting is declared dead and its data copied away
 {{- end -}}
 {{- end -}}
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { describe, it } from 'node:test'
 import { Metadata } from '@grpc/grpc-js'
-import { replicate, StaticMembership } from '@mycel/core'
+import { type Member, type MembershipView, replicate } from '@mycel/core'
 import { encodeDurability, fromProtoDurability, PutBlocksRequest, toProtoDurability } from '@mycel/proto'
 import { deadlineIn, encodePutBlocksRequest, NodeClients } from './node-clients.js'
 
@@ -54,7 +54,21 @@ describe('NodeClients', () => {
     const silent = createServer((socket) => accepted.add(socket))
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
     const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`
-    const clients = new NodeClients(StaticMembership.fromAddresses([address]), { connectTimeoutMs: 300 })
+    const member: Member = {
+      id: 'n0',
+      address,
+      zone: 'z',
+      host: 'h',
+      weight: 1,
+      state: 'alive',
+      incarnation: 0,
+    }
+    const view: MembershipView = {
+      members: () => [member],
+      placementMembers: () => [member],
+      onChange: () => () => {},
+    }
+    const clients = new NodeClients(view, { connectTimeoutMs: 300 })
     try {
       const first = clients.clientFor(address)
       const t0 = Date.now()
