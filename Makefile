@@ -70,25 +70,27 @@ run: build
 	node services/cli/dist/bin.js local --nodes $(NODES) --data-dir $(CURDIR)/.data
 
 # The chart checks (make chart-test), then the container checks (the rendered chart and the compose
-# file on podman) run first; their counts join the last line of tests/run.mjs through
-# MYCEL_EXTRA_RESULTS. A check that fails is counted there, so the node suites still run; one that
-# cannot even start (host packages, image build) counts as one failure.
+# file on podman, the chart on a real Kubernetes) run first; their counts join the last line of
+# tests/run.mjs through MYCEL_EXTRA_RESULTS. A check that fails is counted there, so the node suites
+# still run; one that cannot even start (host packages, image build, Kubernetes build) counts as one
+# failure. The image (debootstrap, npm ci: mostly disk and network) builds beside the Kubernetes
+# binaries (CPU), each tool's output kept together (-Otarget).
 # Kubo is built first: tests/e2e/kubo-interop.test.ts runs the real `ipfs` beside Mycel.
-# The real-Kubernetes scenarios are `make k8s-test`, not part of make test: about 11 minutes warm
-# plus about 10 minutes to build Kubernetes cold, which a clean CI machine cannot fit in 40 minutes.
 test: build lint chart-tools kubo grpcurl
 	@rm -f $(CHART_RESULTS)
 	-@$(MAKE) --no-print-directory chart-test
-	-@$(MAKE) --no-print-directory images
+	-@t0=$$(date +%s); $(MAKE) --no-print-directory -j2 -Otarget images k8s-tools; \
+	  echo "images and k8s-tools: $$(( $$(date +%s) - t0 )) s"
 	$(call result-step,chart-e2e,chart-e2e)
 	$(call result-step,compose-e2e,compose-e2e)
+	$(call result-step,k8s,k8s-run)
 	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) node tests/run.mjs
 
-# $(call result-step,NAME,TARGET): runs TARGET with E2E_RESULTS set and the image as built above
-# (-o images); when it ends without its "NAME passed N failed N" line (it could not start, or
-# the image did not build), one failure is recorded under NAME.
+# $(call result-step,NAME,TARGET): runs TARGET with E2E_RESULTS set and the image and Kubernetes
+# tools as built above (-o: not again); when it ends without its "NAME passed N failed N" line (it
+# could not start, or the image or tools did not build), one failure is recorded under NAME.
 define result-step
--@t0=$$(date +%s); $(MAKE) --no-print-directory $(2) -o images E2E_RESULTS=$(CHART_RESULTS); \
+-@t0=$$(date +%s); $(MAKE) --no-print-directory $(2) -o images -o $(K8S_TOOLS)/tools.json E2E_RESULTS=$(CHART_RESULTS); \
   echo "$(2): $$(( $$(date +%s) - t0 )) s"; \
   grep -q '^$(1) passed' $(CHART_RESULTS) 2>/dev/null || echo '$(1) passed 0 failed 1' >>$(CHART_RESULTS)
 endef
@@ -180,29 +182,27 @@ chart-e2e: images $(HELM)
 compose-e2e: images
 	IMAGE=$(IMAGE) python3 deploy/compose-e2e.py $(E2E_RESULTS)
 
-# A real single-node Kubernetes for the chart (tests/k8s, README "Kubernetes"): binaries pinned here
-# and built from the Go module proxy into .tools/k8s-<version> (about 10 minutes cold, under a
-# minute with a warm Go build cache); containerd, runc and the CNI plugins come from Debian.
-K8S_VERSION := v1.34.4
-ETCD_VERSION := v3.6.4
-COREDNS_VERSION := v1.12.1
-LOCAL_PATH_VERSION := v0.0.30
-K8S_TOOLS := $(TOOLS)/k8s-$(K8S_VERSION)
+# A real single-node Kubernetes for the chart (tests/k8s, README "Kubernetes"). Its versions are
+# pinned in tests/k8s/k8sbuild/go.mod (Kubernetes, etcd, CoreDNS, local-path-provisioner), built from
+# the Go module proxy into .tools/k8s-<hash of the build inputs>: a changed pin builds a new folder,
+# an unchanged one is never rebuilt. Containerd, runc and the CNI plugins come from Debian.
+K8S_BUILD_INPUTS := $(wildcard tests/k8s/k8sbuild/go.* tests/k8s/k8sbuild/*.go tests/k8s/k8sbuild/*/*.go) tests/k8s/build-tools.sh
+K8S_TOOLS := $(TOOLS)/k8s-$(shell cat $(sort $(K8S_BUILD_INPUTS)) | sha256sum | cut -c1-12)
 K8S_ENV = IMAGE=$(IMAGE) HELM=$(HELM) K8S_TOOLS=$(K8S_TOOLS)
 
-k8s-tools: host-deps
-	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) COREDNS_VERSION=$(COREDNS_VERSION) \
-	  LOCAL_PATH_VERSION=$(LOCAL_PATH_VERSION) tests/k8s/build-tools.sh $(K8S_TOOLS)
+k8s-tools: $(K8S_TOOLS)/tools.json
 
-# The scenarios of issue 11 (tests/k8s/run.ts): about 11 minutes with the tools built; the cluster is
-# always torn down. Run by hand or as its own CI job (see the comment on test:).
+$(K8S_TOOLS)/tools.json: | host-deps
+	tests/k8s/build-tools.sh $(K8S_TOOLS)
+
+# The scenarios of issue 11 (tests/k8s/run.ts), part of make test; the cluster is always torn down.
 k8s-test: build
 	@$(MAKE) --no-print-directory k8s-run
 
-k8s-run: images k8s-tools $(HELM)
+k8s-run: images $(K8S_TOOLS)/tools.json $(HELM)
 	$(K8S_ENV) node tests/dist/k8s/run.js $(if $(E2E_RESULTS),--results $(E2E_RESULTS))
 
-k8s-up: build images k8s-tools $(HELM)
+k8s-up: build images $(K8S_TOOLS)/tools.json $(HELM)
 	$(K8S_ENV) node tests/dist/k8s/cli.js up
 
 k8s-down:

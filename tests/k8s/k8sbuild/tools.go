@@ -3,6 +3,7 @@
 package tools
 
 import (
+	_ "github.com/rancher/local-path-provisioner"
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
