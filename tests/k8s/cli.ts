@@ -44,7 +44,7 @@ const cmd = process.argv[2]
 async function down(): Promise<void> {
   await Cluster.lock()
   try {
-    await Cluster.down()
+    await Cluster.down({ keepLogs: true })
   } finally {
     Cluster.unlock()
   }

@@ -158,17 +158,21 @@ export class Cluster {
       join(this.paths.state, 'containerd.toml'),
     ])
     save()
-    await waitFor('containerd', async () => (await this.ctr(['version'])).code === 0, 30_000, 200)
+    await waitFor('containerd', async () => (await this.ctr(['version'])).code === 0, 60_000, 200)
     for (const image of ['pause', 'coredns']) {
-      await must('ctr', [
-        '--address',
-        SOCK,
-        '-n',
-        'k8s.io',
-        'images',
-        'import',
-        join(this.paths.tools, 'images', `${image}.tar`),
-      ])
+      await must(
+        'ctr',
+        [
+          '--address',
+          SOCK,
+          '-n',
+          'k8s.io',
+          'images',
+          'import',
+          join(this.paths.tools, 'images', `${image}.tar`),
+        ],
+        { timeoutMs: 300_000 },
+      )
     }
 
     const b = (name: string) => join(this.bin, name)
@@ -210,7 +214,7 @@ export class Cluster {
     await waitFor(
       'kube-apiserver /readyz',
       async () => (await this.kubectl(['get', '--raw', '/readyz'])).code === 0,
-      90_000,
+      180_000,
       500,
     )
     log(`kube-apiserver ready after ${seconds(Date.now() - t0)}`)
@@ -268,14 +272,16 @@ export class Cluster {
         ])
         return r.stdout.trim() === 'True'
       },
-      120_000,
+      300_000,
     )
     log(`node ${NODE_NAME} Ready after ${seconds(Date.now() - t0)}`)
 
     await this.k(['apply', '-f', '-'], { input: this.corednsManifest() })
     await this.localPath(state)
     save()
-    await this.k(['-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=120s'])
+    await this.k(['-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=300s'], {
+      timeoutMs: 320_000,
+    })
     writeFileSync(
       this.envFile,
       `KUBECONFIG=${this.kubeconfig}\nKUBECTL=${join(this.bin, 'kubectl')}\nHELM=${this.paths.helm}\nNETNS=${NETNS}\n`,
@@ -633,9 +639,10 @@ state = "${RUN_DIR}/containerd"
 
   /**
    * Tears down the cluster recorded in RUN_DIR (if any), then everything this harness could have
-   * left behind: processes, containers, mounts, the namespace, cgroups. Safe to call repeatedly.
+   * left behind: processes, containers, mounts, the namespace, cgroups, and the state folder (its
+   * daemons' logs stay with keepLogs, for a look after `make k8s-down`). Safe to call repeatedly.
    */
-  static async down(): Promise<void> {
+  static async down(opts: { keepLogs?: boolean } = {}): Promise<void> {
     const state: State | undefined = existsSync(STATE_FILE)
       ? (JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State)
       : undefined
@@ -686,10 +693,11 @@ state = "${RUN_DIR}/containerd"
       }
     }
     rmSync(RUN_DIR, { recursive: true, force: true })
-    // Images, volumes and etcd go (over a GiB); the daemons' logs stay for a look afterwards.
+    // Images, volumes and etcd go (over a GiB); nothing is left mounted under the folder by now.
     if (stateDir && mountsUnder([stateDir]).length === 0) {
       for (const e of listDir(stateDir))
-        if (e !== 'logs') rmSync(join(stateDir, e), { recursive: true, force: true })
+        if (!(opts.keepLogs && e === 'logs')) rmSync(join(stateDir, e), { recursive: true, force: true })
+      if (!opts.keepLogs) rmSync(stateDir, { recursive: true, force: true })
     }
     if (state) log(`cluster down in ${seconds(Date.now() - t0)}`)
   }
