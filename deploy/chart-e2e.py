@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,7 +94,9 @@ class Pod:
             env.update({src.get('prefix', '') + k: v for k, v in data.items()})
         for e in self.container.get('env', []):
             if 'value' in e:
-                env[e['name']] = str(e['value'])
+                # The kubelet expands $(VAR) with variables defined earlier in the list.
+                env[e['name']] = re.sub(r'\$\(([A-Za-z_][A-Za-z0-9_]*)\)',
+                                        lambda m: env.get(m.group(1), m.group(0)), str(e['value']))
                 continue
             ref = e.get('valueFrom', {})
             if 'fieldRef' in ref:
@@ -156,14 +159,22 @@ class Pod:
             elif 'configMap' in vol or 'secret' in vol:
                 src = {'configMapRef': {'name': vol['configMap']['name']}} if 'configMap' in vol \
                     else {'secretRef': {'name': vol['secret']['secretName']}}
+                # As the kubelet projects them: only the listed items (all keys without a list), each
+                # with defaultMode, owned by the pod's fsGroup so a non-root user reads a 0440 file.
+                source = vol.get('configMap') or vol.get('secret')
+                data = self._source(src)
+                items = source.get('items') or [{'key': k, 'path': k} for k in data]
+                mode = source.get('defaultMode', 0o644)
+                group = self.spec.get('securityContext', {}).get('fsGroup', 0)
                 d = tempfile.mkdtemp(prefix=PREFIX)
                 created['dirs'].append(d)
-                for key, value in self._source(src).items():
-                    with open(os.path.join(d, key), 'w') as f:
-                        f.write(value)
                 os.chmod(d, 0o755)
-                for f in os.listdir(d):
-                    os.chmod(os.path.join(d, f), 0o644)
+                for item in items:
+                    path = os.path.join(d, item['path'])
+                    with open(path, 'w') as f:
+                        f.write(data[item['key']])
+                    os.chown(path, 0, group)
+                    os.chmod(path, item.get('mode', mode))
                 flags += ['-v', f'{d}:{m["mountPath"]}:ro']
             else:
                 raise RuntimeError(f'{self.name}: chart-e2e cannot emulate volume {vol}; teach deploy/chart-e2e.py')
@@ -333,20 +344,38 @@ def main():
     arena = podman('exec', gateways[0].cname, 'node', '-e', 'console.log(process.env.MALLOC_ARENA_MAX)').stdout.strip()
     t.check('MALLOC_ARENA_MAX=2 in the image', arena == '2', arena)
 
-    # Data path through the gateway.
+    # Data path through the gateway, uploads with the write token of the chart's auth Secret.
+    secret = next(d for d in docs if d['kind'] == 'Secret' and 'write-token' in d.get('data', {}))
+    auth = {'Authorization': f'Bearer {base64.b64decode(secret["data"]["write-token"]).decode()}'}
     files = {}
     for size in (0, 1000, 3 * 1024 * 1024 + 17):
         data = os.urandom(size)
-        status, body = http('POST', f'{url}/mycel/v1/upload', data)
+        status, body = http('POST', f'{url}/mycel/v1/upload', data, headers=auth)
         if t.check(f'upload {size} bytes: 201', status == 201, f'{status} {body[:200]!r}'):
             files[json.loads(body)['cid']] = hashlib.sha256(data).hexdigest()
     status, body = http('GET', f'{url}/mycel/v1/status')
     st = json.loads(body) if status == 200 else {}
     t.check('status lists every node, each up', status == 200 and len(st.get('nodes', [])) == len(nodes)
             and all(healthy(n) for n in st['nodes']), f'{status} {body[:300]!r}')
+    # The nodes found each other through the headless Service (MYCEL_SEED_DNS) and gossip.
+    addresses = sorted(n.get('address', '') for n in st.get('nodes', []) if healthy(n))
+    t.check('every node is alive, known by its advertised stable name',
+            addresses == sorted(f'{n.fqdn}:{n.port("grpc")}' for n in nodes), ', '.join(addresses))
 
     bad = unreadable(url, files)
     t.check('download returns every byte', not bad, '; '.join(bad))
+
+    # The nodes' public gRPC API takes tokens from the Secret's token file: the CLI in a node
+    # container is refused without one (exit 4) and served with the write token.
+    def stat(token):
+        env = ['-e', f'MYCEL_TOKEN={token}'] if token else []
+        return podman('exec', *env, nodes[0].cname, 'node', '/app/services/cli/dist/bin.js', 'stat',
+                      next(iter(files)), '--node', f'127.0.0.1:{nodes[0].port("grpc")}', check_rc=False)
+    r = stat(None)
+    t.check('the node API refuses a client without a token (exit 4)', r.returncode == 4,
+            f'exit {r.returncode}: {(r.stdout + r.stderr)[-300:]}')
+    r = stat(auth['Authorization'].split(' ', 1)[1])
+    t.check('the node API serves the write token', r.returncode == 0, f'exit {r.returncode}: {(r.stdout + r.stderr)[-300:]}')
 
     # A node dies (SIGKILL): R=3, W=2 keep reads and writes working.
     victim = nodes[1]
@@ -354,7 +383,7 @@ def main():
     bad = unreadable(url, files)
     t.check(f'with {victim.name} killed, every file reads back', not bad, '; '.join(bad))
     data = os.urandom(2 * 1024 * 1024)
-    status, body = http('POST', f'{url}/mycel/v1/upload', data)
+    status, body = http('POST', f'{url}/mycel/v1/upload', data, headers=auth)
     if t.check(f'with {victim.name} killed, an upload still reaches W', status == 201, f'{status} {body[:200]!r}'):
         files[json.loads(body)['cid']] = hashlib.sha256(data).hexdigest()
 

@@ -44,8 +44,8 @@ def podman(*args, check_rc=True, timeout=180, env=None):
     return r
 
 
-def http(method, url, body=None, timeout=30):
-    req = urllib.request.Request(url, data=body, method=method)
+def http(method, url, body=None, timeout=30, headers=None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read()

@@ -56,10 +56,27 @@ const roleOf = (s: ComposeService): Role => {
 }
 const mycelEnv = (env: Record<string, string>) => Object.keys(env).filter((k) => k.startsWith('MYCEL_'))
 
-/** Env names of the first container in a chart template (the `- name: X` entries under `env:`). */
-function chartEnvNames(template: string): string[] {
-  const text = readFileSync(join(root, 'charts/mycel/templates', template), 'utf8')
-  return [...text.matchAll(/^\s*- name: (MYCEL_[A-Z0-9_]+)\s*$/gm)].map((m) => m[1] as string)
+/** MYCEL_* env names of a text (the `- name: X` entries of env lists). */
+const envNames = (text: string) =>
+  [...text.matchAll(/^\s*- name: (MYCEL_[A-Z0-9_]+)\s*$/gm)].map((m) => m[1] as string)
+
+const chartFile = (name: string) => readFileSync(join(root, 'charts/mycel/templates', name), 'utf8')
+
+/** Env names the chart's security wiring (templates/_security.tpl) gives a role: tokens, later TLS. */
+function securityEnvNames(role: Role): string[] {
+  const name = role === 'node' ? 'nodeEnv' : 'gatewayEnv'
+  const block = chartFile('_security.tpl').match(
+    new RegExp(`define "mycel\\.security\\.${name}" -}}([\\s\\S]*?){{- end -}}`),
+  )
+  assert.ok(block, `_security.tpl defines no mycel.security.${name}`)
+  return envNames(block[1] as string)
+}
+
+/** Env names of the first container in a chart template, with the security wiring it includes. */
+function chartEnvNames(template: string, role: Role): string[] {
+  const text = chartFile(template)
+  const security = text.includes(`include "mycel.security.${role}Env"`) ? securityEnvNames(role) : []
+  return [...envNames(text), ...security]
 }
 
 describe('deploy/compose.yaml matches the code', () => {
@@ -132,7 +149,7 @@ describe('the Helm chart sets only variables the code reads', () => {
   }
   for (const role of ['node', 'gateway'] as const) {
     it(`${templates[role]}: MYCEL_* env names are ${role} settings, required ones included`, () => {
-      const names = chartEnvNames(templates[role])
+      const names = chartEnvNames(templates[role], role)
       assert.ok(names.length > 0, 'no MYCEL_* env found: has the template changed shape?')
       assert.deepEqual(
         names.filter((k) => !KEYS[role].includes(k)),
@@ -143,9 +160,20 @@ describe('the Helm chart sets only variables the code reads', () => {
     })
   }
 
+  it('the security wiring reaches both roles', () => {
+    for (const role of ['node', 'gateway'] as const) {
+      assert.ok(
+        chartFile(templates[role]).includes(`include "mycel.security.${role}Env"`),
+        `${templates[role]} must include mycel.security.${role}Env`,
+      )
+    }
+  })
+
+  // Compose is a local cluster without authentication (as `make run`): the chart's security wiring aside.
   it('compose sets every variable the chart sets for each role (one configuration, two packagings)', () => {
     for (const role of ['node', 'gateway'] as const) {
-      const chart = chartEnvNames(templates[role])
+      const security = securityEnvNames(role)
+      const chart = chartEnvNames(templates[role], role).filter((k) => !security.includes(k))
       for (const [name, s] of services.filter(([, s]) => roleOf(s) === role)) {
         const missing = chart.filter((k) => !(k in s.environment))
         assert.deepEqual(missing, [], `${name} lacks what the chart sets for a ${role}`)

@@ -10,12 +10,16 @@
  *                         reads, failures, the slowest good read, every failure window
  *   status                GET /mycel/v1/status
  *
- * GATEWAY_URL names the gateway (default http://mycel-gateway:8080).
+ * GATEWAY_URL names the gateway (default http://mycel-gateway:8080); uploads carry MYCEL_TOKEN (the
+ * chart's write token, from its auth Secret) as a bearer token.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 
 const gateway = process.env.GATEWAY_URL ?? 'http://mycel-gateway:8080'
+const auth: Record<string, string> = process.env.MYCEL_TOKEN
+  ? { authorization: `Bearer ${process.env.MYCEL_TOKEN}` }
+  : {}
 
 interface FileRef {
   cid: string
@@ -35,6 +39,7 @@ async function upload(sizes: number[]): Promise<FileRef[]> {
     const body = randomBytes(size)
     const res = await fetch(`${gateway}/mycel/v1/upload`, {
       method: 'POST',
+      headers: auth,
       body,
       signal: AbortSignal.timeout(120_000),
     })

@@ -192,7 +192,7 @@ class Run {
   }
 
   /** Waits until the gateway reports `expected` healthy nodes and is ready; returns the status. */
-  async healthy(expected: number, timeoutMs = 180_000): Promise<Status> {
+  async healthy(expected: number, timeoutMs = 300_000): Promise<Status> {
     return waitFor(
       `${expected} healthy nodes in /mycel/v1/status`,
       async () => {
@@ -376,7 +376,7 @@ class Run {
     })
     const logs = r.stdout
       .split('\n')
-      .filter((l) => /^(uploaded|downloaded|status|PASS|FAIL)/.test(l))
+      .filter((l) => /^(uploaded|downloaded|pinned|status|PASS|FAIL)/.test(l))
       .join(' | ')
     this.check(
       `${label}: helm test passes (${logs})`,
@@ -412,7 +412,11 @@ class Run {
     // The client pod: the compiled client script from a ConfigMap, run by the Mycel image's Node.
     const script = readFileSync(join(ROOT, 'tests/dist/k8s/client.js'), 'utf8')
     await this.kubectl(['apply', '-f', '-'], JSON.stringify(this.clientManifest(script)))
-    await this.kubectl(['wait', '--for=condition=Ready', `pod/${CLIENT}`, '--timeout=180s'])
+    await this.kubectl(
+      ['wait', '--for=condition=Ready', `pod/${CLIENT}`, '--timeout=300s'],
+      undefined,
+      320_000,
+    )
 
     // Seeds by DNS: the headless Service answers every node pod's address.
     const pods = await this.nodePods()
@@ -592,6 +596,11 @@ class Run {
   async reinstallScenario(): Promise<void> {
     const claims = await this.pvcs()
     const ids = new Map((await this.status()).nodes.map((n) => [n.address, n.id]))
+    const secret = () =>
+      this.cluster
+        .kjson<{ metadata: { uid: string } }>(['-n', NAMESPACE, 'get', 'secret', `${RELEASE}-auth`])
+        .then((s) => s.metadata.uid)
+    const secretBefore = await secret()
     const t0 = Date.now()
     await this.helm(['uninstall', RELEASE, '-n', NAMESPACE, '--wait', '--timeout', '5m'])
     this.metric('helm uninstall --wait', seconds(Date.now() - t0))
@@ -605,6 +614,12 @@ class Run {
       claims.size === 4 && kept.length === claims.size,
       `${kept.length} of ${claims.size} kept`,
     )
+    const secretAfter = await secret().catch(() => undefined)
+    this.check(
+      'helm uninstall keeps the auth Secret (the tokens clients hold)',
+      secretAfter === secretBefore,
+      `${secretBefore} -> ${secretAfter}`,
+    )
     const ms = await this.install(4)
     this.metric('reinstall: helm install --wait until every pod Ready', seconds(ms))
     await this.allReady(6)
@@ -612,6 +627,8 @@ class Run {
     const same = st.nodes.filter((n) => ids.get(n.address) === n.id).length
     this.check('reinstall: every node found its volume (same node ids)', same === 4, `${same} of 4`)
     await this.verifyAll('after uninstall and reinstall')
+    await this.upload([300_000])
+    await this.verifyAll('after an upload with the kept token')
   }
 
   clientManifest(script: string): unknown {
@@ -652,6 +669,11 @@ class Run {
                   {
                     name: 'GATEWAY_URL',
                     value: `http://${RELEASE}-gateway.${NAMESPACE}.svc.cluster.local:8080`,
+                  },
+                  // The chart's write token, as an application in the cluster would take it.
+                  {
+                    name: 'MYCEL_TOKEN',
+                    valueFrom: { secretKeyRef: { name: `${RELEASE}-auth`, key: 'write-token' } },
                   },
                 ],
                 resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '512Mi' } },

@@ -1,10 +1,12 @@
 // Run by `helm test` (templates/tests/test-gateway.yaml) with Node in the Mycel image: upload
-// random bytes through the gateway Service, read them back, then check /mycel/v1/status (ready,
-// every node answering). Exit 0 means the release works end to end.
+// random bytes through the gateway Service with the write token of the chart's auth Secret, read
+// them back, pin them (the gateway presents its own token to the nodes' API), then check
+// /mycel/v1/status (ready, every node answering). Exit 0 means the release works end to end.
 const { randomBytes } = require('node:crypto')
 
 const url = process.env.GATEWAY_URL
 const expectNodes = Number(process.env.EXPECT_NODES)
+const auth = process.env.MYCEL_TOKEN ? { authorization: `Bearer ${process.env.MYCEL_TOKEN}` } : {}
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 // Alive in gossip and answering the gateway's latest probe.
 const healthy = (node) => node.state === 'alive' && node.reachable
@@ -25,7 +27,12 @@ async function retry(what, seconds, fn) {
 async function main() {
   const body = randomBytes(1024 * 1024 + 7) // five blocks and a root
   const cid = await retry('upload', 60, async () => {
-    const res = await fetch(`${url}/mycel/v1/upload`, { method: 'POST', body, signal: AbortSignal.timeout(60000) })
+    const res = await fetch(`${url}/mycel/v1/upload`, {
+      method: 'POST',
+      headers: auth,
+      body,
+      signal: AbortSignal.timeout(60000),
+    })
     const text = await res.text()
     if (res.status !== 201) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`)
     return JSON.parse(text).cid
@@ -38,6 +45,15 @@ async function main() {
   })
   if (!back.equals(body)) throw new Error(`download: ${back.length} bytes that differ from the upload`)
   console.log(`downloaded ${back.length} bytes: identical`)
+  await retry('pin', 60, async () => {
+    const res = await fetch(`${url}/api/v0/pin/add?arg=${cid}`, {
+      method: 'POST',
+      headers: auth,
+      signal: AbortSignal.timeout(60000),
+    })
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`)
+  })
+  console.log(`pinned ${cid} on the nodes`)
   const status = await retry('cluster health', 120, async () => {
     const res = await fetch(`${url}/mycel/v1/status`, { signal: AbortSignal.timeout(30000) })
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`)
