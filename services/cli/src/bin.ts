@@ -4,7 +4,9 @@
  * (the container image runs these), `mycel local` starts a whole cluster of local processes.
  */
 import { parseArgs } from 'node:util'
-import { ConfigInvalidError } from '@mycel/core'
+import { ConfigInvalidError, loadGatewayEnv, loadNodeEnv } from '@mycel/core'
+// The SDK's entry only (no prom-client, which loads node:http before the hooks exist).
+import { gatewayResourceAttributes, nodeResourceAttributes, startTelemetry } from '@mycel/telemetry/start'
 
 const USAGE = `usage: mycel <command> [options]
 
@@ -20,11 +22,23 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case 'node': {
+      // Telemetry first: the application's modules (Nest, Express, grpc-js, node:http) are
+      // imported only after the SDK's loader hooks are in place, so they get instrumented.
+      const cfg = loadNodeEnv()
+      await startTelemetry({
+        serviceName: 'mycel-node',
+        attributes: nodeResourceAttributes(cfg.MYCEL_ADVERTISE_ADDRESS ?? cfg.MYCEL_GRPC_LISTEN),
+      })
       const { runNode } = await import('@mycel/node')
       await runNode()
       return -1
     }
     case 'gateway': {
+      const cfg = loadGatewayEnv()
+      await startTelemetry({
+        serviceName: 'mycel-gateway',
+        attributes: gatewayResourceAttributes(cfg.MYCEL_GATEWAY_LISTEN),
+      })
       const { runGateway } = await import('@mycel/gateway')
       await runGateway()
       return -1

@@ -2,6 +2,7 @@ import type { Server } from 'node:http'
 import { Metadata } from '@grpc/grpc-js'
 import { ClusterBlockstore, deadlineIn, NodeClients, type NodeHandle } from '@mycel/cluster'
 import { type GatewayEnv, type Logger, StaticMembership } from '@mycel/core'
+import { untraced } from '@mycel/telemetry'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -37,7 +38,11 @@ const DRAIN_TIMEOUT_MS = 15_000
 /** The gateway's shared state: node clients, the cluster blockstore, metrics and node probes. */
 @Injectable()
 export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
-  readonly metrics = new GatewayMetrics()
+  readonly metrics = new GatewayMetrics({
+    membership: () => this.clients.membership,
+    nodesUp: () => this.nodeStatuses().filter((s) => s.state === 'up').length,
+    ready: () => this.ready,
+  })
   readonly clients: NodeClients
   readonly cluster: ClusterBlockstore
   readonly log: Logger
@@ -107,7 +112,8 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   }
 
   async probeAll(): Promise<void> {
-    await Promise.all(this.clients.nodes.map((n) => this.probe(n)))
+    // Probes run every 2 s: untraced, or each would be a trace of its own.
+    await untraced(() => Promise.all(this.clients.nodes.map((n) => this.probe(n))))
   }
 
   private probe(node: NodeHandle): Promise<void> {

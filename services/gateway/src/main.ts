@@ -1,6 +1,7 @@
 import 'reflect-metadata'
 import { createServer, type Server } from 'node:http'
 import { createLogger, exitGracefullyOnSignals, loadGatewayEnv, nestLogger, splitHostPort } from '@mycel/core'
+import { shutdownTelemetry } from '@mycel/telemetry'
 import { NestFactory } from '@nestjs/core'
 import type { NestExpressApplication } from '@nestjs/platform-express'
 import { GatewayModule } from './gateway.module.js'
@@ -25,7 +26,10 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
   })
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
-  exitGracefullyOnSignals(() => app.close(), logger, 30_000)
+  // Request rate and latency by route, for every route (registered before Nest's routes).
+  app.use(app.get(GatewayRuntime).metrics.httpMiddleware())
+  // Spans still buffered are exported before the process exits.
+  exitGracefullyOnSignals(() => app.close().then(shutdownTelemetry), logger, 30_000)
   const gw = splitHostPort(config.MYCEL_GATEWAY_LISTEN)
   await app.listen(gw.port, gw.host)
   const main = app.getHttpServer() as Server

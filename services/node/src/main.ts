@@ -7,6 +7,7 @@ import {
   nestLogger,
   splitHostPort,
 } from '@mycel/core'
+import { shutdownTelemetry } from '@mycel/telemetry'
 import { NestFactory } from '@nestjs/core'
 import { NodeModule } from './node.module.js'
 import { NodeRuntime } from './node-runtime.js'
@@ -22,8 +23,13 @@ export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<voi
     logger: nestLogger(logger.child({ component: 'node:nest' })),
     abortOnError: false,
   })
-  // Nest's lifecycle hooks drain gRPC and close RocksDB; a clean drain exits 0.
-  exitGracefullyOnSignals(() => app.close(), logger, config.MYCEL_SHUTDOWN_TIMEOUT_MS + 10_000)
+  // Nest's lifecycle hooks drain gRPC and close RocksDB; a clean drain exits 0. Spans still
+  // buffered are exported last.
+  exitGracefullyOnSignals(
+    () => app.close().then(shutdownTelemetry),
+    logger,
+    config.MYCEL_SHUTDOWN_TIMEOUT_MS + 10_000,
+  )
   const { host, port } = splitHostPort(config.MYCEL_ADMIN_LISTEN)
   await app.listen(port, host)
   const address = app.getHttpServer().address()

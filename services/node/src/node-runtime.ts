@@ -3,7 +3,13 @@ import { fileURLToPath } from 'node:url'
 import { Server, ServerCredentials } from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
-import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, splitHostPort } from '@mycel/core'
+import {
+  type Logger,
+  MAX_GRPC_MESSAGE_BYTES,
+  type MembershipView,
+  type NodeEnv,
+  splitHostPort,
+} from '@mycel/core'
 import { BlockServiceService } from '@mycel/proto'
 import {
   type BeforeApplicationShutdown,
@@ -18,6 +24,7 @@ import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
 import { createBlockService } from './grpc/block-service.js'
 import { loadOrCreateNodeId } from './identity.js'
+import { MEMBERSHIP } from './membership/membership.provider.js'
 import { NODE_COMPONENTS, type NodeComponent, type NodeContext } from './node-component.js'
 
 export const NODE_CONFIG = Symbol('NODE_CONFIG')
@@ -58,6 +65,12 @@ function widenHttp2Windows(server: Server): void {
     })
 }
 
+/**
+ * How often the block store checks itself (readiness): cheap, since an idle store writes one
+ * small synced record per check and a busy one none (its own writes prove it).
+ */
+const STORE_SELF_CHECK_INTERVAL_MS = 2_000
+
 /** The proto sources, for gRPC reflection (a generic client such as grpcurl can list the API). */
 export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url))
 
@@ -75,6 +88,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     'mycel.v1.BlockService': 'NOT_SERVING',
   })
   private readonly log: Logger
+  private selfCheckTimer: NodeJS.Timeout | undefined
   nodeId = ''
   grpcAddress = ''
 
@@ -82,13 +96,29 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     @Inject(NODE_CONFIG) private readonly config: NodeEnv,
     @Inject(LOGGER) logger: Logger,
     @Inject(NODE_COMPONENTS) private readonly components: NodeComponent[],
+    @Inject(MEMBERSHIP) membership: MembershipView,
   ) {
     this.log = logger.child({ component: 'node:runtime' })
-    this.metrics = new NodeMetrics(() => this.store)
+    this.metrics = new NodeMetrics({
+      store: () => this.store,
+      membership: () => membership,
+      ready: () => this.ready,
+      dataDir: config.MYCEL_DATA_DIR,
+      capacityBytes: config.MYCEL_CAPACITY_BYTES,
+    })
   }
 
+  /** Ready when the block store passes its self-check and gRPC serves. */
   get ready(): boolean {
-    return this.store !== undefined && this.server !== undefined
+    return this.notReadyReason() === undefined
+  }
+
+  /** Why the node is not ready (for /readyz), or undefined when it is. */
+  notReadyReason(): string | undefined {
+    if (this.store === undefined) return 'block store not open'
+    if (this.server === undefined) return 'gRPC server not serving'
+    const health = this.store.health()
+    return health.ok ? undefined : (health.reason ?? 'block store unhealthy')
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -98,6 +128,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       path: join(cfg.MYCEL_DATA_DIR, 'blocks'),
       syncWrites: cfg.MYCEL_SYNC_WRITES,
       logger: this.log,
+      onBatch: (report) => this.metrics.observeBatch(report),
     })
     const server = new Server({
       'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
@@ -152,7 +183,40 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     this.grpcAddress = `${host}:${bound}`
     this.health.setStatus('', 'SERVING')
     this.health.setStatus('mycel.v1.BlockService', 'SERVING')
+    this.startSelfCheck(this.store)
+    // Static membership has nothing to join: the node is a member once it serves.
+    this.metrics.membership.joined.set(1)
     for (const c of this.components) await c.start?.({ ...ctx, grpcAddress: this.grpcAddress })
+  }
+
+  /**
+   * Periodic block-store self-check: readiness turns false when the store fails (disk full, I/O
+   * errors) and true again once it has recovered; gRPC health follows. Liveness never depends on
+   * it, so a slow disk under load takes a node out of service without restarting it.
+   */
+  private startSelfCheck(store: BlockStore): void {
+    let running = false
+    let wasOk = true
+    this.selfCheckTimer = setInterval(() => {
+      if (running) return
+      running = true
+      void store
+        .selfCheck()
+        .then((health) => {
+          if (health.ok !== wasOk) {
+            wasOk = health.ok
+            const state = health.ok ? 'SERVING' : 'NOT_SERVING'
+            this.health.setStatus('', state)
+            this.health.setStatus('mycel.v1.BlockService', state)
+            if (health.ok) this.log.info('block store healthy again: ready')
+            else this.log.error({ reason: health.reason }, 'block store unhealthy: not ready')
+          }
+        })
+        .finally(() => {
+          running = false
+        })
+    }, STORE_SELF_CHECK_INTERVAL_MS)
+    this.selfCheckTimer.unref()
   }
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
@@ -165,6 +229,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
         this.log.warn({ err: String(err) }, 'component failed to stop cleanly')
       }
     }
+    clearInterval(this.selfCheckTimer)
     this.log.info({ signal }, 'shutting down: draining gRPC calls')
     this.health.setStatus('', 'NOT_SERVING')
     this.health.setStatus('mycel.v1.BlockService', 'NOT_SERVING')

@@ -7,6 +7,7 @@ import { NodeRuntime } from '../node-runtime.js'
 export class AdminController {
   constructor(@Inject(NodeRuntime) private readonly runtime: NodeRuntime) {}
 
+  /** Liveness: the process answers. Never tied to load or to the store, so it does not flap. */
   @Get('healthz')
   @HttpCode(200)
   @Header('Content-Type', 'text/plain; charset=utf-8')
@@ -14,13 +15,14 @@ export class AdminController {
     return 'ok\n'
   }
 
+  /** Readiness: the block store passes its self-check and gRPC serves. */
   @Get('readyz')
   readyz(@Res() res: Response): void {
-    const ready = this.runtime.ready
+    const reason = this.runtime.notReadyReason()
     res
-      .status(ready ? 200 : 503)
+      .status(reason === undefined ? 200 : 503)
       .type('text/plain')
-      .send(ready ? 'ready\n' : 'not ready: block store or gRPC server not up\n')
+      .send(reason === undefined ? 'ready\n' : `not ready: ${reason}\n`)
   }
 
   @Get('metrics')

@@ -6,7 +6,7 @@ import {
   blockMatches,
   type CID,
 } from '@mycel/core'
-import type { BlockStore, BlockStoreStats } from './block-store.js'
+import type { BlockStore, BlockStoreHealth, BlockStoreStats } from './block-store.js'
 
 /** In-memory BlockStore with the same contract as RocksBlockStore, for unit tests. */
 export class MemoryBlockStore implements BlockStore {
@@ -39,6 +39,14 @@ export class MemoryBlockStore implements BlockStore {
     let bytes = 0
     for (const b of this.blocks.values()) bytes += b.byteLength
     return { blocks: this.blocks.size, bytes }
+  }
+
+  health(): BlockStoreHealth {
+    return { ok: true }
+  }
+
+  async selfCheck(): Promise<BlockStoreHealth> {
+    return this.health()
   }
 
   async close(): Promise<void> {}

@@ -10,8 +10,15 @@ import {
   type Logger,
   StoreUnavailableError,
 } from '@mycel/core'
+import { endSpan, type SpanContext, sampledSpanContext, startBatchSpan } from '@mycel/telemetry'
 import { RocksLevel } from '@nxtedition/rocksdb'
-import type { BlockStore, BlockStoreStats } from './block-store.js'
+import type {
+  BlockStore,
+  BlockStoreHealth,
+  BlockStoreStats,
+  EngineStats,
+  WriteBatchReport,
+} from './block-store.js'
 import type { WriteReply, WriteRequest } from './rocks-writer.worker.js'
 
 export interface RocksBlockStoreConfig {
@@ -19,6 +26,8 @@ export interface RocksBlockStoreConfig {
   /** Sync the WAL before resolving writes (durability of acknowledged writes). */
   syncWrites: boolean
   logger: Logger
+  /** Told about every write batch (metrics). */
+  onBatch?: (report: WriteBatchReport) => void
 }
 
 type Column = unknown
@@ -31,12 +40,24 @@ interface Columns {
   meta: Column
 }
 
-type WriteOp =
+/** `trace`: the sampled span the operation was queued from, if any (the batch span links to it). */
+type WriteOp = { trace: SpanContext | undefined } & (
   | { kind: 'put'; key: Buffer; bytes: Uint8Array; resolve: () => void; reject: (e: Error) => void }
   | { kind: 'delete'; key: Buffer; resolve: (existed: boolean) => void; reject: (e: Error) => void }
+  | { kind: 'probe'; value: Buffer; resolve: () => void; reject: (e: Error) => void }
+)
 
 const META_BLOCKS = Buffer.from('stats/blocks')
 const META_BYTES = Buffer.from('stats/bytes')
+/** The self-check's key in the meta column: a synced write and read-back of a timestamp. */
+const META_PROBE = Buffer.from('health/probe')
+/**
+ * A self-check writes only when no write succeeded for this long: a busy store proves itself
+ * with every batch, an idle one costs one small synced write per check.
+ */
+const SELF_CHECK_IDLE_MS = 5_000
+/** A self-check write or read that takes longer than this counts as a failure. */
+const SELF_CHECK_TIMEOUT_MS = 10_000
 
 /**
  * RocksDB block store (@nxtedition/rocksdb: maintained, prebuilt for Node 24, and it honours
@@ -60,6 +81,11 @@ export class RocksBlockStore implements BlockStore {
   private writerFailure: Error | undefined
   private nextWriteId = 0
   private readonly writesInFlight = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
+  /** Set when a write or a self-check failed; cleared by the next write that succeeds. */
+  private failure: Error | undefined
+  /** True while the database is closed and reopened to recover from a failure. */
+  private recovering = false
+  private lastWriteOkAt = 0
 
   private constructor(private readonly config: RocksBlockStoreConfig) {}
 
@@ -70,6 +96,7 @@ export class RocksBlockStore implements BlockStore {
   }
 
   private async openDb(): Promise<void> {
+    this.recovering = false
     await mkdir(this.config.path, { recursive: true })
     // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
     // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
@@ -86,9 +113,11 @@ export class RocksBlockStore implements BlockStore {
       bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
     }
     await this.startWriter()
+    this.lastWriteOkAt = Date.now()
   }
 
   private async startWriter(): Promise<void> {
+    this.writerFailure = undefined
     const writer = new Worker(new URL('./rocks-writer.worker.js', import.meta.url), {
       workerData: { handle: (this.db as unknown as { handle: bigint }).handle },
     })
@@ -113,7 +142,7 @@ export class RocksBlockStore implements BlockStore {
     // An idle writer must not keep a process alive; one with writes in flight must (see applyBatch).
     writer.unref()
     writer.on('exit', (code) => {
-      if (!this.closed) fail(new Error(`RocksDB writer thread exited (${code})`))
+      if (!this.closed && !this.recovering) fail(new Error(`RocksDB writer thread exited (${code})`))
     })
     this.writer = writer
   }
@@ -151,7 +180,14 @@ export class RocksBlockStore implements BlockStore {
       return Promise.reject(err)
     }
     return new Promise((resolve, reject) => {
-      this.enqueue({ kind: 'put', key: Buffer.from(blockKey(cid)), bytes, resolve, reject })
+      this.enqueue({
+        kind: 'put',
+        key: Buffer.from(blockKey(cid)),
+        bytes,
+        resolve,
+        reject,
+        trace: sampledSpanContext(),
+      })
     })
   }
 
@@ -183,12 +219,111 @@ export class RocksBlockStore implements BlockStore {
   delete(cid: CID): Promise<boolean> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
     return new Promise((resolve, reject) => {
-      this.enqueue({ kind: 'delete', key: Buffer.from(blockKey(cid)), resolve, reject })
+      this.enqueue({
+        kind: 'delete',
+        key: Buffer.from(blockKey(cid)),
+        resolve,
+        reject,
+        trace: sampledSpanContext(),
+      })
     })
   }
 
   stats(): BlockStoreStats {
     return { ...this.counts }
+  }
+
+  /**
+   * RocksDB's own figures, read at scrape time (in-memory properties: cheap). The binding asks the
+   * default column family, which holds the block data (nearly all bytes); `background-errors`
+   * and `is-write-stopped` are database-wide.
+   */
+  engineStats(): EngineStats | undefined {
+    if (this.closed || this.recovering || this.db.status !== 'open') return undefined
+    const p = (name: string) => Number(this.db.getProperty?.(`rocksdb.${name}`) ?? Number.NaN)
+    return {
+      estimatedKeys: p('estimate-num-keys'),
+      liveSstBytes: p('live-sst-files-size'),
+      totalSstBytes: p('total-sst-files-size'),
+      memtableBytes: p('cur-size-all-mem-tables'),
+      pendingCompactionBytes: p('estimate-pending-compaction-bytes'),
+      runningCompactions: p('num-running-compactions'),
+      runningFlushes: p('num-running-flushes'),
+      backgroundErrors: p('background-errors'),
+      writeStopped: p('is-write-stopped'),
+    }
+  }
+
+  health(): BlockStoreHealth {
+    if (this.closed) return { ok: false, reason: 'block store is closed' }
+    if (this.recovering) return { ok: false, reason: 'block store is reopening after a failure' }
+    const failure = this.writerFailure ?? this.failure
+    if (failure !== undefined) return { ok: false, reason: `block store failing: ${failure.message}` }
+    return { ok: true }
+  }
+
+  /**
+   * The readiness self-check. A store that failed is first closed and reopened: RocksDB keeps a
+   * write error (disk full, I/O error) sticky until the database is reopened, and reopening
+   * replays the WAL, so nothing acknowledged is lost. Then, unless a write succeeded in the last
+   * SELF_CHECK_IDLE_MS, a timestamp is written through the normal queue (synced, like a block)
+   * and read back.
+   */
+  async selfCheck(): Promise<BlockStoreHealth> {
+    if (this.closed || this.recovering) return this.health()
+    try {
+      if (this.writerFailure !== undefined || this.failure !== undefined) await this.reopen()
+      if (Date.now() - this.lastWriteOkAt >= SELF_CHECK_IDLE_MS) {
+        const value = Buffer.from(String(Date.now()))
+        await withTimeout(
+          new Promise<void>((resolve, reject) =>
+            this.enqueue({ kind: 'probe', value, resolve, reject, trace: undefined }),
+          ),
+          'self-check write',
+        )
+        const [read] = (await withTimeout(
+          this.db.getMany([META_PROBE], { column: this.columns.meta, valueEncoding: 'buffer' }),
+          'self-check read',
+        )) as Array<Buffer | undefined>
+        if (read === undefined || !read.equals(value))
+          throw new Error('self-check read back a different value')
+      }
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err))
+      if (this.failure === undefined)
+        this.config.logger.error({ err: error }, 'block store self-check failed')
+      this.failure = error
+    }
+    return this.health()
+  }
+
+  /** Closes and reopens the database (see selfCheck); writes and reads wait out as unavailable. */
+  private async reopen(): Promise<void> {
+    this.recovering = true
+    try {
+      if (this.writing || this.queue.length > 0) {
+        await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+      }
+      await this.stopWriter()
+      // After a write error RocksDB refuses the first close ("Seen error"); the second closes.
+      await this.db.close().catch(() => this.db.close())
+      this.config.logger.warn({ err: this.failure?.message }, 'block store closed after a failure; reopening')
+      await this.openDb()
+      this.failure = undefined
+      this.config.logger.info(this.counts, 'block store reopened')
+    } finally {
+      this.recovering = false
+    }
+  }
+
+  /** Stops the writer thread; it shares the database handle and closes its side first. */
+  private async stopWriter(): Promise<void> {
+    const writer = this.writer
+    await new Promise<void>((resolve) => {
+      writer.ref()
+      writer.once('exit', () => resolve())
+      writer.postMessage('close')
+    })
   }
 
   /** Finishes queued writes, then closes RocksDB. */
@@ -198,12 +333,7 @@ export class RocksBlockStore implements BlockStore {
     if (this.writing || this.queue.length > 0) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
     }
-    // The writer shares the database handle: it closes its side first.
-    await new Promise<void>((resolve) => {
-      this.writer.ref()
-      this.writer.once('exit', () => resolve())
-      this.writer.postMessage('close')
-    })
+    await this.stopWriter()
     await this.db.close()
   }
 
@@ -216,9 +346,14 @@ export class RocksBlockStore implements BlockStore {
 
   private assertOpen(): void {
     if (this.closed) throw new StoreUnavailableError('block store is closed')
+    if (this.recovering) throw new StoreUnavailableError('block store is reopening after a failure')
   }
 
   private enqueue(op: WriteOp): void {
+    if (this.recovering && op.kind !== 'probe') {
+      op.reject(new StoreUnavailableError('block store is reopening after a failure'))
+      return
+    }
     this.queue.push(op)
     if (!this.writing) {
       this.writing = true
@@ -232,9 +367,14 @@ export class RocksBlockStore implements BlockStore {
       const ops = this.queue.splice(0)
       try {
         await this.writeBatch(ops)
+        this.failure = undefined
+        this.lastWriteOkAt = Date.now()
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err))
-        this.config.logger.error({ err: error, ops: ops.length }, 'block store write failed')
+        // Readiness turns false until a self-check recovers the store.
+        if (this.failure === undefined)
+          this.config.logger.error({ err: error, ops: ops.length }, 'block store write failed')
+        this.failure = error
         for (const op of ops) op.reject(new StoreUnavailableError(`write failed: ${error.message}`))
       }
     }
@@ -242,14 +382,57 @@ export class RocksBlockStore implements BlockStore {
     for (const resolve of this.idleWaiters.splice(0)) resolve()
   }
 
+  /**
+   * One group commit: every queued op in one atomic batch with the block counters. Traced as
+   * `mycel.rocksdb.write_batch` when an op came from a sampled trace (the span covers the read of
+   * which blocks exist and the round trip to the writer thread, whose synced write is the cost);
+   * untraced batches create no span.
+   */
   private async writeBatch(ops: WriteOp[]): Promise<void> {
+    const started = performance.now()
+    const span = startBatchSpan(
+      'mycel.rocksdb.write_batch',
+      ops.map((op) => op.trace),
+      { 'db.system.name': 'rocksdb', 'db.operation.name': 'write_batch', 'mycel.batch.ops': ops.length },
+    )
+    const report: WriteBatchReport = {
+      ops: ops.length,
+      newBlocks: 0,
+      existingBlocks: 0,
+      bytes: 0,
+      seconds: 0,
+      ok: false,
+    }
+    try {
+      await this.applyOps(ops, report)
+      report.ok = true
+      span?.setAttributes({
+        'mycel.batch.new_blocks': report.newBlocks,
+        'mycel.batch.existing_blocks': report.existingBlocks,
+        'mycel.batch.bytes': report.bytes,
+      })
+      endSpan(span)
+    } catch (err) {
+      endSpan(span, err)
+      throw err
+    } finally {
+      report.seconds = (performance.now() - started) / 1000
+      this.config.onBatch?.(report)
+    }
+  }
+
+  private async applyOps(ops: WriteOp[], report: WriteBatchReport): Promise<void> {
+    const blockOps = ops.filter((op) => op.kind !== 'probe')
     // Which keys exist decides the counters; only this single writer changes them.
-    const sizes = (await this.db.getMany(
-      ops.map((op) => op.key),
-      { column: this.columns.sizes, valueEncoding: 'buffer' },
-    )) as Array<Buffer | undefined>
+    const sizes =
+      blockOps.length === 0
+        ? []
+        : ((await this.db.getMany(
+            blockOps.map((op) => op.key),
+            { column: this.columns.sizes, valueEncoding: 'buffer' },
+          )) as Array<Buffer | undefined>)
     const present = new Map<string, number>()
-    ops.forEach((op, i) => {
+    blockOps.forEach((op, i) => {
       const size = sizes[i]
       const id = op.key.toString('hex')
       if (size !== undefined && !present.has(id)) present.set(id, size.readUInt32BE(0))
@@ -258,6 +441,11 @@ export class RocksBlockStore implements BlockStore {
     const batch: WriteRequest['ops'] = []
     const results: Array<() => void> = []
     for (const op of ops) {
+      if (op.kind === 'probe') {
+        batch.push({ type: 'put', column: 'meta', key: META_PROBE, value: op.value })
+        results.push(() => op.resolve())
+        continue
+      }
       const id = op.key.toString('hex')
       if (op.kind === 'put') {
         if (!present.has(id)) {
@@ -268,6 +456,10 @@ export class RocksBlockStore implements BlockStore {
           present.set(id, op.bytes.byteLength)
           counts.blocks += 1
           counts.bytes += op.bytes.byteLength
+          report.newBlocks++
+          report.bytes += op.bytes.byteLength
+        } else {
+          report.existingBlocks++
         }
         results.push(() => op.resolve())
       } else {
@@ -287,6 +479,24 @@ export class RocksBlockStore implements BlockStore {
     await this.applyBatch(batch)
     this.counts = counts
     for (const done of results) done()
+  }
+}
+
+/** `promise`, or a rejection naming `what` after SELF_CHECK_TIMEOUT_MS. */
+async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${what} timed out after ${SELF_CHECK_TIMEOUT_MS} ms`)),
+          SELF_CHECK_TIMEOUT_MS,
+        )
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
   }
 }
 
