@@ -197,24 +197,25 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
   private startSelfCheck(store: BlockStore): void {
     let running = false
     let wasOk = true
+    // Readiness reads store.health() live; this follows its transitions for gRPC health and the log.
+    const follow = () => {
+      const health = store.health()
+      if (health.ok === wasOk) return
+      wasOk = health.ok
+      const state = health.ok ? 'SERVING' : 'NOT_SERVING'
+      this.health.setStatus('', state)
+      this.health.setStatus('mycel.v1.BlockService', state)
+      if (health.ok) this.log.info('block store healthy again: ready')
+      else this.log.error({ reason: health.reason }, 'block store unhealthy: not ready')
+    }
     this.selfCheckTimer = setInterval(() => {
+      follow()
       if (running) return
       running = true
-      void store
-        .selfCheck()
-        .then((health) => {
-          if (health.ok !== wasOk) {
-            wasOk = health.ok
-            const state = health.ok ? 'SERVING' : 'NOT_SERVING'
-            this.health.setStatus('', state)
-            this.health.setStatus('mycel.v1.BlockService', state)
-            if (health.ok) this.log.info('block store healthy again: ready')
-            else this.log.error({ reason: health.reason }, 'block store unhealthy: not ready')
-          }
-        })
-        .finally(() => {
-          running = false
-        })
+      void store.selfCheck().finally(() => {
+        running = false
+        follow()
+      })
     }, STORE_SELF_CHECK_INTERVAL_MS)
     this.selfCheckTimer.unref()
   }

@@ -58,6 +58,11 @@ const META_PROBE = Buffer.from('health/probe')
 const SELF_CHECK_IDLE_MS = 5_000
 /** A self-check write or read that takes longer than this counts as a failure. */
 const SELF_CHECK_TIMEOUT_MS = 10_000
+/**
+ * Longest wait between two reopen attempts of a failed store. Attempts back off from one per
+ * self-check: each replays the WAL, which is wasted work while the disk is still full.
+ */
+const MAX_REOPEN_BACKOFF_MS = 60_000
 
 /**
  * RocksDB block store (@nxtedition/rocksdb: maintained, prebuilt for Node 24, and it honours
@@ -85,7 +90,11 @@ export class RocksBlockStore implements BlockStore {
   private failure: Error | undefined
   /** True while the database is closed and reopened to recover from a failure. */
   private recovering = false
+  /** The database and its writer thread are open (false after a reopen that failed). */
+  private open = false
   private lastWriteOkAt = 0
+  private reopenBackoffMs = 0
+  private nextReopenAt = 0
 
   private constructor(private readonly config: RocksBlockStoreConfig) {}
 
@@ -96,23 +105,29 @@ export class RocksBlockStore implements BlockStore {
   }
 
   private async openDb(): Promise<void> {
-    this.recovering = false
     await mkdir(this.config.path, { recursive: true })
     // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
     // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
     const columns = { default: { compression: false }, sizes: {}, meta: {} }
-    this.db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    await this.db.open({ columns, createIfMissing: true })
-    this.columns = this.db.columns as unknown as Columns
-    const [blocks, bytes] = (await this.db.getMany([META_BLOCKS, META_BYTES], {
-      column: this.columns.meta,
-      valueEncoding: 'buffer',
-    })) as Array<Buffer | undefined>
-    this.counts = {
-      blocks: blocks ? Number(blocks.readBigUInt64BE(0)) : 0,
-      bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
+    const db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open({ columns, createIfMissing: true })
+    try {
+      this.db = db
+      this.columns = db.columns as unknown as Columns
+      const [blocks, bytes] = (await db.getMany([META_BLOCKS, META_BYTES], {
+        column: this.columns.meta,
+        valueEncoding: 'buffer',
+      })) as Array<Buffer | undefined>
+      this.counts = {
+        blocks: blocks ? Number(blocks.readBigUInt64BE(0)) : 0,
+        bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
+      }
+      await this.startWriter()
+    } catch (err) {
+      await db.close().catch(() => undefined)
+      throw err
     }
-    await this.startWriter()
+    this.open = true
     this.lastWriteOkAt = Date.now()
   }
 
@@ -259,6 +274,7 @@ export class RocksBlockStore implements BlockStore {
     if (this.recovering) return { ok: false, reason: 'block store is reopening after a failure' }
     const failure = this.writerFailure ?? this.failure
     if (failure !== undefined) return { ok: false, reason: `block store failing: ${failure.message}` }
+    if (!this.open) return { ok: false, reason: 'block store is not open' }
     return { ok: true }
   }
 
@@ -272,7 +288,12 @@ export class RocksBlockStore implements BlockStore {
   async selfCheck(): Promise<BlockStoreHealth> {
     if (this.closed || this.recovering) return this.health()
     try {
-      if (this.writerFailure !== undefined || this.failure !== undefined) await this.reopen()
+      if (!this.open || this.writerFailure !== undefined || this.failure !== undefined) {
+        if (Date.now() < this.nextReopenAt) return this.health()
+        this.reopenBackoffMs = Math.min(Math.max(1_000, this.reopenBackoffMs * 2), MAX_REOPEN_BACKOFF_MS)
+        this.nextReopenAt = Date.now() + this.reopenBackoffMs
+        await this.reopen()
+      }
       if (Date.now() - this.lastWriteOkAt >= SELF_CHECK_IDLE_MS) {
         const value = Buffer.from(String(Date.now()))
         await withTimeout(
@@ -288,6 +309,8 @@ export class RocksBlockStore implements BlockStore {
         if (read === undefined || !read.equals(value))
           throw new Error('self-check read back a different value')
       }
+      this.reopenBackoffMs = 0
+      this.nextReopenAt = 0
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err))
       if (this.failure === undefined)
@@ -304,26 +327,34 @@ export class RocksBlockStore implements BlockStore {
       if (this.writing || this.queue.length > 0) {
         await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
       }
-      await this.stopWriter()
-      // After a write error RocksDB refuses the first close ("Seen error"); the second closes.
-      await this.db.close().catch(() => this.db.close())
-      this.config.logger.warn({ err: this.failure?.message }, 'block store closed after a failure; reopening')
+      await this.closeDb()
+      this.config.logger.warn(
+        { err: (this.writerFailure ?? this.failure)?.message },
+        'block store closed after a failure; reopening',
+      )
       await this.openDb()
-      this.failure = undefined
+      // Healthy again only once a write succeeds: the self-check writes at once.
+      this.lastWriteOkAt = 0
       this.config.logger.info(this.counts, 'block store reopened')
     } finally {
       this.recovering = false
     }
   }
 
-  /** Stops the writer thread; it shares the database handle and closes its side first. */
-  private async stopWriter(): Promise<void> {
+  /** Stops the writer thread (it shares the handle and closes its side first), then closes RocksDB. */
+  private async closeDb(): Promise<void> {
+    if (!this.open) return
+    this.open = false
     const writer = this.writer
-    await new Promise<void>((resolve) => {
-      writer.ref()
-      writer.once('exit', () => resolve())
-      writer.postMessage('close')
-    })
+    if (writer.threadId !== -1) {
+      await new Promise<void>((resolve) => {
+        writer.ref()
+        writer.once('exit', () => resolve())
+        writer.postMessage('close')
+      })
+    }
+    // After a write error RocksDB refuses the first close ("Seen error"); the second closes.
+    await this.db.close().catch(() => this.db.close())
   }
 
   /** Finishes queued writes, then closes RocksDB. */
@@ -333,8 +364,7 @@ export class RocksBlockStore implements BlockStore {
     if (this.writing || this.queue.length > 0) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
     }
-    await this.stopWriter()
-    await this.db.close()
+    await this.closeDb()
   }
 
   /** Writes the raw value under a block's key, bypassing verification: for fault-injection tests. */
@@ -346,12 +376,13 @@ export class RocksBlockStore implements BlockStore {
 
   private assertOpen(): void {
     if (this.closed) throw new StoreUnavailableError('block store is closed')
-    if (this.recovering) throw new StoreUnavailableError('block store is reopening after a failure')
+    if (this.recovering || !this.open)
+      throw new StoreUnavailableError('block store is not available (reopening)')
   }
 
   private enqueue(op: WriteOp): void {
-    if (this.recovering && op.kind !== 'probe') {
-      op.reject(new StoreUnavailableError('block store is reopening after a failure'))
+    if ((this.recovering || !this.open) && op.kind !== 'probe') {
+      op.reject(new StoreUnavailableError('block store is not available (reopening)'))
       return
     }
     this.queue.push(op)
