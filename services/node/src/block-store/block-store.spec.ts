@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test'
 import { CID, createLogger, MAX_BLOCK_BYTES } from '@mycel/core'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import type { BlockStore } from './block-store.js'
+import type { BlockStore, WriteBatchReport } from './block-store.js'
 import { MemoryBlockStore } from './memory-block-store.js'
 import { RocksBlockStore } from './rocks-block-store.js'
 
@@ -115,4 +115,38 @@ compliance('RocksBlockStore', async () => {
   dirs.push(path)
   const open = () => RocksBlockStore.open({ path, syncWrites: true, logger })
   return { store: await open(), reopen: open }
+})
+
+describe('RocksBlockStore health and metrics', () => {
+  it('passes its self-check while it works, reports each batch, and is unhealthy once closed', async () => {
+    const path = await mkdtemp(join(tmpdir(), 'mycel-rocks-'))
+    dirs.push(path)
+    const reports: WriteBatchReport[] = []
+    const store = await RocksBlockStore.open({
+      path,
+      syncWrites: true,
+      logger,
+      onBatch: (r) => reports.push(r),
+    })
+    assert.deepEqual(store.health(), { ok: true })
+    assert.deepEqual(await store.selfCheck(), { ok: true })
+    const a = rawBlock(randomBytes(1000))
+    await Promise.all([
+      store.put(a.cid, Uint8Array.from(a.bytes)),
+      store.put(a.cid, Uint8Array.from(a.bytes)),
+    ])
+    await store.put(a.cid, Uint8Array.from(a.bytes))
+    const blocks = reports.filter((r) => r.newBlocks + r.existingBlocks > 0)
+    assert.deepEqual(
+      blocks.map((r) => [r.ok, r.newBlocks, r.existingBlocks, r.bytes]),
+      [
+        [true, 1, 1, 1000],
+        [true, 0, 1, 0],
+      ],
+    )
+    assert.ok((store.engineStats()?.estimatedKeys ?? 0) >= 1)
+    await store.close()
+    assert.equal(store.health().ok, false)
+    assert.equal(store.engineStats(), undefined)
+  })
 })

@@ -434,8 +434,9 @@ export class RocksBlockStore implements BlockStore {
       seconds: 0,
       ok: false,
     }
+    let acknowledge: () => void = () => {}
     try {
-      await this.applyOps(ops, report)
+      acknowledge = await this.applyOps(ops, report)
       report.ok = true
       span?.setAttributes({
         'mycel.batch.new_blocks': report.newBlocks,
@@ -450,9 +451,12 @@ export class RocksBlockStore implements BlockStore {
       report.seconds = (performance.now() - started) / 1000
       this.config.onBatch?.(report)
     }
+    // Callers hear of durability after the batch is counted, so metrics never lag an ack.
+    acknowledge()
   }
 
-  private async applyOps(ops: WriteOp[], report: WriteBatchReport): Promise<void> {
+  /** Writes the batch; returns what acknowledges its callers. */
+  private async applyOps(ops: WriteOp[], report: WriteBatchReport): Promise<() => void> {
     const blockOps = ops.filter((op) => op.kind !== 'probe')
     // Which keys exist decides the counters; only this single writer changes them.
     const sizes =
@@ -509,7 +513,9 @@ export class RocksBlockStore implements BlockStore {
     batch.push({ type: 'put', column: 'meta', key: META_BYTES, value: u64(counts.bytes) })
     await this.applyBatch(batch)
     this.counts = counts
-    for (const done of results) done()
+    return () => {
+      for (const done of results) done()
+    }
   }
 }
 

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { StaticMembership } from '@mycel/core'
+import { Gauge } from 'prom-client'
+import { createServiceRegistry, registerMembershipGauge, unknownUntilSet } from './metrics.js'
+
+describe('service metrics helpers', () => {
+  it('the registry carries the process and event-loop metrics under the prefix', async () => {
+    const registry = createServiceRegistry('mycel_test_')
+    const text = await registry.metrics()
+    assert.match(text, /^mycel_test_nodejs_eventloop_lag_seconds /m)
+    assert.match(text, /^mycel_test_process_resident_memory_bytes /m)
+  })
+
+  it('members are counted by state, every state present', async () => {
+    const registry = createServiceRegistry('mycel_test_')
+    const view = new StaticMembership([
+      { address: 'a:1' },
+      { address: 'b:1', state: 'suspect' },
+      { address: 'c:1', state: 'dead' },
+      { address: 'd:1' },
+    ])
+    registerMembershipGauge(registry, 'mycel_test_members', () => view)
+    const values = (await registry.getSingleMetric('mycel_test_members')?.get())?.values ?? []
+    const byState = Object.fromEntries(values.map((v) => [v.labels.state, v.value]))
+    assert.deepEqual(byState, { joining: 0, alive: 2, suspect: 1, left: 0, dead: 1 })
+  })
+
+  it('a gauge is unknown (NaN) until its owner sets it', async () => {
+    const registry = createServiceRegistry('mycel_test_')
+    const g = unknownUntilSet(new Gauge({ name: 'mycel_test_unknown', help: 'h', registers: [registry] }))
+    assert.ok(Number.isNaN((await g.get()).values[0]?.value))
+    g.set(3)
+    assert.equal((await g.get()).values[0]?.value, 3)
+  })
+})
