@@ -10,7 +10,7 @@ import {
   UpstreamUnavailableError,
 } from '@mycel/core'
 import { fromGrpcError, type PutBlocksRequest, type PutBlocksResponse } from '@mycel/proto'
-import { activeSpan, endSpan, type Span, tracer, withSpan } from '@mycel/telemetry'
+import { activeSpan, endSpan, recording, type Span, tracer, withSpan } from '@mycel/telemetry'
 import type { ClusterWriteMetrics } from './cluster-blockstore.js'
 import { encodePutBlocksRequest, type NodeHandle } from './node-clients.js'
 
@@ -133,7 +133,7 @@ class NodeWriteStream {
     this.failure = err
     this.cfg.logger.warn({ peer: this.node.address, err: err.message }, 'node failed during upload')
     // The session's span shows where placement moved away from this node.
-    this.cfg.span?.addEvent('mycel.placement.node_failed', {
+    recording(this.cfg.span)?.addEvent('mycel.placement.node_failed', {
       'mycel.node.address': this.node.address,
       'mycel.error': err.message,
     })
@@ -221,7 +221,7 @@ export class WriteSession {
 
   /** Records the session's outcome on its span. */
   private describe(): void {
-    this.cfg.span?.setAttributes({
+    recording(this.cfg.span)?.setAttributes({
       'mycel.replication': this.cfg.replication,
       'mycel.write_quorum': this.cfg.writeQuorum,
       'mycel.blocks.written': this.blocksWritten,
@@ -246,7 +246,7 @@ export class WriteSession {
     let s = this.streams.get(node.id)
     if (s === undefined) {
       // Placement, as a trace shows it: the first block that ranks each node among its targets.
-      this.cfg.span?.addEvent('mycel.placement.node_added', {
+      recording(this.cfg.span)?.addEvent('mycel.placement.node_added', {
         'mycel.node.address': node.address,
         'mycel.node.id': node.id,
         'mycel.placement.rank': rank,

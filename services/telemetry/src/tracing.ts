@@ -66,6 +66,14 @@ export function startBatchSpan(
   )
 }
 
+/**
+ * `span` while it still records, else undefined: for events and attributes added from callbacks
+ * that may run after the span ended (the SDK would warn on every such call).
+ */
+export function recording(span: Span | undefined): Span | undefined {
+  return span?.isRecording() ? span : undefined
+}
+
 /** Ends a span, recording `err` (if any) as its error status. */
 export function endSpan(span: Span | undefined, err?: unknown): void {
   if (span === undefined) return
