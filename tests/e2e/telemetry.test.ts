@@ -78,11 +78,17 @@ describe('telemetry: one trace per upload, across the gateway and the nodes', ()
     assert.equal(root.parentSpanId, '', 'the request span is the root')
     const nodeInstances = (spans: CollectedSpan[]) =>
       new Set(spans.filter((s) => s.service === 'mycel-node').map((s) => s.instance))
+    // Wait for all of it: R node streams, and every copy of the 5 blocks in a traced batch.
     const spans = await traceOf(
       root.traceId,
       (ss) =>
-        nodeInstances(ss.filter((s) => s.name === 'mycel.rocksdb.write_batch')).size >= R &&
-        ss.filter((s) => s.service === 'mycel-node' && s.kind === SPAN_KIND_SERVER).length >= R,
+        ss.filter((s) => s.service === 'mycel-node' && s.kind === SPAN_KIND_SERVER).length >= R &&
+        ss.filter((s) => s.name === 'mycel.write.stream').length >= R &&
+        ss.some((s) => s.name === 'mycel.upload.import') &&
+        ss
+          .filter((s) => s.name === 'mycel.rocksdb.write_batch')
+          .reduce((n, s) => n + Number(s.attributes['mycel.batch.new_blocks'] ?? 0), 0) >=
+          5 * R,
     )
 
     // Connected: every parent is a span of the same trace.

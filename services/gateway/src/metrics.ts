@@ -86,6 +86,10 @@ export class GatewayMetrics {
    */
   httpMiddleware() {
     return (req: Request, res: Response, next: NextFunction): void => {
+      // A response gathers one 'close' listener per stage that watches it (stream pipelines,
+      // disconnect handling, this observer, tracing); Node's default of 10 is a leak heuristic for
+      // long-lived emitters and made each traced download print a warning (and pay for it).
+      res.setMaxListeners(Math.max(res.getMaxListeners(), 32))
       const end = this.httpDuration.startTimer()
       this.httpInFlight.inc()
       res.once('close', () => {
