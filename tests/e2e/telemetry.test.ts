@@ -148,6 +148,38 @@ describe('telemetry: one trace per upload, across the gateway and the nodes', ()
     assert.equal(JSON.parse(line).trace_id, root.traceId)
   })
 
+  it('a download is one trace too: a GetBlock call per block, served by a node, without warnings', async () => {
+    const bytes = deterministicBytes(2 * 262_144 + 5, 'traced-download') // 3 leaves and a root
+    const up = await rawUpload(cluster.gatewayUrl, bytes)
+    assert.equal(up.status, 201, up.text)
+    const res = await fetch(`${cluster.gatewayUrl}/ipfs/${up.body.cid}`)
+    assert.equal(res.status, 200)
+    assert.equal((await res.arrayBuffer()).byteLength, bytes.byteLength)
+    const until = Date.now() + 60_000
+    let root: CollectedSpan | undefined
+    while (root === undefined && Date.now() < until) {
+      root = (await collector.spans()).find(
+        (s) => s.service === 'mycel-gateway' && s.kind === SPAN_KIND_SERVER && s.name.startsWith('GET /ipfs'),
+      )
+      if (root === undefined) await sleep(200)
+    }
+    assert.ok(root, 'the gateway exported the download request span')
+    const blocks = 4
+    const spans = await traceOf(
+      root.traceId,
+      (ss) => ss.filter((s) => s.service === 'mycel-node' && /GetBlock/.test(s.name)).length >= blocks,
+    )
+    const clients = spans.filter((s) => s.kind === SPAN_KIND_CLIENT && /GetBlock/.test(s.name))
+    assert.equal(clients.length, blocks, 'each block fetched once, from the first node of its placement')
+    for (const client of clients) {
+      const server = spans.find((s) => s.parentSpanId === client.spanId)
+      assert.equal(server?.service, 'mycel-node')
+    }
+    // Tracing adds listeners to every response; Node must not warn about them on each request.
+    const log = await readFile(join(cluster.dataDir, 'logs', 'gateway.log'), 'utf8')
+    assert.doesNotMatch(log, /Warning/)
+  })
+
   it('probes and scrapes start no traces', async () => {
     await fetch(`${cluster.gatewayUrl}/metrics`)
     await fetch(`${cluster.gatewayUrl}/readyz`)
