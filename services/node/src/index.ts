@@ -1,5 +1,7 @@
-export { NodeMetrics, RESERVED_METRIC_NAMES } from './admin/metrics.js'
+export { NodeMetrics } from './admin/metrics.js'
 export type { BlockStore, BlockStoreStats } from './block-store/block-store.js'
 export { MemoryBlockStore } from './block-store/memory-block-store.js'
 export { RocksBlockStore } from './block-store/rocks-block-store.js'
 export { runNode } from './main.js'
+export { GossipMembership } from './membership/gossip-membership.js'
+export { MEMBERSHIP } from './membership/membership.provider.js'

@@ -1,16 +1,11 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { Server } from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
-import {
-  type Logger,
-  MAX_GRPC_MESSAGE_BYTES,
-  type MembershipView,
-  type NodeEnv,
-  splitHostPort,
-} from '@mycel/core'
-import { BlockServiceService } from '@mycel/proto'
+import { nodeServerCredentials } from '@mycel/cluster'
+import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, replicate, splitHostPort } from '@mycel/core'
+import { BlockServiceService, type GetNodeStatsResponse } from '@mycel/proto'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -24,7 +19,6 @@ import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
 import { createBlockService } from './grpc/block-service.js'
 import { loadOrCreateNodeId } from './identity.js'
-import { MEMBERSHIP } from './membership/membership.provider.js'
 import { NODE_COMPONENTS, type NodeComponent, type NodeContext } from './node-component.js'
 
 export const NODE_CONFIG = Symbol('NODE_CONFIG')
@@ -81,7 +75,7 @@ export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url
 @Injectable()
 export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly metrics: NodeMetrics
-  private store: BlockStore | undefined
+  private store: RocksBlockStore | undefined
   private server: Server | undefined
   private readonly health = new HealthImplementation({
     '': 'NOT_SERVING',
@@ -89,6 +83,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
   })
   private readonly log: Logger
   private selfCheckTimer: NodeJS.Timeout | undefined
+  private readonly rootLogger: Logger
   nodeId = ''
   grpcAddress = ''
 
@@ -96,29 +91,36 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     @Inject(NODE_CONFIG) private readonly config: NodeEnv,
     @Inject(LOGGER) logger: Logger,
     @Inject(NODE_COMPONENTS) private readonly components: NodeComponent[],
-    @Inject(MEMBERSHIP) membership: MembershipView,
   ) {
+    this.rootLogger = logger
     this.log = logger.child({ component: 'node:runtime' })
     this.metrics = new NodeMetrics({
       store: () => this.store,
-      membership: () => membership,
       ready: () => this.ready,
       dataDir: config.MYCEL_DATA_DIR,
       capacityBytes: config.MYCEL_CAPACITY_BYTES,
     })
   }
 
-  /** Ready when the block store passes its self-check and gRPC serves. */
+  /** Ready when the block store passes its self-check, gRPC serves and membership has joined. */
   get ready(): boolean {
     return this.notReadyReason() === undefined
   }
 
-  /** Why the node is not ready (for /readyz), or undefined when it is. */
+  /**
+   * Why the node is not ready (for /readyz), or undefined when it is: the block store must pass its
+   * self-check, gRPC serve, and every component be ready (membership joined).
+   */
   notReadyReason(): string | undefined {
     if (this.store === undefined) return 'block store not open'
     if (this.server === undefined) return 'gRPC server not serving'
     const health = this.store.health()
-    return health.ok ? undefined : (health.reason ?? 'block store unhealthy')
+    if (!health.ok) return health.reason ?? 'block store unhealthy'
+    for (const c of this.components) {
+      const reason = c.notReadyReason?.()
+      if (reason !== undefined) return reason
+    }
+    return undefined
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -140,6 +142,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     })
     widenHttp2Windows(server)
+    const statsProviders: Array<() => Partial<GetNodeStatsResponse>> = []
     server.addService(
       BlockServiceService,
       createBlockService({
@@ -147,14 +150,19 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
         logger: this.log,
         metrics: this.metrics,
         identity: { nodeId: this.nodeId, zone: cfg.MYCEL_ZONE, capacityBytes: cfg.MYCEL_CAPACITY_BYTES },
+        defaultPolicy: replicate(cfg.MYCEL_REPLICATION),
+        extraStats: () => Object.assign({}, ...statsProviders.map((p) => p())),
       }),
     )
     const ctx: NodeContext = {
       config: cfg,
       nodeId: this.nodeId,
       store: this.store,
+      state: this.store,
       metrics: this.metrics,
-      logger: this.log,
+      // Components name themselves: logger.child({ component: 'node:<name>' }).
+      logger: this.rootLogger,
+      addNodeStats: (provider) => statsProviders.push(provider),
     }
     const protoFiles = ['mycel/v1/block.proto']
     for (const c of this.components) {
@@ -175,7 +183,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(
         `${host.includes(':') ? `[${host}]` : host}:${port}`,
-        ServerCredentials.createInsecure(),
+        nodeServerCredentials(cfg),
         (err, p) => (err ? reject(err) : resolve(p)),
       ),
     )
@@ -184,8 +192,6 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     this.health.setStatus('', 'SERVING')
     this.health.setStatus('mycel.v1.BlockService', 'SERVING')
     this.startSelfCheck(this.store)
-    // Static membership has nothing to join: the node is a member once it serves.
-    this.metrics.membership.joined.set(1)
     for (const c of this.components) await c.start?.({ ...ctx, grpcAddress: this.grpcAddress })
   }
 

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { StaticMembership } from '@mycel/core'
-import { Gauge } from 'prom-client'
-import { createServiceRegistry, registerMembershipGauge, unknownUntilSet } from './metrics.js'
+import { createServiceRegistry, registerMembershipGauge } from './metrics.js'
 
 describe('service metrics helpers', () => {
   it('the registry carries the process and event-loop metrics under the prefix', async () => {
@@ -24,13 +23,5 @@ describe('service metrics helpers', () => {
     const values = (await registry.getSingleMetric('mycel_test_members')?.get())?.values ?? []
     const byState = Object.fromEntries(values.map((v) => [v.labels.state, v.value]))
     assert.deepEqual(byState, { joining: 0, alive: 2, suspect: 1, left: 0, dead: 1 })
-  })
-
-  it('a gauge is unknown (NaN) until its owner sets it', async () => {
-    const registry = createServiceRegistry('mycel_test_')
-    const g = unknownUntilSet(new Gauge({ name: 'mycel_test_unknown', help: 'h', registers: [registry] }))
-    assert.ok(Number.isNaN((await g.get()).values[0]?.value))
-    g.set(3)
-    assert.equal((await g.get()).values[0]?.value, 3)
   })
 })

@@ -37,13 +37,3 @@ export function registerMembershipGauge(
     },
   })
 }
-
-/**
- * A gauge whose value is unknown (NaN, which Prometheus stores and PromQL comparisons treat as
- * false) until the code that owns it sets a value: a health gauge must not read 0 ("healthy")
- * before anything has measured it.
- */
-export function unknownUntilSet(gauge: Gauge): Gauge {
-  gauge.set(Number.NaN)
-  return gauge
-}

@@ -10,10 +10,23 @@ import { type DiagLogger, DiagLogLevel, diag } from '@opentelemetry/api'
 const INSTRUMENTED_MODULES = ['@grpc/grpc-js', 'express', 'http', 'node:http', 'https', 'node:https']
 
 /**
- * gRPC methods never traced: periodic probes and service plumbing would start a root trace every
- * few seconds per peer. Background protocols (gossip pings) belong here too.
+ * gRPC methods never traced, on the client and the server side (the instrumentation matches the
+ * method name): periodic probes, background protocols and service plumbing would start a root
+ * trace every few seconds per peer. Gossip (MembershipService: Ping, PingReq, Sync, and the
+ * gateways' GetMembership/WatchMembership) and pin anti-entropy (SyncPins) are such protocols.
  */
-export const UNTRACED_GRPC_METHODS: string[] = ['GetNodeStats', 'Check', 'Watch', 'ServerReflectionInfo']
+export const UNTRACED_GRPC_METHODS: string[] = [
+  'GetNodeStats',
+  'Check',
+  'Watch',
+  'ServerReflectionInfo',
+  'Ping',
+  'PingReq',
+  'Sync',
+  'GetMembership',
+  'WatchMembership',
+  'SyncPins',
+]
 
 /** HTTP paths never traced: scrapes and probes. */
 const UNTRACED_HTTP_PATHS = new Set(['/metrics', '/healthz', '/readyz'])

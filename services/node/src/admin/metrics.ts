@@ -1,111 +1,17 @@
 import { statfs } from 'node:fs/promises'
-import type { MembershipView } from '@mycel/core'
-import { createServiceRegistry, registerMembershipGauge, unknownUntilSet } from '@mycel/telemetry'
+import { createServiceRegistry } from '@mycel/telemetry'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { BlockStore, EngineStats, WriteBatchReport } from '../block-store/block-store.js'
 
 /** What the node's metrics read at scrape time. */
 export interface NodeMetricsSources {
   store: () => BlockStore | undefined
-  membership: () => MembershipView | undefined
   ready: () => boolean
   /** The data directory, whose filesystem's size and free space are reported. */
   dataDir: string
   /** MYCEL_CAPACITY_BYTES; 0 means the filesystem's size. */
   capacityBytes: number
 }
-
-/**
- * Metrics that repair/scrub (services/node/src/repair) sets once it lands. Registered now so that
- * dashboards and alerts can be written against them: the gauges read NaN ("unknown", false in
- * every PromQL comparison) until repair sets a value; counters start at 0.
- */
-function replicationMetrics(registry: Registry) {
-  return {
-    /** Blocks held here with fewer than R copies in the cluster. */
-    underReplicated: unknownUntilSet(
-      new Gauge({
-        name: 'mycel_node_under_replicated_blocks',
-        help: 'Blocks held by this node that have fewer copies than their replication factor (NaN until repair has measured)',
-        registers: [registry],
-      }),
-    ),
-    /** Blocks held here that placement puts elsewhere. */
-    misplaced: unknownUntilSet(
-      new Gauge({
-        name: 'mycel_node_misplaced_blocks',
-        help: 'Blocks held by this node that placement assigns to other nodes (NaN until repair has measured)',
-        registers: [registry],
-      }),
-    ),
-    /** Blocks waiting for repair or rebalancing. */
-    repairQueue: unknownUntilSet(
-      new Gauge({
-        name: 'mycel_node_repair_queue_blocks',
-        help: 'Blocks queued for repair or rebalancing (NaN until repair runs)',
-        registers: [registry],
-      }),
-    ),
-    /** Repairs done, by result ("ok", "failed"): rate() is the repair rate. */
-    repairedBlocks: zeroed(
-      new Counter({
-        name: 'mycel_node_repair_blocks_total',
-        help: 'Blocks repaired or moved by this node, by result',
-        labelNames: ['result'],
-        registers: [registry],
-      }),
-      'result',
-      ['ok', 'failed'],
-    ),
-    repairedBytes: new Counter({
-      name: 'mycel_node_repair_bytes_total',
-      help: 'Block bytes copied by repair and rebalancing',
-      registers: [registry],
-    }),
-    /** Scrub verifications, by result ("ok", "corrupt"). */
-    scrubbedBlocks: zeroed(
-      new Counter({
-        name: 'mycel_node_scrub_blocks_total',
-        help: 'Stored blocks re-verified by scrubbing, by result',
-        labelNames: ['result'],
-        registers: [registry],
-      }),
-      'result',
-      ['ok', 'corrupt'],
-    ),
-  }
-}
-
-/** Membership metrics beyond the member counts (which are read from the MembershipView). */
-function membershipMetrics(registry: Registry) {
-  return {
-    /** 1 once this node has joined the cluster (static membership: as soon as it serves). */
-    joined: new Gauge({
-      name: 'mycel_node_membership_joined',
-      help: 'Whether this node has joined the cluster membership (1) or not yet (0)',
-      registers: [registry],
-    }),
-    /** Gossip messages by type and direction ("in", "out"); no series until gossip runs. */
-    gossipMessages: new Counter({
-      name: 'mycel_node_gossip_messages_total',
-      help: 'Membership gossip messages, by type and direction',
-      labelNames: ['type', 'direction'],
-      registers: [registry],
-    }),
-  }
-}
-
-/** Metric names defined for subsystems that set them later (membership, repair). */
-export const RESERVED_METRIC_NAMES: readonly string[] = [
-  'mycel_node_under_replicated_blocks',
-  'mycel_node_misplaced_blocks',
-  'mycel_node_repair_queue_blocks',
-  'mycel_node_repair_blocks_total',
-  'mycel_node_repair_bytes_total',
-  'mycel_node_scrub_blocks_total',
-  'mycel_node_membership_joined',
-  'mycel_node_gossip_messages_total',
-]
 
 /** The node's Prometheus metrics (mycel_node_*), one registry per process. */
 export class NodeMetrics {
@@ -156,10 +62,8 @@ export class NodeMetrics {
     help: 'RocksDB write batches that failed (disk full, I/O error); the node turns not-ready',
     registers: [this.registry],
   })
-  /** Set by repair and scrubbing (see replicationMetrics). */
-  readonly replication = replicationMetrics(this.registry)
-  /** Set by membership (see membershipMetrics). */
-  readonly membership = membershipMetrics(this.registry)
+  // Membership (mycel_node_membership_*) and repair/scrub (mycel_node_repair_*, mycel_node_scrub_*)
+  // register their own metrics on this registry (membership/metrics.ts, repair/metrics.ts).
 
   constructor(sources: NodeMetricsSources) {
     const { registry } = this
@@ -174,7 +78,7 @@ export class NodeMetrics {
     gauge(
       registry,
       'mycel_node_ready',
-      'Whether this node is ready (1): block store healthy and gRPC serving',
+      'Whether this node is ready (1): block store healthy, gRPC serving, membership joined',
       () => (sources.ready() ? 1 : 0),
     )
     gauge(
@@ -186,7 +90,6 @@ export class NodeMetrics {
         return s === undefined ? 0 : s.health().ok ? 1 : 0
       },
     )
-    registerMembershipGauge(registry, 'mycel_node_members', sources.membership)
 
     // Filesystem of the data directory: one statfs per scrape, shared by the gauges below.
     let fs: { at: number; value: Promise<{ size: number; available: number } | undefined> } | undefined

@@ -7,17 +7,28 @@ import {
   blockKey,
   blockMatches,
   type CID,
+  type DurabilityPolicy,
+  decodePolicy,
+  encodePolicy,
   type Logger,
   StoreUnavailableError,
+  samePolicy,
+  strongerPolicy,
 } from '@mycel/core'
 import { endSpan, type SpanContext, sampledSpanContext, startBatchSpan } from '@mycel/telemetry'
 import { RocksLevel } from '@nxtedition/rocksdb'
-import type {
-  BlockStore,
-  BlockStoreHealth,
-  BlockStoreStats,
-  EngineStats,
-  WriteBatchReport,
+import {
+  type BlockRecord,
+  type BlockStore,
+  type BlockStoreHealth,
+  type BlockStoreStats,
+  type EngineStats,
+  type ListOptions,
+  type NodeStateStore,
+  type RepairQueueEntry,
+  repairQueueEntry,
+  repairQueueKey,
+  type WriteBatchReport,
 } from './block-store.js'
 import type { WriteReply, WriteRequest } from './rocks-writer.worker.js'
 
@@ -34,21 +45,39 @@ type Column = unknown
 interface Columns {
   /** multihash → block bytes */
   default: Column
-  /** multihash → block size (uint32 BE): a small index that answers has() and keeps counts exact */
+  /**
+   * multihash → the block's record: size (uint32 BE) then its durability policy
+   * (`encodePolicy`; empty for blocks stored before records existed). A small index that answers
+   * has() and records() without reading block bytes, and keeps counts exact.
+   */
   sizes: Column
-  /** the metadata space: counters and node-level records */
+  /** the metadata space: counters and node-level records (cursors, pass figures) */
   meta: Column
+  /** the repair queue: (copies u8, multihash) → empty; byte order is risk order */
+  repair: Column
 }
 
+interface Pending<T> {
+  resolve: (value: T) => void
+  reject: (e: Error) => void
+}
+
+type WriteOpBody =
+  | ({ kind: 'put'; key: Buffer; bytes: Uint8Array; policy?: DurabilityPolicy } & Pending<void>)
+  | ({ kind: 'policy'; key: Buffer; policy: DurabilityPolicy } & Pending<void>)
+  | ({ kind: 'delete'; key: Buffer } & Pending<boolean>)
+  | ({ kind: 'enqueue' | 'dequeue'; key: Buffer } & Pending<void>)
+  | ({ kind: 'state'; key: Buffer; value: Buffer | undefined } & Pending<void>)
+  /** The self-check's synced write (key META_PROBE). */
+  | ({ kind: 'probe'; key: Buffer; value: Buffer } & Pending<void>)
+
 /** `trace`: the sampled span the operation was queued from, if any (the batch span links to it). */
-type WriteOp = { trace: SpanContext | undefined } & (
-  | { kind: 'put'; key: Buffer; bytes: Uint8Array; resolve: () => void; reject: (e: Error) => void }
-  | { kind: 'delete'; key: Buffer; resolve: (existed: boolean) => void; reject: (e: Error) => void }
-  | { kind: 'probe'; value: Buffer; resolve: () => void; reject: (e: Error) => void }
-)
+type WriteOp = WriteOpBody & { trace: SpanContext | undefined }
 
 const META_BLOCKS = Buffer.from('stats/blocks')
 const META_BYTES = Buffer.from('stats/bytes')
+const META_QUEUE = Buffer.from('stats/repair-queue')
+const STATE_PREFIX = 'state/'
 /** The self-check's key in the meta column: a synced write and read-back of a timestamp. */
 const META_PROBE = Buffer.from('health/probe')
 /**
@@ -64,6 +93,34 @@ const SELF_CHECK_TIMEOUT_MS = 10_000
  */
 const MAX_REOPEN_BACKOFF_MS = 60_000
 
+/** Page size cap for list(): bounds what one call holds in memory. */
+const MAX_LIST_LIMIT = 8192
+
+function recordValue(size: number, policy: DurabilityPolicy | undefined): Buffer {
+  const head = Buffer.alloc(4)
+  head.writeUInt32BE(size)
+  return policy === undefined ? head : Buffer.concat([head, encodePolicy(policy)])
+}
+
+function parseRecord(rawKey: Uint8Array, value: Buffer): BlockRecord {
+  // Plain bytes: callers keep keys as cursors, and a Buffer may share a pooled allocation.
+  const key = new Uint8Array(rawKey)
+  const policy = decodePolicy(value.subarray(4))
+  return policy === undefined
+    ? { key, size: value.readUInt32BE(0) }
+    : { key, size: value.readUInt32BE(0), policy }
+}
+
+/** The record after a write carrying `incoming`: the stronger policy wins (see BlockStore.put). */
+function mergedPolicy(
+  current: DurabilityPolicy | undefined,
+  incoming: DurabilityPolicy | undefined,
+): DurabilityPolicy | undefined {
+  if (incoming === undefined) return current
+  if (current === undefined) return incoming
+  return strongerPolicy(current, incoming)
+}
+
 /**
  * RocksDB block store (@nxtedition/rocksdb: maintained, prebuilt for Node 24, and it honours
  * WriteOptions.sync — see ARCHITECTURE.md for why not rocksdb-native).
@@ -74,13 +131,14 @@ const MAX_REOPEN_BACKOFF_MS = 60_000
  * batch itself is written by a worker thread (rocks-writer.worker.ts), so the fdatasync never
  * blocks the event loop that serves reads and receives the next blocks.
  */
-export class RocksBlockStore implements BlockStore {
+export class RocksBlockStore implements BlockStore, NodeStateStore {
   private db!: RocksLevel
   private columns!: Columns
   private queue: WriteOp[] = []
   private writing = false
   private closed = false
   private counts: BlockStoreStats = { blocks: 0, bytes: 0 }
+  private queued = 0
   private idleWaiters: Array<() => void> = []
   private writer!: Worker
   private writerFailure: Error | undefined
@@ -108,13 +166,13 @@ export class RocksBlockStore implements BlockStore {
     await mkdir(this.config.path, { recursive: true })
     // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
     // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
-    const columns = { default: { compression: false }, sizes: {}, meta: {} }
+    const columns = { default: { compression: false }, sizes: {}, meta: {}, repair: {} }
     const db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
     await db.open({ columns, createIfMissing: true })
     try {
       this.db = db
       this.columns = db.columns as unknown as Columns
-      const [blocks, bytes] = (await db.getMany([META_BLOCKS, META_BYTES], {
+      const [blocks, bytes, queued] = (await db.getMany([META_BLOCKS, META_BYTES, META_QUEUE], {
         column: this.columns.meta,
         valueEncoding: 'buffer',
       })) as Array<Buffer | undefined>
@@ -122,6 +180,7 @@ export class RocksBlockStore implements BlockStore {
         blocks: blocks ? Number(blocks.readBigUInt64BE(0)) : 0,
         bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
       }
+      this.queued = queued ? Number(queued.readBigUInt64BE(0)) : 0
       await this.startWriter()
     } catch (err) {
       await db.close().catch(() => undefined)
@@ -132,7 +191,6 @@ export class RocksBlockStore implements BlockStore {
   }
 
   private async startWriter(): Promise<void> {
-    this.writerFailure = undefined
     const writer = new Worker(new URL('./rocks-writer.worker.js', import.meta.url), {
       workerData: { handle: (this.db as unknown as { handle: bigint }).handle },
     })
@@ -140,6 +198,7 @@ export class RocksBlockStore implements BlockStore {
       writer.once('message', () => resolve())
       writer.once('error', reject)
     })
+    this.writerFailure = undefined
     writer.on('message', (reply: WriteReply) => {
       const pending = this.writesInFlight.get(reply.id)
       this.writesInFlight.delete(reply.id)
@@ -162,8 +221,8 @@ export class RocksBlockStore implements BlockStore {
     this.writer = writer
   }
 
-  /** Applies one batch on the writer thread; resolves when it is durable. */
-  private applyBatch(ops: WriteRequest['ops']): Promise<void> {
+  /** Applies one batch on the writer thread; resolves when it is written (and synced if `sync`). */
+  private applyBatch(ops: WriteRequest['ops'], sync: boolean): Promise<void> {
     if (this.writerFailure !== undefined) return Promise.reject(this.writerFailure)
     const id = this.nextWriteId++
     // Block bytes that own their whole ArrayBuffer move to the writer instead of being copied, so
@@ -183,27 +242,21 @@ export class RocksBlockStore implements BlockStore {
     return new Promise((resolve, reject) => {
       if (this.writesInFlight.size === 0) this.writer.ref()
       this.writesInFlight.set(id, { resolve, reject })
-      this.writer.postMessage({ id, sync: this.config.syncWrites, ops } satisfies WriteRequest, transfer)
+      this.writer.postMessage({ id, sync, ops } satisfies WriteRequest, transfer)
     })
   }
 
-  put(cid: CID, bytes: Uint8Array): Promise<void> {
-    if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
+  put(cid: CID, bytes: Uint8Array, policy?: DurabilityPolicy): Promise<void> {
     try {
       assertStorableBlock(cid, bytes)
     } catch (err) {
       return Promise.reject(err)
     }
-    return new Promise((resolve, reject) => {
-      this.enqueue({
-        kind: 'put',
-        key: Buffer.from(blockKey(cid)),
-        bytes,
-        resolve,
-        reject,
-        trace: sampledSpanContext(),
-      })
-    })
+    return this.write<void>((p) => ({ kind: 'put', key: Buffer.from(blockKey(cid)), bytes, policy, ...p }))
+  }
+
+  upgradePolicy(cid: CID, policy: DurabilityPolicy): Promise<void> {
+    return this.write<void>((p) => ({ kind: 'policy', key: Buffer.from(blockKey(cid)), policy, ...p }))
   }
 
   async get(cid: CID): Promise<Uint8Array> {
@@ -222,26 +275,99 @@ export class RocksBlockStore implements BlockStore {
   }
 
   async has(cids: readonly CID[]): Promise<boolean[]> {
+    return (await this.rawRecords(cids)).map((v) => v !== undefined)
+  }
+
+  async records(cids: readonly CID[]): Promise<Array<BlockRecord | undefined>> {
+    const values = await this.rawRecords(cids)
+    return values.map((v, i) => (v === undefined ? undefined : parseRecord(blockKey(cids[i] as CID), v)))
+  }
+
+  private async rawRecords(cids: readonly CID[]): Promise<Array<Buffer | undefined>> {
     this.assertOpen()
     if (cids.length === 0) return []
-    const values = (await this.db.getMany(
+    return (await this.db.getMany(
       cids.map((c) => Buffer.from(blockKey(c))),
       { column: this.columns.sizes, valueEncoding: 'buffer' },
     )) as Array<Buffer | undefined>
-    return values.map((v) => v !== undefined)
+  }
+
+  async list(options: ListOptions): Promise<BlockRecord[]> {
+    const rows = await this.scan(this.columns.sizes, options.after, options.limit)
+    return rows.map(([key, value]) => parseRecord(key, value))
+  }
+
+  /** Up to `limit` (key, value) rows of a column in key order, after `after`. */
+  private async scan(
+    column: Column,
+    after: Uint8Array | undefined,
+    limit: number,
+  ): Promise<Array<[Buffer, Buffer]>> {
+    this.assertOpen()
+    const n = Math.max(1, Math.min(MAX_LIST_LIMIT, Math.floor(limit)))
+    const it = this.db.iterator({
+      column,
+      ...(after !== undefined && after.byteLength > 0 ? { gt: Buffer.from(after) } : {}),
+      limit: n,
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+    })
+    try {
+      return await it.nextv(n)
+    } finally {
+      await it.close()
+    }
   }
 
   delete(cid: CID): Promise<boolean> {
+    return this.write<boolean>((p) => ({ kind: 'delete', key: Buffer.from(blockKey(cid)), ...p }))
+  }
+
+  // NodeStateStore
+
+  async getState(name: string): Promise<Uint8Array | undefined> {
+    this.assertOpen()
+    const [value] = (await this.db.getMany([Buffer.from(STATE_PREFIX + name)], {
+      column: this.columns.meta,
+      valueEncoding: 'buffer',
+    })) as Array<Buffer | undefined>
+    return value
+  }
+
+  setState(name: string, value: Uint8Array | undefined): Promise<void> {
+    return this.write<void>((p) => ({
+      kind: 'state',
+      key: Buffer.from(STATE_PREFIX + name),
+      value: value === undefined ? undefined : Buffer.from(value),
+      ...p,
+    }))
+  }
+
+  async enqueueRepairs(entries: readonly RepairQueueEntry[]): Promise<void> {
+    await Promise.all(
+      entries.map((e) => this.write<void>((p) => ({ kind: 'enqueue', key: repairQueueKey(e), ...p }))),
+    )
+  }
+
+  async dequeueRepairs(entries: readonly RepairQueueEntry[]): Promise<void> {
+    await Promise.all(
+      entries.map((e) => this.write<void>((p) => ({ kind: 'dequeue', key: repairQueueKey(e), ...p }))),
+    )
+  }
+
+  async nextRepairs(after: RepairQueueEntry | undefined, limit: number): Promise<RepairQueueEntry[]> {
+    const rows = await this.scan(this.columns.repair, after && repairQueueKey(after), limit)
+    return rows.map(([key]) => repairQueueEntry(key))
+  }
+
+  repairQueueLength(): number {
+    return this.queued
+  }
+
+  private write<T>(op: (p: Pending<T>) => WriteOpBody): Promise<T> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
-    return new Promise((resolve, reject) => {
-      this.enqueue({
-        kind: 'delete',
-        key: Buffer.from(blockKey(cid)),
-        resolve,
-        reject,
-        trace: sampledSpanContext(),
-      })
-    })
+    const trace = sampledSpanContext()
+    return new Promise<T>((resolve, reject) => this.enqueue({ ...op({ resolve, reject }), trace }))
   }
 
   stats(): BlockStoreStats {
@@ -298,7 +424,7 @@ export class RocksBlockStore implements BlockStore {
         const value = Buffer.from(String(Date.now()))
         await withTimeout(
           new Promise<void>((resolve, reject) =>
-            this.enqueue({ kind: 'probe', value, resolve, reject, trace: undefined }),
+            this.enqueue({ kind: 'probe', key: META_PROBE, value, resolve, reject, trace: undefined }),
           ),
           'self-check write',
         )
@@ -335,7 +461,7 @@ export class RocksBlockStore implements BlockStore {
       await this.openDb()
       // Healthy again only once a write succeeds: the self-check writes at once.
       this.lastWriteOkAt = 0
-      this.config.logger.info(this.counts, 'block store reopened')
+      this.config.logger.info({ ...this.counts, repairQueue: this.queued }, 'block store reopened')
     } finally {
       this.recovering = false
     }
@@ -397,9 +523,10 @@ export class RocksBlockStore implements BlockStore {
     while (this.queue.length > 0) {
       const ops = this.queue.splice(0)
       try {
-        await this.writeBatch(ops)
-        this.failure = undefined
-        this.lastWriteOkAt = Date.now()
+        if (await this.writeBatch(ops)) {
+          this.failure = undefined
+          this.lastWriteOkAt = Date.now()
+        }
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err))
         // Readiness turns false until a self-check recovers the store.
@@ -414,12 +541,13 @@ export class RocksBlockStore implements BlockStore {
   }
 
   /**
-   * One group commit: every queued op in one atomic batch with the block counters. Traced as
+   * One group commit: every queued op in one atomic batch with the counters; true when it wrote
+   * to RocksDB (a batch of puts of blocks already held writes nothing). Traced as
    * `mycel.rocksdb.write_batch` when an op came from a sampled trace (the span covers the read of
-   * which blocks exist and the round trip to the writer thread, whose synced write is the cost);
+   * which keys exist and the round trip to the writer thread, whose synced write is the cost);
    * untraced batches create no span.
    */
-  private async writeBatch(ops: WriteOp[]): Promise<void> {
+  private async writeBatch(ops: WriteOp[]): Promise<boolean> {
     const started = performance.now()
     const span = startBatchSpan(
       'mycel.rocksdb.write_batch',
@@ -434,9 +562,9 @@ export class RocksBlockStore implements BlockStore {
       seconds: 0,
       ok: false,
     }
-    let acknowledge: () => void = () => {}
+    let applied: { wrote: boolean; acknowledge: () => void }
     try {
-      acknowledge = await this.applyOps(ops, report)
+      applied = await this.applyOps(ops, report)
       report.ok = true
       span?.setAttributes({
         'mycel.batch.new_blocks': report.newBlocks,
@@ -452,71 +580,164 @@ export class RocksBlockStore implements BlockStore {
       this.config.onBatch?.(report)
     }
     // Callers hear of durability after the batch is counted, so metrics never lag an ack.
-    acknowledge()
+    applied.acknowledge()
+    return applied.wrote
   }
 
-  /** Writes the batch; returns what acknowledges its callers. */
-  private async applyOps(ops: WriteOp[], report: WriteBatchReport): Promise<() => void> {
-    const blockOps = ops.filter((op) => op.kind !== 'probe')
-    // Which keys exist decides the counters; only this single writer changes them.
-    const sizes =
-      blockOps.length === 0
-        ? []
-        : ((await this.db.getMany(
-            blockOps.map((op) => op.key),
-            { column: this.columns.sizes, valueEncoding: 'buffer' },
-          )) as Array<Buffer | undefined>)
-    const present = new Map<string, number>()
+  /** Writes the batch; returns whether it wrote and what acknowledges its callers. */
+  private async applyOps(
+    ops: WriteOp[],
+    report: WriteBatchReport,
+  ): Promise<{ wrote: boolean; acknowledge: () => void }> {
+    // Which keys exist decides the counters and merged records; only this single writer changes them.
+    const blockOps = ops.filter((op) => op.kind === 'put' || op.kind === 'policy' || op.kind === 'delete')
+    const queueOps = ops.filter((op) => op.kind === 'enqueue' || op.kind === 'dequeue')
+    const [records, queueRows] = await Promise.all([
+      this.lookup(this.columns.sizes, blockOps),
+      this.lookup(this.columns.repair, queueOps),
+    ])
+    const present = new Map<string, BlockRecord>()
     blockOps.forEach((op, i) => {
-      const size = sizes[i]
+      const value = records[i]
       const id = op.key.toString('hex')
-      if (size !== undefined && !present.has(id)) present.set(id, size.readUInt32BE(0))
+      if (value !== undefined && !present.has(id)) present.set(id, parseRecord(op.key, value))
+    })
+    const inQueue = new Set<string>()
+    queueOps.forEach((op, i) => {
+      if (queueRows[i] !== undefined) inQueue.add(op.key.toString('hex'))
     })
     const counts = { ...this.counts }
+    let queued = this.queued
+    let blockWrites = false
+    // The self-check's probe is synced like a block: it proves the WAL's fdatasync works.
+    let synced = false
     const batch: WriteRequest['ops'] = []
     const results: Array<() => void> = []
     for (const op of ops) {
-      if (op.kind === 'probe') {
-        batch.push({ type: 'put', column: 'meta', key: META_PROBE, value: op.value })
-        results.push(() => op.resolve())
-        continue
-      }
       const id = op.key.toString('hex')
-      if (op.kind === 'put') {
-        if (!present.has(id)) {
-          const size = Buffer.alloc(4)
-          size.writeUInt32BE(op.bytes.byteLength)
-          batch.push({ type: 'put', column: 'default', key: op.key, value: op.bytes })
-          batch.push({ type: 'put', column: 'sizes', key: op.key, value: size })
-          present.set(id, op.bytes.byteLength)
-          counts.blocks += 1
-          counts.bytes += op.bytes.byteLength
-          report.newBlocks++
-          report.bytes += op.bytes.byteLength
-        } else {
-          report.existingBlocks++
+      switch (op.kind) {
+        case 'put': {
+          const held = present.get(id)
+          if (held === undefined) {
+            batch.push({ type: 'put', column: 'default', key: op.key, value: op.bytes })
+            batch.push({
+              type: 'put',
+              column: 'sizes',
+              key: op.key,
+              value: recordValue(op.bytes.byteLength, op.policy),
+            })
+            present.set(id, { key: op.key, size: op.bytes.byteLength, policy: op.policy })
+            counts.blocks += 1
+            counts.bytes += op.bytes.byteLength
+            report.newBlocks++
+            report.bytes += op.bytes.byteLength
+            blockWrites = true
+          } else {
+            report.existingBlocks++
+            blockWrites = this.mergeRecord(batch, present, held, op.policy) || blockWrites
+          }
+          results.push(() => op.resolve())
+          break
         }
-        results.push(() => op.resolve())
-      } else {
-        const existed = present.get(id)
-        if (existed !== undefined) {
-          batch.push({ type: 'del', column: 'default', key: op.key })
-          batch.push({ type: 'del', column: 'sizes', key: op.key })
-          present.delete(id)
-          counts.blocks -= 1
-          counts.bytes -= existed
+        case 'policy': {
+          const held = present.get(id)
+          if (held !== undefined)
+            blockWrites = this.mergeRecord(batch, present, held, op.policy) || blockWrites
+          results.push(() => op.resolve())
+          break
         }
-        results.push(() => op.resolve(existed !== undefined))
+        case 'delete': {
+          const held = present.get(id)
+          if (held !== undefined) {
+            batch.push({ type: 'del', column: 'default', key: op.key })
+            batch.push({ type: 'del', column: 'sizes', key: op.key })
+            present.delete(id)
+            counts.blocks -= 1
+            counts.bytes -= held.size
+            blockWrites = true
+          }
+          results.push(() => op.resolve(held !== undefined))
+          break
+        }
+        case 'enqueue':
+          if (!inQueue.has(id)) {
+            batch.push({ type: 'put', column: 'repair', key: op.key, value: Buffer.alloc(0) })
+            inQueue.add(id)
+            queued++
+          }
+          results.push(() => op.resolve())
+          break
+        case 'dequeue':
+          if (inQueue.has(id)) {
+            batch.push({ type: 'del', column: 'repair', key: op.key })
+            inQueue.delete(id)
+            queued--
+          }
+          results.push(() => op.resolve())
+          break
+        case 'state':
+          batch.push(
+            op.value === undefined
+              ? { type: 'del', column: 'meta', key: op.key }
+              : { type: 'put', column: 'meta', key: op.key, value: op.value },
+          )
+          results.push(() => op.resolve())
+          break
+        case 'probe':
+          batch.push({ type: 'put', column: 'meta', key: op.key, value: op.value })
+          synced = true
+          results.push(() => op.resolve())
+          break
       }
     }
-    batch.push({ type: 'put', column: 'meta', key: META_BLOCKS, value: u64(counts.blocks) })
-    batch.push({ type: 'put', column: 'meta', key: META_BYTES, value: u64(counts.bytes) })
-    await this.applyBatch(batch)
+    if (blockWrites) {
+      batch.push({ type: 'put', column: 'meta', key: META_BLOCKS, value: u64(counts.blocks) })
+      batch.push({ type: 'put', column: 'meta', key: META_BYTES, value: u64(counts.bytes) })
+    }
+    if (queued !== this.queued)
+      batch.push({ type: 'put', column: 'meta', key: META_QUEUE, value: u64(queued) })
+    // Only block writes (and the self-check) are acknowledged to peers and need the synced WAL;
+    // repair bookkeeping alone is cheap to redo after a crash.
+    if (batch.length > 0) await this.applyBatch(batch, (blockWrites || synced) && this.config.syncWrites)
     this.counts = counts
-    return () => {
-      for (const done of results) done()
+    this.queued = queued
+    return {
+      wrote: batch.length > 0,
+      acknowledge: () => {
+        for (const done of results) done()
+      },
     }
   }
+
+  /** Current values of the ops' keys in `column` (one read for the whole batch). */
+  private async lookup(column: Column, ops: WriteOp[]): Promise<Array<Buffer | undefined>> {
+    if (ops.length === 0) return []
+    return (await this.db.getMany(
+      ops.map((op) => op.key),
+      { column, valueEncoding: 'buffer' },
+    )) as Array<Buffer | undefined>
+  }
+
+  /** Rewrites a held block's record when `incoming` strengthens it; true when it wrote. */
+  private mergeRecord(
+    batch: WriteRequest['ops'],
+    present: Map<string, BlockRecord>,
+    held: BlockRecord,
+    incoming: DurabilityPolicy | undefined,
+  ): boolean {
+    const merged = mergedPolicy(held.policy, incoming)
+    if (merged === undefined || (held.policy !== undefined && samePolicy(merged, held.policy))) return false
+    const key = Buffer.from(held.key)
+    batch.push({ type: 'put', column: 'sizes', key, value: recordValue(held.size, merged) })
+    present.set(key.toString('hex'), { ...held, policy: merged })
+    return true
+  }
+}
+
+function u64(n: number): Buffer {
+  const b = Buffer.alloc(8)
+  b.writeBigUInt64BE(BigInt(n))
+  return b
 }
 
 /** `promise`, or a rejection naming `what` after SELF_CHECK_TIMEOUT_MS. */
@@ -535,10 +756,4 @@ async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   } finally {
     clearTimeout(timer)
   }
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8)
-  b.writeBigUInt64BE(BigInt(n))
-  return b
 }
