@@ -14,7 +14,8 @@ import {
   FAST_REPAIR,
   fixedLayout,
   listBlockKeys,
-  staticNodes,
+  type NodeIdentities,
+  placementNodes,
   targetsOf,
   waitFor,
   waitForRepairQuiet,
@@ -55,8 +56,13 @@ async function holdings(addresses: readonly string[]): Promise<Map<string, Set<s
 }
 
 /** Each block is on exactly its R placement targets among `addresses`: full redundancy, nothing misplaced. */
-function assertPlaced(held: Map<string, Set<string>>, addresses: readonly string[], copies = 3): void {
-  const nodes = staticNodes(addresses)
+function assertPlaced(
+  cluster: NodeIdentities,
+  held: Map<string, Set<string>>,
+  addresses: readonly string[],
+  copies = 3,
+): void {
+  const nodes = placementNodes(cluster, addresses)
   for (const [key, on] of held) {
     assert.deepEqual([...on].sort(), targetsOf(key, nodes, copies).sort(), `block ${key.slice(0, 16)}…`)
   }
@@ -110,7 +116,11 @@ describe('repair and scrub on a 3-node cluster', () => {
     const f = await upload(cluster, 3 * 262_144, 'durability-record', '?durability=replicate:2')
     const root = parseCid(f.cid)
     const index = addresses.indexOf(
-      targetsOf(Buffer.from(blockKey(root)).toString('hex'), staticNodes(addresses), 2)[0] as string,
+      targetsOf(
+        Buffer.from(blockKey(root)).toString('hex'),
+        placementNodes(cluster, addresses),
+        2,
+      )[0] as string,
     )
     const recordOf = async () => {
       const client = await readyBlockClient(addresses[index] as string)
@@ -132,7 +142,7 @@ describe('repair and scrub on a 3-node cluster', () => {
 
   it('restores a copy deleted from one of its targets', async () => {
     const f = await upload(cluster, 6 * 262_144 + 5, 'deleted-copy')
-    const all = staticNodes(addresses)
+    const all = placementNodes(cluster, addresses)
     const blocks = await leaves(addresses, f.cid)
     const victim = blocks[2] as CID
     const target = targetsOf(Buffer.from(blockKey(victim)).toString('hex'), all)[1] as string
@@ -160,7 +170,7 @@ describe('repair and scrub on a 3-node cluster', () => {
     const f = await upload(cluster, size, 'scrub-corrupt')
     const victim = (await leaves(addresses, f.cid))[1] as CID
     const key = Buffer.from(blockKey(victim)).toString('hex')
-    const index = addresses.indexOf(targetsOf(key, staticNodes(addresses))[0] as string)
+    const index = addresses.indexOf(targetsOf(key, placementNodes(cluster, addresses))[0] as string)
     const node = cluster.nodes[index]
     assert.ok(node)
     await node.stop()
@@ -202,7 +212,7 @@ describe('rebalance when a node joins (static membership: the cluster restarts w
     for (let i = 0; i < 5; i++) files.push(await upload(three, 12 * 1024 * 1024 + i * 1000, `join-${i}`))
     const old = [0, 1, 2].map((i) => three.nodeAddress(i))
     const before = await holdings(old)
-    assertPlaced(before, old)
+    assertPlaced(three, before, old)
     await three.stop()
 
     const restartedAt = new Date()
@@ -214,12 +224,12 @@ describe('rebalance when a node joins (static membership: the cluster restarts w
     await waitForRepairQuiet(four.gatewayUrl, 4, restartedAt)
     const afterJoin = await holdings(all)
     for (const key of before.keys()) assert.ok(afterJoin.has(key), `block ${key.slice(0, 16)}… kept`)
-    assertPlaced(afterJoin, all)
+    assertPlaced(four, afterJoin, all)
 
     // Copies of the old blocks that now sit on a node that did not hold them before: what was moved.
     let moved = 0
     for (const [key, was] of before) for (const a of afterJoin.get(key) ?? []) if (!was.has(a)) moved++
-    const nodes = staticNodes(all)
+    const nodes = placementNodes(four, all)
     const optimal = idealCopies(nodes[3] as (typeof nodes)[number], nodes, 3, before.size)
     assert.ok(
       moved <= 1.2 * optimal,
@@ -286,7 +296,7 @@ describe('a node killed during continuous uploads (static membership: survivors 
     cluster = survivors
     const live = [0, 1, 3, 4].map((i) => survivors.nodeAddress(i))
     await waitForRepairQuiet(survivors.gatewayUrl, 4, declaredAt)
-    assertPlaced(await holdings(live), live)
+    assertPlaced(survivors, await holdings(live), live)
     await assertReadsBack(survivors, acknowledged)
   })
 })
@@ -295,4 +305,4 @@ describe('a node killed during continuous uploads (static membership: survivors 
 // zone loses no data") need every process to know every member's zone. Static MYCEL_PEERS carries
 // addresses only (a node knows its own MYCEL_ZONE, not its peers'), so they wait for gossip
 // membership, which carries zone labels; the helpers here (waitForRepairQuiet, holdings,
-// assertPlaced with zones in staticNodes) are what they need.
+// assertPlaced with zones in placementNodes) are what they need.

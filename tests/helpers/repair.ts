@@ -153,16 +153,38 @@ function listPage(client: BlockServiceClient, startAfter: Buffer) {
   )
 }
 
-/** Static membership as nodes and gateway see it: id = address, one zone, weight 1. */
-export function staticNodes(addresses: readonly string[]): PlacementNode[] {
-  return addresses.map((id) => ({ id, zone: 'default', weight: 1 }))
+/** What placementNodes needs of a cluster: its nodes' addresses and ids. */
+export interface NodeIdentities {
+  readonly nodes: readonly unknown[]
+  nodeAddress(i: number): string
+  nodeId(i: number): string
+}
+
+/**
+ * The nodes at `addresses` as placement ranks them: by their gossip ids (not their addresses), one
+ * zone, weight 1; each keeps its address.
+ */
+export function placementNodes(
+  cluster: NodeIdentities,
+  addresses: readonly string[],
+): Array<PlacementNode & { address: string }> {
+  return addresses.map((address) => {
+    const i = cluster.nodes.findIndex((_, j) => cluster.nodeAddress(j) === address)
+    const id = i < 0 ? '' : cluster.nodeId(i)
+    if (id === '') throw new Error(`no node with an id at ${address}`)
+    return { id, address, zone: 'default', weight: 1 }
+  })
 }
 
 /** Addresses of the first `copies` nodes of a block's placement. */
-export function targetsOf(keyHex: string, nodes: readonly PlacementNode[], copies = 3): string[] {
+export function targetsOf(
+  keyHex: string,
+  nodes: ReadonlyArray<PlacementNode & { address: string }>,
+  copies = 3,
+): string[] {
   return placeCopies(Buffer.from(keyHex, 'hex'), nodes, copies)
     .slice(0, copies)
-    .map((n) => n.id)
+    .map((n) => n.address)
 }
 
 /**
