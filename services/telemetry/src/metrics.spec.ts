@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { StaticMembership } from '@mycel/core'
+import type { Member, MemberState, MembershipView } from '@mycel/core'
 import { createServiceRegistry, registerMembershipGauge } from './metrics.js'
 
 describe('service metrics helpers', () => {
@@ -13,12 +13,21 @@ describe('service metrics helpers', () => {
 
   it('members are counted by state, every state present', async () => {
     const registry = createServiceRegistry('mycel_test_')
-    const view = new StaticMembership([
-      { address: 'a:1' },
-      { address: 'b:1', state: 'suspect' },
-      { address: 'c:1', state: 'dead' },
-      { address: 'd:1' },
-    ])
+    const member = (id: string, state: MemberState): Member => ({
+      id,
+      address: `${id}:1`,
+      zone: 'default',
+      host: id,
+      weight: 1,
+      state,
+      incarnation: 0,
+    })
+    const members = [member('a', 'alive'), member('b', 'suspect'), member('c', 'dead'), member('d', 'alive')]
+    const view: MembershipView = {
+      members: () => members,
+      placementMembers: () => members.filter((m) => m.state !== 'dead'),
+      onChange: () => () => {},
+    }
     registerMembershipGauge(registry, 'mycel_test_members', () => view)
     const values = (await registry.getSingleMetric('mycel_test_members')?.get())?.values ?? []
     const byState = Object.fromEntries(values.map((v) => [v.labels.state, v.value]))
