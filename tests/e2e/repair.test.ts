@@ -204,7 +204,7 @@ describe('a node killed (kill -9) during continuous uploads on 5 nodes', () => {
     await cluster?.destroy()
   })
 
-  it('is declared dead, repair restores full redundancy on the live members, every acknowledged file reads back', async () => {
+  it('is declared dead, repair restores full redundancy on the live members, every acknowledged file reads back', async (t) => {
     cluster = await startCluster({ nodes: 5, env: FAST_REPAIR })
     const acknowledged: Uploaded[] = []
     let stop = false
@@ -212,7 +212,8 @@ describe('a node killed (kill -9) during continuous uploads on 5 nodes', () => {
     const uploads = (async () => {
       for (let i = 0; !stop; i++) {
         attempts++
-        const size = 100_000 + ((i * 7919) % 1_400_000)
+        // 100 kB to 1.5 MB, spread so the killed node holds megabytes from before the kill.
+        const size = 100_000 + ((i * 797_003) % 1_400_000)
         const bytes = deterministicBytes(size, `continuous-${i}`)
         const res = await rawUpload(cluster.gatewayUrl, bytes).catch(() => undefined)
         if (res?.status === 201) acknowledged.push({ cid: res.body.cid as string, sha: sha256(bytes) })
@@ -230,7 +231,8 @@ describe('a node killed (kill -9) during continuous uploads on 5 nodes', () => {
       await cluster.nodes[killed]?.kill()
       const atKill = acknowledged.length
       // Uploads go on while the node is suspect and until it is declared dead everywhere.
-      await everyoneSees(cluster, killed, ['dead'], live, DEAD_DEADLINE_MS)
+      const toDead = await everyoneSees(cluster, killed, ['dead'], live, DEAD_DEADLINE_MS)
+      t.diagnostic(`dead on every member ${toDead} ms after kill -9`)
       await waitFor(
         'uploads continue without the node',
         async () => acknowledged.length,
@@ -244,6 +246,10 @@ describe('a node killed (kill -9) during continuous uploads on 5 nodes', () => {
     assert.ok(acknowledged.length >= 16, `${acknowledged.length} of ${attempts} uploads acknowledged`)
 
     const status = await waitForRepairQuiet(cluster.gatewayUrl, 4, since)
+    t.diagnostic(
+      `repair quiet ${Date.now() - since.getTime()} ms after that; ${status.repair.bytesRepaired} bytes repaired; ` +
+        `${acknowledged.length} of ${attempts} uploads acknowledged`,
+    )
     assert.ok(status.repair.bytesRepaired > 0, 'repair copied the dead node’s blocks')
     assertPlaced(await holdings(liveMembers(status)), placementOf(status))
     await assertReadsBack(cluster, acknowledged)
@@ -302,7 +308,7 @@ describe('a node joins a running cluster, and a node that left gets its hinted c
     assertHealthy(await clusterStatus(cluster.gatewayUrl), 5)
   })
 
-  it('SIGTERM: writes go to the next nodes (hinted); after the restart repair hands them back, misplaced → 0', async () => {
+  it('SIGTERM: writes go to the next nodes (hinted); after the restart repair hands them back, misplaced → 0', async (t) => {
     const victim = 1
     const others = [0, 2, 3, 4]
     const victimId = cluster.nodeId(victim)
@@ -339,6 +345,9 @@ describe('a node joins a running cluster, and a node that left gets its hinted c
     assert.deepEqual(placementOf(status), placement, 'placement is the same as before the stop')
     assertPlaced(await holdings(liveMembers(status)), placement)
     const back = handedOff(status) - handedOff(initial)
+    t.diagnostic(
+      `${hinted} blocks hinted, ${back} copies handed back; quiet ${Date.now() - backAt.getTime()} ms after the restart`,
+    )
     assert.ok(back >= hinted, `handed off ${back} copies, ${hinted} blocks hinted`)
     await assertReadsBack(cluster, files)
     assertHealthy(await clusterStatus(cluster.gatewayUrl), 5)
@@ -376,7 +385,7 @@ describe('zones: 6 nodes in 3 zones (R=3)', () => {
     assertHealthy(status, 6)
   })
 
-  it('losing a whole zone (kill -9 both its nodes) loses no data; repair restores 3 copies on the 2 zones left', async () => {
+  it('losing a whole zone (kill -9 both its nodes) loses no data; repair restores 3 copies on the 2 zones left', async (t) => {
     const lost = [4, 5]
     const live = [0, 1, 2, 3]
     await Promise.all(lost.map((i) => cluster.nodes[i]?.kill()))
@@ -384,6 +393,7 @@ describe('zones: 6 nodes in 3 zones (R=3)', () => {
     for (const i of lost) await everyoneSees(cluster, i, ['dead'], live, DEAD_DEADLINE_MS)
     const deadAt = new Date()
     const status = await waitForRepairQuiet(cluster.gatewayUrl, 4, deadAt)
+    t.diagnostic(`repair quiet ${Date.now() - deadAt.getTime()} ms after both were dead everywhere`)
     const held = await holdings(liveMembers(status))
     // Two zones left for three copies: the placement puts one in each, the third beside one of them.
     assertPlaced(held, placementOf(status))
