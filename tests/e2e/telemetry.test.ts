@@ -170,12 +170,8 @@ describe('telemetry: one trace per upload, across the gateway and the nodes', ()
       (ss) => ss.filter((s) => s.service === 'mycel-node' && /GetBlock/.test(s.name)).length >= blocks,
     )
     const clients = spans.filter((s) => s.kind === SPAN_KIND_CLIENT && /GetBlock/.test(s.name))
-    // Every block from the first node of its placement; since the IPFS-formats merge the gateway
-    // reads one block of a download twice (5 GetBlock calls for 4 blocks; metrics.test.ts too).
-    assert.ok(
-      clients.length >= blocks && clients.length <= blocks + 1,
-      `${clients.length} GetBlock calls for ${blocks} blocks`,
-    )
+    // Every block once, from the first node of its placement.
+    assert.equal(clients.length, blocks, `${clients.length} GetBlock calls for ${blocks} blocks`)
     for (const client of clients) {
       const server = spans.find((s) => s.parentSpanId === client.spanId)
       assert.equal(server?.service, 'mycel-node')
