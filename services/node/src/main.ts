@@ -31,7 +31,13 @@ export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<voi
     config.MYCEL_SHUTDOWN_TIMEOUT_MS + 10_000,
   )
   const { host, port } = splitHostPort(config.MYCEL_ADMIN_LISTEN)
-  await app.listen(port, host)
+  try {
+    await app.listen(port, host)
+  } catch (err) {
+    // The admin port cannot bind: drain gRPC and close RocksDB before the error ends the process.
+    await app.close().catch(() => undefined)
+    throw err
+  }
   const address = app.getHttpServer().address()
   const runtime = app.get(NodeRuntime)
   // The ready line is printed whatever the log level: supervisors and tests wait for it.

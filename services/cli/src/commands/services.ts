@@ -12,14 +12,14 @@ export function serviceCommands(program: Command): void {
     .description('start a storage node (configured by MYCEL_* environment variables)')
     .action(async () => {
       const { runNode } = await import('@mycel/node')
-      await runNode()
+      await exitIfStartFails(runNode)
     })
   program
     .command('gateway')
     .description('start the HTTP gateway (configured by MYCEL_* environment variables)')
     .action(async () => {
       const { runGateway } = await import('@mycel/gateway')
-      await runGateway()
+      await exitIfStartFails(runGateway)
     })
   program
     .command('local')
@@ -35,4 +35,18 @@ export function serviceCommands(program: Command): void {
       const code = await runLocalCluster({ nodes, dataDir: o.dataDir })
       if (code >= 0) process.exitCode = code
     })
+}
+
+/**
+ * A service that fails to start (a port in use, an unreadable certificate) must exit so its
+ * supervisor sees it, even if something it opened (a gRPC channel, a timer) would keep Node
+ * alive: bin.ts prints the error and sets the exit code, then this deadline ends the process.
+ */
+async function exitIfStartFails(start: () => Promise<void>): Promise<void> {
+  try {
+    await start()
+  } catch (err) {
+    setTimeout(() => process.exit(), 2_000).unref()
+    throw err
+  }
 }
