@@ -21,7 +21,7 @@ ifneq ($(SYS_NODE_MAJOR),24)
   export PATH := $(NODE_HOME)/bin:$(PATH)
 endif
 
-.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo grpcurl host-deps images base-image chart-tools chart-test chart-e2e compose-e2e k8s-tools k8s-up k8s-down k8s-test k8s-run clean
+.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo grpcurl otelcol host-deps images base-image chart-tools chart-test chart-e2e compose-e2e k8s-tools k8s-up k8s-down k8s-test k8s-run clean
 
 help:
 	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it)"
@@ -34,6 +34,7 @@ help:
 	@echo "make k8s-test        the chart on a real single-node Kubernetes: install, helm test, pod loss, upgrade, scale, reinstall"
 	@echo "make k8s-up          start that Kubernetes with the image loaded, to try the chart by hand (make k8s-down stops it)"
 	@echo "make host-deps       apt-install the Debian packages the container and Kubernetes checks need (root)"
+	@echo "make otelcol         build the OpenTelemetry Collector the telemetry tests use (into .tools)"
 
 $(NODE_HOME)/bin/node:
 	@mkdir -p $(TOOLS)
@@ -76,7 +77,7 @@ run: build
 # failure. The image (debootstrap, npm ci: mostly disk and network) builds beside the Kubernetes
 # binaries (CPU), each tool's output kept together (-Otarget).
 # Kubo is built first: tests/e2e/kubo-interop.test.ts runs the real `ipfs` beside Mycel.
-test: build lint chart-tools kubo grpcurl
+test: build lint chart-tools kubo grpcurl otelcol
 	@rm -f $(CHART_RESULTS)
 	-@$(MAKE) --no-print-directory chart-test
 	-@t0=$$(date +%s); $(MAKE) --no-print-directory -j2 -Otarget images k8s-tools; \
@@ -84,7 +85,7 @@ test: build lint chart-tools kubo grpcurl
 	$(call result-step,chart-e2e,chart-e2e)
 	$(call result-step,compose-e2e,compose-e2e)
 	$(call result-step,k8s,k8s-run)
-	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) node tests/run.mjs
+	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) OTELCOL_BIN=$(OTELCOL) node tests/run.mjs
 
 # $(call result-step,NAME,TARGET): runs TARGET with E2E_RESULTS set and the image and Kubernetes
 # tools as built above (-o: not again); when it ends without its "NAME passed N failed N" line (it
@@ -115,6 +116,32 @@ $(KUBO_BIN):
 	  && go get github.com/libp2p/go-libp2p@$(KUBO_LIBP2P) \
 	  && go build -o $@.tmp ./cmd/ipfs && mv $@.tmp $@
 	@$@ version
+
+# A real OpenTelemetry Collector for the telemetry tests (tests/e2e/telemetry.test.ts), built by
+# the collector builder (ocb) from the pinned manifest tests/otel/otelcol-builder.yaml: OTLP
+# receiver, file and debug exporters. ocb's own `go mod tidy` fails because a test-only dependency
+# of the file exporter (otlpencodingextension) is not served by the Go module proxy, so ocb only
+# generates the sources and the module is resolved here with `tidy -e`, which tolerates that
+# package (it is not linked into the binary). About 2-3 minutes cold, then cached in .tools.
+OTELCOL_MANIFEST := tests/otel/otelcol-builder.yaml
+OTELCOL_VERSION := $(shell sed -n 's/^  version: *//p' $(OTELCOL_MANIFEST))
+# Keyed by the manifest's content: any change to it builds a new collector, an unchanged one is reused.
+OTELCOL_DIR := $(TOOLS)/otelcol-mycel-$(OTELCOL_VERSION)-$(shell sha256sum $(OTELCOL_MANIFEST) | cut -c1-12)
+OTELCOL := $(OTELCOL_DIR)/otelcol-mycel
+
+otelcol: $(OTELCOL)
+
+$(OTELCOL):
+	@mkdir -p $(OTELCOL_DIR)
+	@echo "building the OpenTelemetry Collector $(OTELCOL_VERSION) with ocb (about 2-3 minutes cold)"
+	set -euo pipefail; src=$(OTELCOL_DIR)/src; rm -rf $$src; mkdir -p $$src; \
+	  GOBIN=$(OTELCOL_DIR) go install go.opentelemetry.io/collector/cmd/builder@v$(OTELCOL_VERSION); \
+	  sed "s#^  version: .*#&\n  output_path: $$src#" $(OTELCOL_MANIFEST) > $$src/manifest.yaml; \
+	  $(OTELCOL_DIR)/builder --config=$$src/manifest.yaml --skip-get-modules --skip-compilation; \
+	  cd $$src && go mod init otelcol-mycel \
+	  && go get $$(sed -n 's/^ *- gomod: *\([^ ]*\) *\([^ ]*\)$$/\1@\2/p' manifest.yaml) \
+	  && go mod tidy -e && go build -trimpath -ldflags "-s -w" -o $@.tmp . && mv $@.tmp $@
+	@$@ --version
 
 # grpcurl, a generic gRPC client: tests/e2e/grpcurl.test.ts checks that the public API is usable
 # through reflection alone. Pinned, from the Go module proxy (its go.mod has no replace directive).
