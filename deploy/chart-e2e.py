@@ -346,14 +346,16 @@ def main():
 
     # Data path through the gateway, uploads with the write token of the chart's auth Secret.
     secret = next(d for d in docs if d['kind'] == 'Secret' and 'write-token' in d.get('data', {}))
-    auth = {'Authorization': f'Bearer {base64.b64decode(secret["data"]["write-token"]).decode()}'}
+    def bearer(key):
+        return {'Authorization': f'Bearer {base64.b64decode(secret["data"][key]).decode()}'}
+    auth, admin = bearer('write-token'), bearer('admin-token')  # status is an operator's (admin) view
     files = {}
     for size in (0, 1000, 3 * 1024 * 1024 + 17):
         data = os.urandom(size)
         status, body = http('POST', f'{url}/mycel/v1/upload', data, headers=auth)
         if t.check(f'upload {size} bytes: 201', status == 201, f'{status} {body[:200]!r}'):
             files[json.loads(body)['cid']] = hashlib.sha256(data).hexdigest()
-    status, body = http('GET', f'{url}/mycel/v1/status')
+    status, body = http('GET', f'{url}/mycel/v1/status', headers=admin)
     st = json.loads(body) if status == 200 else {}
     t.check('status lists every node, each up', status == 200 and len(st.get('nodes', [])) == len(nodes)
             and all(healthy(n) for n in st['nodes']), f'{status} {body[:300]!r}')
@@ -395,7 +397,7 @@ def main():
     t.check(f'{victim.name} is ready again at a new address',
             wait_for(lambda: victim.probe_ok(node_c['readinessProbe']), 60))
     t.check('the gateway reaches it under its name again', wait_for(
-        lambda: all(healthy(n) for n in json.loads(http('GET', f'{url}/mycel/v1/status')[1])['nodes']), 60))
+        lambda: all(healthy(n) for n in json.loads(http('GET', f'{url}/mycel/v1/status', headers=admin)[1])['nodes']), 60))
     bad = unreadable(url, files)
     t.check('after the restart every file reads back', not bad, '; '.join(bad))
 

@@ -11,15 +11,16 @@
  *   status                GET /mycel/v1/status
  *
  * GATEWAY_URL names the gateway (default http://mycel-gateway:8080); uploads carry MYCEL_TOKEN (the
- * chart's write token, from its auth Secret) as a bearer token.
+ * chart's write token, from its auth Secret) as a bearer token, status MYCEL_ADMIN_TOKEN.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 
 const gateway = process.env.GATEWAY_URL ?? 'http://mycel-gateway:8080'
-const auth: Record<string, string> = process.env.MYCEL_TOKEN
-  ? { authorization: `Bearer ${process.env.MYCEL_TOKEN}` }
-  : {}
+const bearer = (token: string | undefined): Record<string, string> =>
+  token ? { authorization: `Bearer ${token}` } : {}
+const auth = bearer(process.env.MYCEL_TOKEN)
+const admin = bearer(process.env.MYCEL_ADMIN_TOKEN)
 
 interface FileRef {
   cid: string
@@ -130,7 +131,10 @@ async function main(): Promise<void> {
   else if (cmd === 'verify') result = await verify(await stdinJson<FileRef[]>())
   else if (cmd === 'watch') result = await watch(await stdinJson<FileRef[]>(), args[0] ?? '/tmp/stop')
   else if (cmd === 'status') {
-    const res = await fetch(`${gateway}/mycel/v1/status`, { signal: AbortSignal.timeout(30_000) })
+    const res = await fetch(`${gateway}/mycel/v1/status`, {
+      headers: admin,
+      signal: AbortSignal.timeout(30_000),
+    })
     result = { httpStatus: res.status, body: await res.json() }
   } else throw new Error(`unknown command ${cmd}`)
   process.stdout.write(`${JSON.stringify(result)}\n`)

@@ -675,6 +675,10 @@ class Run {
                     name: 'MYCEL_TOKEN',
                     valueFrom: { secretKeyRef: { name: `${RELEASE}-auth`, key: 'write-token' } },
                   },
+                  {
+                    name: 'MYCEL_ADMIN_TOKEN',
+                    valueFrom: { secretKeyRef: { name: `${RELEASE}-auth`, key: 'admin-token' } },
+                  },
                 ],
                 resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '512Mi' } },
                 securityContext: restricted,

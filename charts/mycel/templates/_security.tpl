@@ -8,8 +8,9 @@ API tokens (auth.*): a Secret with
                  mounted at /etc/mycel/auth/tokens: the nodes' public gRPC API requires a token
                  from it (MYCEL_API_TOKENS_FILE);
   gateway-token  the gateway's own token (read,write), presented to the nodes for pins (MYCEL_API_TOKEN);
-  write-token    a read,write token for clients: the helm test pod uploads with it, and an operator
-                 reads it from the Secret (NOTES.txt).
+  write-token    a read,write token for applications: the helm test pod uploads with it;
+  admin-token    an admin token for operators (cluster status, every scope); the helm test pod
+                 reads /mycel/v1/status with it. Both are read from the Secret (NOTES.txt).
 Node TLS (MYCEL_TLS_CERT_FILE, MYCEL_TLS_KEY_FILE, MYCEL_TLS_CA_FILE) belongs here too: a
 certificate volume in mycel.security.volumes, its mount in mycel.security.volumeMounts, and the
 three variables in both env templates.
@@ -35,13 +36,18 @@ three variables in both env templates.
       key: gateway-token
 {{- end -}}
 
-{{/* mycel.security.clientEnv: env entries of a client pod of the chart (helm test): MYCEL_TOKEN, a write token. */}}
+{{/* mycel.security.clientEnv: env entries of a client pod of the chart (helm test): MYCEL_TOKEN (write), MYCEL_ADMIN_TOKEN. */}}
 {{- define "mycel.security.clientEnv" -}}
 - name: MYCEL_TOKEN
   valueFrom:
     secretKeyRef:
       name: {{ include "mycel.auth.secretName" . }}
       key: write-token
+- name: MYCEL_ADMIN_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mycel.auth.secretName" . }}
+      key: admin-token
 {{- end -}}
 
 {{/* mycel.security.volumeMounts: mounts of a node or gateway container. */}}
