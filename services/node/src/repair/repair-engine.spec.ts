@@ -360,6 +360,23 @@ describe('repair engine', () => {
       for (const e of engines) await e.stop()
     }
   })
+
+  it('looks again soon after a pass that could not reach a target, not after the whole interval', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2'])
+    // Every node holds every block; n0 is responsible for about a third of them.
+    for (let i = 0; i < 40; i++) await cluster.upload(block())
+    cluster.unreachable.add('n2')
+    const engine = cluster.engine('n0', { intervalMs: 3_600_000, debounceMs: 10, rerunDelayMs: 20 })
+    await engine.start()
+    try {
+      await waitFor(() => (engine.status().lastPass?.unavailable ?? 0) > 0)
+      // n2 answers again without any membership change (it never left the view).
+      cluster.unreachable.delete('n2')
+      await waitFor(() => engine.status().lastPass?.unavailable === 0)
+    } finally {
+      await engine.stop()
+    }
+  })
 })
 
 describe('repair engine on RocksDB', () => {

@@ -281,10 +281,12 @@ export class RepairEngine {
         continue
       }
       await this.drainIdle()
+      const last = this.lastPass
       const pending =
-        outcome === 'failed' || (this.lastPass?.enqueued ?? 0) + (this.lastPass?.waiting ?? 0) > 0
-      // Work left (queued pushes done now, handoffs waiting on another node): look again soon,
-      // backing off while it stays, so a pass converges in seconds but never spins.
+        outcome === 'failed' || (last?.enqueued ?? 0) + (last?.waiting ?? 0) + (last?.unavailable ?? 0) > 0
+      // Work left (queued pushes done now, handoffs waiting on another node, targets that did not
+      // answer, such as a node back in gossip before its new address is dialled): look again
+      // soon, backing off while it stays, so a pass converges in seconds but never spins.
       delay = pending ? rerun : this.cfg.intervalMs
       rerun = pending ? Math.min(rerun * 2, this.cfg.intervalMs) : firstRerun
     }
