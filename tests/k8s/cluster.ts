@@ -647,6 +647,12 @@ state = "${RUN_DIR}/containerd"
       ? (JSON.parse(readFileSync(STATE_FILE, 'utf8')) as State)
       : undefined
     const t0 = Date.now()
+    // A slow teardown says where its time went (a loaded machine makes every step slower).
+    let mark = t0
+    const phase = (what: string) => {
+      if (Date.now() - mark > 5_000) log(`teardown: ${what} took ${seconds(Date.now() - mark)}`)
+      mark = Date.now()
+    }
     const pids = state?.pids ?? {}
     const stop = async (names: string[]) => {
       const list = names.map((n) => pids[n]).filter((p): p is number => p !== undefined && alive(p))
@@ -658,6 +664,7 @@ state = "${RUN_DIR}/containerd"
     }
     // The kubelet first, so nothing restarts the containers being stopped.
     await stop(['kubelet'])
+    phase('stopping the kubelet')
     const containers: string[] = []
     if (existsSync(SOCK)) {
       const ctr = (args: string[]) =>
@@ -668,6 +675,7 @@ state = "${RUN_DIR}/containerd"
       containers.push(...(await ctr(['containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean))
       await Promise.all(containers.map((c) => ctr(['containers', 'delete', c])))
     }
+    phase(`removing ${containers.length} containers`)
     await stop([
       'localPath',
       'kubeProxy',
@@ -677,6 +685,7 @@ state = "${RUN_DIR}/containerd"
       'etcd',
       'containerd',
     ])
+    phase('stopping the daemons')
     // Shims whose containerd is gone, and anything still in this cluster's cgroups.
     for (const pid of shimPids()) process.kill(pid, 'SIGKILL')
     for (const pid of cgroupPids()) process.kill(pid, 'SIGKILL')
@@ -685,6 +694,7 @@ state = "${RUN_DIR}/containerd"
     for (const m of mountsUnder(prefixes)) await run('umount', ['-l', m])
     if (existsSync(`/run/netns/${NETNS}`)) await must('ip', ['netns', 'delete', NETNS])
     removeCgroups()
+    phase('unmounting, removing the namespace and cgroups')
     if (stateDir) removeLogLinks(join(stateDir, 'pod-logs'))
     // libcni caches each attachment under the network name, or the sandbox id for the loopback.
     for (const f of listDir('/var/lib/cni/results')) {
@@ -699,6 +709,7 @@ state = "${RUN_DIR}/containerd"
         if (!(opts.keepLogs && e === 'logs')) rmSync(join(stateDir, e), { recursive: true, force: true })
       if (!opts.keepLogs) rmSync(stateDir, { recursive: true, force: true })
     }
+    phase('removing the state folder')
     if (state) log(`cluster down in ${seconds(Date.now() - t0)}`)
   }
 

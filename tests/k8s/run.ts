@@ -67,10 +67,19 @@ interface NodeStatus {
   address: string
   state: string
   reachable: boolean
+  /** Why the gateway's latest probe of it failed. */
+  error?: string
   blocks?: number
   repair?: { lastPassStartedAt: string | null; lastPassCompletedAt: string | null; passRunning: boolean }
 }
 const healthyNode = (n: NodeStatus) => n.state === 'alive' && n.reachable
+/** One line on what the status says of each node, for failure messages. */
+const describeStatus = (st: Status) =>
+  `ready=${st.ready}; ${st.nodes
+    .map(
+      (n) => `${n.address.split('.')[0]} ${n.state}${n.reachable ? '' : ` unreachable (${n.error ?? '?'})`}`,
+    )
+    .join(', ')}`
 /** The status entry of a StatefulSet pod: its advertised address is the pod's DNS name. */
 const entryOf = (st: Status, pod: string) => st.nodes.find((n) => n.address.startsWith(`${pod}.`))
 interface Status {
@@ -198,7 +207,8 @@ class Run {
       async () => {
         const st = await this.status()
         const up = st.nodes.filter(healthyNode).length
-        return st.ready && up === expected && st.nodes.length === expected ? st : false
+        if (st.ready && up === expected && st.nodes.length === expected) return st
+        throw new Error(describeStatus(st)) // the last one is in the timeout's message
       },
       timeoutMs,
       1000,
@@ -226,15 +236,19 @@ class Run {
             n.repair.lastPassCompletedAt !== null &&
             !n.repair.passRunning,
         )
-        return live.length === expected &&
+        if (
+          live.length === expected &&
           s.nodes.length === expected &&
           passed &&
           s.underReplicated === 0 &&
           s.misplaced === 0 &&
           s.unavailable === 0 &&
           s.repair.queued === 0
-          ? s
-          : false
+        )
+          return s
+        throw new Error(
+          `${describeStatus(s)}; passes since: ${passed}; underReplicated ${s.underReplicated}, misplaced ${s.misplaced}, unavailable ${s.unavailable}, queued ${s.repair.queued}`,
+        )
       },
       timeoutMs,
       2000,
@@ -292,6 +306,22 @@ class Run {
         return r.result
       },
     }
+  }
+
+  /**
+   * Runs fn while the client pod reads every file in a loop; the loop is stopped however fn ends
+   * (a watch left running would keep its kubectl exec, and this process, alive).
+   */
+  async whileReading<T>(fn: () => Promise<T>): Promise<[T, WatchResult]> {
+    const reads = this.watch()
+    let result: T
+    try {
+      result = await fn()
+    } catch (err) {
+      await reads.stop().catch(() => undefined)
+      throw err
+    }
+    return [result, await reads.stop()]
   }
 
   /** Objects of one kind in the release's namespace (optionally by label selector). */
@@ -444,30 +474,30 @@ class Run {
     const claim = (await this.pvcs()).get(`data-${pod}`)
     const idBefore = entryOf(await this.status(), pod)?.id
     if (!before || !claim || !idBefore) throw new Error(`${pod}: pod, claim data-${pod} or node id not found`)
-    const reads = this.watch()
     const t0 = Date.now()
-    await this.kubectl([
-      'delete',
-      'pod',
-      pod,
-      '--wait=false',
-      ...(force ? ['--grace-period=0', '--force'] : []),
-    ])
-    // Writes need W=2 of R=3: they keep working with one node away.
-    const extra = await this.client<FileRef[]>(['upload', '2000000'])
-    this.files.push(...extra)
-    const back = await waitFor(
-      `${pod} recreated and Ready`,
-      async () => {
-        const p = (await this.nodePods()).find((x) => x.metadata.name === pod)
-        return p && p.metadata.uid !== before.metadata.uid && this.podReady(p) ? p : undefined
-      },
-      300_000,
-    )
-    const ready = Date.now() - t0
-    const status = await this.redundant(3, t0)
-    const recovered = Date.now() - t0
-    const w = await reads.stop()
+    const [{ extra, back, ready, status, recovered }, w] = await this.whileReading(async () => {
+      await this.kubectl([
+        'delete',
+        'pod',
+        pod,
+        '--wait=false',
+        ...(force ? ['--grace-period=0', '--force'] : []),
+      ])
+      // Writes need W=2 of R=3: they keep working with one node away.
+      const extra = await this.client<FileRef[]>(['upload', '2000000'])
+      this.files.push(...extra)
+      const back = await waitFor(
+        `${pod} recreated and Ready`,
+        async () => {
+          const p = (await this.nodePods()).find((x) => x.metadata.name === pod)
+          return p && p.metadata.uid !== before.metadata.uid && this.podReady(p) ? p : undefined
+        },
+        300_000,
+      )
+      const ready = Date.now() - t0
+      const status = await this.redundant(3, t0)
+      return { extra, back, ready, status, recovered: Date.now() - t0 }
+    })
     this.metric(`${label} ${pod}: pod Ready again`, seconds(ready))
     this.metric(`${label} ${pod}: full redundancy again (repair quiet)`, seconds(recovered))
     this.judgeReads(`${label} ${pod}`, w)
@@ -508,18 +538,24 @@ class Run {
         await new Promise((r) => setTimeout(r, 500))
       }
     })()
-    const reads = this.watch()
     const stamp = `restartedAt=${new Date().toISOString().replace(/[:.]/g, '')}`
-    const ms = await this.upgrade([
-      `node.podAnnotations.mycel-k8s/${stamp}`,
-      `gateway.podAnnotations.mycel-k8s/${stamp}`,
-    ])
-    await this.kubectl(['rollout', 'status', `statefulset/${RELEASE}-node`, '--timeout=600s'])
-    await this.kubectl(['rollout', 'status', `deployment/${RELEASE}-gateway`, '--timeout=600s'])
-    await this.healthy(replicas)
-    const w = await reads.stop()
-    monitoring = false
-    await monitor
+    let ms: number
+    let w: WatchResult
+    try {
+      ;[ms, w] = await this.whileReading(async () => {
+        const ms = await this.upgrade([
+          `node.podAnnotations.mycel-k8s/${stamp}`,
+          `gateway.podAnnotations.mycel-k8s/${stamp}`,
+        ])
+        await this.kubectl(['rollout', 'status', `statefulset/${RELEASE}-node`, '--timeout=600s'])
+        await this.kubectl(['rollout', 'status', `deployment/${RELEASE}-gateway`, '--timeout=600s'])
+        await this.healthy(replicas)
+        return ms
+      })
+    } finally {
+      monitoring = false
+      await monitor
+    }
     this.metric('rolling restart: helm upgrade --wait (3 nodes, 2 gateways)', seconds(ms))
     this.judgeReads('rolling restart', w)
     this.metric(
@@ -710,6 +746,37 @@ class Run {
     await save('events.txt', ['get', 'events', '-A', '--sort-by=.lastTimestamp'])
     await save('describe-pods.txt', ['describe', 'pods', '-A'])
     await save('describe-node.txt', ['describe', 'nodes'])
+    // What each gateway says of the cluster, asked directly (not through the Service).
+    const gateways = await this.list<Pod>('pods', 'app.kubernetes.io/component=gateway').catch(() => [])
+    for (const g of gateways) {
+      if (!g.status.podIP) continue
+      const url = `GATEWAY_URL=http://${g.status.podIP}:8080`
+      const args = [
+        '-n',
+        NAMESPACE,
+        'exec',
+        CLIENT,
+        '--',
+        'env',
+        url,
+        'node',
+        '/scripts/client.mjs',
+        'status',
+      ]
+      const r = await this.cluster.kubectl(args, { timeoutMs: 60_000 })
+      writeFileSync(join(dir, `status-${g.metadata.name}.json`), r.stdout + r.stderr)
+    }
+    // What cluster DNS answers for each node pod's name, beside the pod's address.
+    const dns: string[] = []
+    for (const p of await this.nodePods().catch(() => [])) {
+      const name = `${p.metadata.name}.${RELEASE}-node-headless.${NAMESPACE}.svc.cluster.local`
+      const script = `require('dns').promises.lookup('${name}',{all:true}).then(a=>console.log(a.map(x=>x.address).join(',')),e=>console.log(e.code))`
+      const r = await this.cluster.kubectl(['-n', NAMESPACE, 'exec', CLIENT, '--', 'node', '-e', script], {
+        timeoutMs: 30_000,
+      })
+      dns.push(`${name}: DNS ${r.stdout.trim() || r.stderr.trim()}, pod ${p.status.podIP}`)
+    }
+    writeFileSync(join(dir, 'dns.txt'), `${dns.join('\n')}\n`)
     const pods = await this.cluster.kjson<{ items: { metadata: { name: string; namespace: string } }[] }>([
       'get',
       'pods',
@@ -806,7 +873,9 @@ async function main(): Promise<void> {
   process.stdout.write(`k8s: ${r.passed} passed, ${r.failed} failed\n`)
   if (r.failed) process.stdout.write(`artifacts: ${ARTIFACTS}\n`)
   if (resultsFile) appendFileSync(resultsFile, `k8s passed ${r.passed} failed ${r.failed}\n`)
-  process.exitCode = r.failed ? 1 : 0
+  // Exit now: a command a failed scenario left running (a kubectl exec into a pod of the torn-down
+  // cluster) must not keep the process, and make test, waiting.
+  process.exit(r.failed ? 1 : 0)
 }
 
 void main()
