@@ -323,11 +323,11 @@ def main():
         for kind in ('startupProbe', 'livenessProbe', 'readinessProbe'):
             if kind in node_c:
                 t.check(f'{n.name}: {kind} {node_c[kind]["httpGet"]["path"]} answers 200',
-                        wait_for(lambda n=n, kind=kind: n.probe_ok(node_c[kind]), 60))
+                        wait_for(lambda n=n, kind=kind: n.probe_ok(node_c[kind]), 180))
     for g in gateways:
         for kind in ('livenessProbe', 'readinessProbe'):
             t.check(f'{g.name}: {kind} {g.container[kind]["httpGet"]["path"]} answers 200',
-                    wait_for(lambda g=g, kind=kind: g.probe_ok(g.container[kind]), 90))
+                    wait_for(lambda g=g, kind=kind: g.probe_ok(g.container[kind]), 180))
 
     # Cluster DNS: the headless Service name answers every node (what seeding by DNS resolves).
     lookup = ("require('dns').promises.lookup(process.argv[1],{all:true})"
@@ -395,9 +395,9 @@ def main():
     victim.ip = f'{base}.{30 + 1}'
     victim.start(aliases(victim))
     t.check(f'{victim.name} is ready again at a new address',
-            wait_for(lambda: victim.probe_ok(node_c['readinessProbe']), 60))
+            wait_for(lambda: victim.probe_ok(node_c['readinessProbe']), 180))
     t.check('the gateway reaches it under its name again', wait_for(
-        lambda: all(healthy(n) for n in json.loads(http('GET', f'{url}/mycel/v1/status', headers=admin)[1])['nodes']), 60))
+        lambda: all(healthy(n) for n in json.loads(http('GET', f'{url}/mycel/v1/status', headers=admin)[1])['nodes']), 180))
     bad = unreadable(url, files)
     t.check('after the restart every file reads back', not bad, '; '.join(bad))
 
@@ -409,15 +409,16 @@ def main():
         logs = podman('logs', tp.cname, check_rc=False)
         t.check(f'helm test pod {tp.name} passes', code == '0', f'exit {code}: {(logs.stdout + logs.stderr)[-600:]}')
 
-    # SIGTERM: Node is PID 1 and drains; exit 0 well inside the grace period (a preStop sleep runs
-    # before SIGTERM in Kubernetes, so it is not part of what podman stop measures).
-    grace = dep['spec']['template']['spec']['terminationGracePeriodSeconds']
-    for g in gateways:
-        ok, detail = g.stop_and_check(min(grace, 15))
-        t.check(f'{g.name} exits 0 promptly on SIGTERM', ok, detail)
-    for n in nodes:
-        ok, detail = n.stop_and_check(min(sts['spec']['template']['spec']['terminationGracePeriodSeconds'], 15))
-        t.check(f'{n.name} exits 0 promptly on SIGTERM', ok, detail)
+    # SIGTERM: Node is PID 1 and drains; exit 0 inside the grace period, before Kubernetes would
+    # SIGKILL it (a gateway's preStop sleep runs first and counts against its grace period). The
+    # time taken is reported: it varies with the machine's load, the bound does not.
+    for pods, tmpl in ((gateways, dep), (nodes, sts)):
+        spec = tmpl['spec']['template']['spec']
+        pre = spec['containers'][0].get('lifecycle', {}).get('preStop', {}).get('sleep', {}).get('seconds', 0)
+        budget = spec['terminationGracePeriodSeconds'] - pre
+        for p in pods:
+            ok, detail = p.stop_and_check(budget)
+            t.check(f'{p.name} exits 0 on SIGTERM inside its grace period ({budget} s; {detail})', ok, detail)
 
 
 def cleanup():

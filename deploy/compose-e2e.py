@@ -68,17 +68,17 @@ def upload(files, size):
 
 def main():
     compose('up', '-d')
-    t.check('every service runs', wait_for(lambda: all(running(cname(s)) for s in services), 60),
+    t.check('every service runs', wait_for(lambda: all(running(cname(s)) for s in services), 180),
             podman('ps', '-a', '--filter', f'label={LABEL}={PROJECT}', '--format', '{{.Names}} {{.Status}}').stdout)
     for s in services:
         t.check(f'{s}: its healthcheck command passes',
-                wait_for(lambda s=s: podman('healthcheck', 'run', cname(s), check_rc=False).returncode == 0, 90, 1))
+                wait_for(lambda s=s: podman('healthcheck', 'run', cname(s), check_rc=False).returncode == 0, 180, 1))
     uid = podman('exec', cname('node-0'), 'id', '-u').stdout.strip()
     t.check('node runs as uid 1000', uid == '1000', uid)
     ro = podman('exec', cname('gateway'), 'node', '-e',
                 "try{require('fs').writeFileSync('/probe','x');console.log('writable')}catch(e){console.log(e.code)}").stdout.strip()
     t.check('the root filesystem is read-only', ro == 'EROFS', ro)
-    t.check('status lists three healthy nodes by service name', wait_for(healthy_nodes, 60),
+    t.check('status lists three healthy nodes by service name', wait_for(healthy_nodes, 180),
             json.dumps(status())[:300])
 
     files = {}
@@ -97,7 +97,7 @@ def main():
     code, body = upload(files, 2 * 1024 * 1024)
     t.check('with node-1 killed, an upload still reaches W=2', code == 201, f'{code} {body[:200]!r}')
     podman('start', cname('node-1'))
-    t.check('node-1 serves again after a restart', wait_for(healthy_nodes, 90, 1))
+    t.check('node-1 serves again after a restart', wait_for(healthy_nodes, 180, 1))
     same = next((node_id(n) for n in status()['nodes'] if n['address'].startswith('node-1:')), None)
     t.check('node-1 kept its volume (same node id)', same == before, f'{before} -> {same}')
 
@@ -107,7 +107,7 @@ def main():
         t.check(f'{s} exits 0 on stop (SIGTERM, drain)', code == '0', f'exit {code}')
     compose('down')
     compose('up', '-d')
-    t.check('up again after down: three healthy nodes', wait_for(healthy_nodes, 90, 1))
+    t.check('up again after down: three healthy nodes', wait_for(healthy_nodes, 180, 1))
     bad = unreadable(url, files)
     t.check('up again after down: the volumes kept every file', not bad, '; '.join(bad))
 
