@@ -659,6 +659,10 @@ state = "${RUN_DIR}/containerd"
       for (const p of list) process.kill(p, 'SIGTERM')
       const deadline = Date.now() + 10_000
       while (list.some(alive) && Date.now() < deadline) await sleep(100)
+      const stuck = names.filter(
+        (n) => pids[n] !== undefined && list.includes(pids[n] as number) && alive(pids[n] as number),
+      )
+      if (stuck.length > 0) log(`teardown: ${stuck.join(', ')} ignored SIGTERM for 10 s: SIGKILL`)
       for (const p of list.filter(alive)) process.kill(p, 'SIGKILL')
       while (list.some(alive)) await sleep(50)
     }
@@ -676,15 +680,11 @@ state = "${RUN_DIR}/containerd"
       await Promise.all(containers.map((c) => ctr(['containers', 'delete', c])))
     }
     phase(`removing ${containers.length} containers`)
-    await stop([
-      'localPath',
-      'kubeProxy',
-      'controllerManager',
-      'scheduler',
-      'apiserver',
-      'etcd',
-      'containerd',
-    ])
+    // Clients of the API server first, then it while etcd still answers (without etcd its
+    // shutdown waits out the whole grace), then the rest.
+    await stop(['localPath', 'kubeProxy', 'controllerManager', 'scheduler'])
+    await stop(['apiserver'])
+    await stop(['etcd', 'containerd'])
     phase('stopping the daemons')
     // Shims whose containerd is gone, and anything still in this cluster's cgroups.
     for (const pid of shimPids()) process.kill(pid, 'SIGKILL')

@@ -605,6 +605,7 @@ class Run {
       300_000,
     )
     await this.redundant(replicas, evicted)
+    this.metric('eviction of a node pod: repair quiet again', seconds(Date.now() - evicted))
     await this.verifyAll('after the eviction')
   }
 
