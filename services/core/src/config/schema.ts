@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { DEFAULT_REPLICATION } from '../constants.js'
+import { DEFAULT_EC_MIN_BLOCK_BYTES, parseDurabilitySetting } from '../erasure/policy.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
 
 /** Comma-separated host:port list. */
@@ -12,6 +13,16 @@ const peerList = z
       .filter((p) => p.length > 0),
   )
   .pipe(z.array(hostPort))
+
+/** A durability policy: `auto`, `replicate:R` or `ec:K+M` (see erasure/policy.ts). */
+const durabilitySetting = z.string().transform((text, ctx) => {
+  try {
+    return parseDurabilitySetting(text, 'policy')
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) })
+    return z.NEVER
+  }
+})
 
 /** Storage node settings. */
 export const nodeEnvSchema = z.object({
@@ -33,6 +44,16 @@ export const nodeEnvSchema = z.object({
   MYCEL_SYNC_WRITES: boolFlag.default(true),
   /** How long shutdown waits for in-flight writes before closing the store. */
   MYCEL_SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
+  /** Deadline of one block or shard operation this node sends to a peer (shard repair). */
+  MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
+  /** Shard scrub: bytes of stored shards re-verified per second (0 turns scrubbing off). */
+  MYCEL_SHARD_SCRUB_BYTES_PER_SEC: nonNegativeInt.default(16 * 1024 * 1024),
+  /** Pause between two scrub passes over every stored shard. */
+  MYCEL_SHARD_SCRUB_INTERVAL_MS: positiveInt.default(3_600_000),
+  /** Shard repair: blocks whose shards are checked on their owners per second (0 turns it off). */
+  MYCEL_SHARD_REPAIR_BLOCKS_PER_SEC: nonNegativeInt.default(100),
+  /** Pause between two shard repair passes. */
+  MYCEL_SHARD_REPAIR_INTERVAL_MS: positiveInt.default(60_000),
   MYCEL_LOG_LEVEL: logLevel,
 })
 export type NodeEnv = z.infer<typeof nodeEnvSchema>
@@ -54,6 +75,15 @@ const gatewayEnvShape = z.object({
   MYCEL_WRITE_QUORUM: positiveInt.optional(),
   /** Deadline of one block operation on one node. */
   MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
+  /**
+   * Policy of uploads that name none: `auto` (ec:4+2 for large blocks once 6 nodes exist, else
+   * replicate:MYCEL_REPLICATION), `replicate:R` or `ec:K+M`.
+   */
+  MYCEL_DEFAULT_DURABILITY: durabilitySetting.prefault('auto'),
+  /** Smallest leaf block an ec policy erasure-codes; smaller blocks are replicated M+1 times. */
+  MYCEL_EC_MIN_BLOCK_BYTES: positiveInt.default(DEFAULT_EC_MIN_BLOCK_BYTES),
+  /** How long an erasure-coded read waits for a data shard before also asking for a parity shard. */
+  MYCEL_EC_HEDGE_MS: positiveInt.default(250),
   /** Largest accepted upload body, in bytes. */
   MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
   MYCEL_LOG_LEVEL: logLevel,
