@@ -161,6 +161,8 @@ export class LocalCluster {
             MYCEL_DATA_DIR: join(dataDir, `node-${i}`),
             MYCEL_GRPC_LISTEN: `${this.host}:${this.ports.grpc + i}`,
             MYCEL_ADMIN_LISTEN: `${this.host}:${this.ports.admin + i}`,
+            // Every node knows its peers: shard repair and handoff talk to them.
+            MYCEL_PEERS: peers.join(','),
             ...options.env,
           },
           join(dataDir, 'logs', `node-${i}.log`),

@@ -2,6 +2,8 @@ import type { Server } from '@grpc/grpc-js'
 import type { Logger, NodeEnv } from '@mycel/core'
 import type { NodeMetrics } from './admin/metrics.js'
 import type { BlockStore } from './block-store/block-store.js'
+import type { ShardMetrics } from './shard-store/shard-metrics.js'
+import type { ShardStore } from './shard-store/shard-store.js'
 
 /** What the runtime hands each component once the node's identity and store exist. */
 export interface NodeContext {
@@ -10,6 +12,9 @@ export interface NodeContext {
   store: BlockStore
   metrics: NodeMetrics
   logger: Logger
+  /** Erasure-coded shards held beside the blocks, and their metrics. */
+  shards?: ShardStore
+  shardMetrics?: ShardMetrics
 }
 
 /** Registration of extra gRPC services before the server binds. */

@@ -4,7 +4,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
 import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, splitHostPort } from '@mycel/core'
-import { BlockServiceService } from '@mycel/proto'
+import { BlockServiceService, ShardServiceService } from '@mycel/proto'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -16,9 +16,12 @@ import { HealthImplementation } from 'grpc-health-check'
 import { NodeMetrics } from './admin/metrics.js'
 import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
-import { createBlockService } from './grpc/block-service.js'
+import { createBlockService, unaryRunner } from './grpc/block-service.js'
+import { createShardService } from './grpc/shard-service.js'
 import { loadOrCreateNodeId } from './identity.js'
 import { NODE_COMPONENTS, type NodeComponent, type NodeContext } from './node-component.js'
+import { RocksShardStore } from './shard-store/rocks-shard-store.js'
+import { ShardMetrics } from './shard-store/shard-metrics.js'
 
 export const NODE_CONFIG = Symbol('NODE_CONFIG')
 export const LOGGER = Symbol('LOGGER')
@@ -68,7 +71,9 @@ export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url
 @Injectable()
 export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly metrics: NodeMetrics
+  readonly shardMetrics: ShardMetrics
   private store: BlockStore | undefined
+  private shards: RocksShardStore | undefined
   private server: Server | undefined
   private readonly health = new HealthImplementation({
     '': 'NOT_SERVING',
@@ -85,6 +90,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
   ) {
     this.log = logger.child({ component: 'node:runtime' })
     this.metrics = new NodeMetrics(() => this.store)
+    this.shardMetrics = new ShardMetrics(this.metrics.registry, () => this.shards)
   }
 
   get ready(): boolean {
@@ -94,10 +100,15 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
   async onApplicationBootstrap(): Promise<void> {
     const cfg = this.config
     this.nodeId = await loadOrCreateNodeId(cfg.MYCEL_DATA_DIR)
-    this.store = await RocksBlockStore.open({
+    const rocks = await RocksBlockStore.open({
       path: join(cfg.MYCEL_DATA_DIR, 'blocks'),
       syncWrites: cfg.MYCEL_SYNC_WRITES,
       logger: this.log,
+    })
+    this.store = rocks
+    this.shards = await RocksShardStore.open(rocks.shared(), {
+      logger: this.log,
+      onCorrupt: (foundBy) => this.shardMetrics.corrupt.inc({ found_by: foundBy }),
     })
     const server = new Server({
       'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
@@ -116,6 +127,15 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
         logger: this.log,
         metrics: this.metrics,
         identity: { nodeId: this.nodeId, zone: cfg.MYCEL_ZONE, capacityBytes: cfg.MYCEL_CAPACITY_BYTES },
+        shards: this.shards,
+      }),
+    )
+    server.addService(
+      ShardServiceService,
+      createShardService({
+        shards: this.shards,
+        metrics: this.shardMetrics,
+        unary: unaryRunner(this.metrics, this.log.child({ component: 'node:shard-service' })),
       }),
     )
     const ctx: NodeContext = {
@@ -124,8 +144,10 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       store: this.store,
       metrics: this.metrics,
       logger: this.log,
+      shards: this.shards,
+      shardMetrics: this.shardMetrics,
     }
-    const protoFiles = ['mycel/v1/block.proto']
+    const protoFiles = ['mycel/v1/block.proto', 'mycel/v1/shard.proto']
     for (const c of this.components) {
       await c.register?.(ctx, {
         addService: (definition, implementation, protoFile) => {
@@ -183,6 +205,9 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   async onApplicationShutdown(): Promise<void> {
+    // The shard store writes through the block store's writer: it finishes first.
+    await this.shards?.close()
+    this.shards = undefined
     const store = this.store
     this.store = undefined
     if (store !== undefined) {

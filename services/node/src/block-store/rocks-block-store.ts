@@ -35,6 +35,21 @@ type WriteOp =
   | { kind: 'put'; key: Buffer; bytes: Uint8Array; resolve: () => void; reject: (e: Error) => void }
   | { kind: 'delete'; key: Buffer; resolve: (existed: boolean) => void; reject: (e: Error) => void }
 
+/**
+ * A store that keeps its records in this database beside the blocks (the shard store): its own
+ * columns, reads on the caller's thread, and writes through the block store's writer thread,
+ * each batch synced like block writes.
+ */
+export interface SharedRocks {
+  db: RocksLevel
+  column(name: SharedColumn): unknown
+  write(ops: WriteRequest['ops']): Promise<void>
+}
+
+/** Columns owned by other stores in the same database (see shard-store/rocks-shard-store.ts). */
+const SHARED_COLUMNS = { shards: { compression: false }, 'shard-sizes': {} }
+export type SharedColumn = keyof typeof SHARED_COLUMNS | 'meta'
+
 const META_BLOCKS = Buffer.from('stats/blocks')
 const META_BYTES = Buffer.from('stats/bytes')
 
@@ -73,7 +88,7 @@ export class RocksBlockStore implements BlockStore {
     await mkdir(this.config.path, { recursive: true })
     // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
     // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
-    const columns = { default: { compression: false }, sizes: {}, meta: {} }
+    const columns = { default: { compression: false }, sizes: {}, meta: {}, ...SHARED_COLUMNS }
     this.db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
     await this.db.open({ columns, createIfMissing: true })
     this.columns = this.db.columns as unknown as Columns
@@ -205,6 +220,16 @@ export class RocksBlockStore implements BlockStore {
       this.writer.postMessage('close')
     })
     await this.db.close()
+  }
+
+  /** The database for a store that shares it (the shard store); that store must close first. */
+  shared(): SharedRocks {
+    return {
+      db: this.db,
+      column: (name) => this.db.columns[name],
+      write: (ops) =>
+        this.closed ? Promise.reject(new StoreUnavailableError('store is closed')) : this.applyBatch(ops),
+    }
   }
 
   /** Writes the raw value under a block's key, bypassing verification: for fault-injection tests. */
