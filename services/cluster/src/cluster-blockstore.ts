@@ -5,15 +5,24 @@ import {
   blockKey,
   blockMatches,
   type CID,
+  DEFAULT_EC_MIN_BLOCK_BYTES,
+  type Durability,
+  type DurabilitySetting,
+  decodeShard,
+  ecReplicas,
   HASH_IDENTITY,
   isAbortError,
   type Logger,
   placeCopies,
+  resolveDurability,
+  type Shard,
   UpstreamUnavailableError,
 } from '@mycel/core'
-import { mycelCodeOf } from '@mycel/proto'
+import { type GetBlockResponse, mycelCodeOf } from '@mycel/proto'
+import { ErasureReader, type ErasureReadMetrics } from './erasure-read.js'
+import { ErasureWriteSession } from './erasure-write.js'
 import { deadlineIn, isServiceError, type NodeClients, type NodeHandle } from './node-clients.js'
-import { WriteSession } from './write-session.js'
+import { type BlockWriter, WriteSession } from './write-session.js'
 
 export interface ClusterConfig {
   replication: number
@@ -21,10 +30,16 @@ export interface ClusterConfig {
   rpcTimeoutMs: number
   /** Blocks in flight per node on an upload stream. */
   maxInflightPerNode: number
+  /** Policy of writes that name none (default replicate:`replication`). */
+  defaultDurability?: DurabilitySetting
+  /** Smallest leaf an ec policy erasure-codes (DEFAULT_EC_MIN_BLOCK_BYTES). */
+  ecMinBlockBytes?: number
+  /** How long an erasure-coded read waits for a data shard before asking for parity too. */
+  ecHedgeMs?: number
 }
 
 /** Counters the cluster blockstore moves; the embedding service decides their names (prom-client fits). */
-export interface ClusterReadMetrics {
+export interface ClusterReadMetrics extends Partial<ErasureReadMetrics> {
   blockFetches: { inc(labels: { result: 'ok' | 'corrupt' | 'unreachable' }): void }
   readRepairs: { inc(labels: { result: 'ok' | 'failed' }): void }
 }
@@ -40,6 +55,7 @@ export interface AbortOptions {
  */
 export class ClusterBlockstore {
   private readonly log: Logger
+  private readonly erasure: ErasureReader
 
   constructor(
     private readonly clients: NodeClients,
@@ -48,18 +64,50 @@ export class ClusterBlockstore {
     private readonly metrics: ClusterReadMetrics,
   ) {
     this.log = logger.child({ component: 'cluster' })
+    this.erasure = new ErasureReader({
+      rpcTimeoutMs: config.rpcTimeoutMs,
+      hedgeMs: config.ecHedgeMs ?? 250,
+      logger: this.log,
+      metrics,
+    })
   }
 
   get nodes(): readonly NodeHandle[] {
     return this.clients.nodes
   }
 
-  /** A write session; `replication` overrides the cluster's R for one upload (W follows as a majority). */
-  newWriteSession(replication?: number): WriteSession {
-    const r = Math.min(replication ?? this.config.replication, this.clients.nodes.length)
-    const w = replication === undefined ? this.config.writeQuorum : Math.floor(r / 2) + 1
+  /**
+   * A write session for one upload. `durability` is the request's policy (a number is
+   * replicate:R, as before policies existed); without one the cluster default applies.
+   * InvalidArgumentError when the cluster has too few nodes for the requested policy.
+   */
+  newWriteSession(durability?: number | Durability): BlockWriter {
+    const nodes = this.clients.nodes
+    // A bare number (the older API) is capped at the node count; a policy is checked against it.
+    const requested: Durability | undefined =
+      typeof durability === 'number'
+        ? { kind: 'replicate', replicas: Math.min(durability, nodes.length) }
+        : durability
+    const policy = resolveDurability(
+      requested,
+      this.config.defaultDurability ?? { kind: 'replicate', replicas: this.config.replication },
+      nodes.length,
+      this.config.replication,
+    )
+    if (policy.kind === 'replicate') return this.replicatedSession(nodes, policy.replicas)
+    return new ErasureWriteSession(this.replicatedSession(nodes, ecReplicas(policy.m)), {
+      policy,
+      nodes,
+      minBlockBytes: this.config.ecMinBlockBytes ?? DEFAULT_EC_MIN_BLOCK_BYTES,
+    })
+  }
+
+  /** R copies per block; W is the configured quorum for the configured R, else a majority. */
+  private replicatedSession(nodes: readonly NodeHandle[], replicas: number): WriteSession {
+    const r = Math.min(replicas, nodes.length)
+    const w = r === this.config.replication ? this.config.writeQuorum : Math.floor(r / 2) + 1
     return new WriteSession({
-      nodes: this.clients.nodes,
+      nodes,
       replication: r,
       writeQuorum: Math.min(w, r),
       ackTimeoutMs: this.config.rpcTimeoutMs,
@@ -69,7 +117,7 @@ export class ClusterBlockstore {
   }
 
   /** A blockstore for the importer: writes into `session`, reads from the cluster. */
-  forSession(session: WriteSession) {
+  forSession(session: BlockWriter) {
     return {
       put: async (cid: CID, bytes: Uint8Array) => {
         await session.put(cid, bytes)
@@ -95,10 +143,22 @@ export class ClusterBlockstore {
     const order = placeCopies(blockKey(cid), this.clients.nodes, this.config.replication)
     const unreachable: string[] = []
     const corrupt: NodeHandle[] = []
+    let erasure: { first: Shard; node: NodeHandle } | undefined
     for (const node of order) {
       options.signal?.throwIfAborted()
       try {
-        const data = await this.fetchFrom(node, cid, options.signal)
+        const res = await this.fetchFrom(node, cid, options.signal)
+        if (res.shard.byteLength > 0) {
+          // The node holds a shard, not the block: the block is erasure-coded.
+          const first = this.verifiedShard(cid, res.shard, node)
+          if (first === undefined) {
+            corrupt.push(node)
+            continue
+          }
+          erasure = { first, node }
+          break
+        }
+        const data = res.data
         if (!blockMatches(cid, data)) {
           // The node verifies before it serves, so this is damage in transit or a faulty peer.
           this.log.error({ cid: cid.toString(), peer: node.address }, 'block from node failed verification')
@@ -121,6 +181,9 @@ export class ClusterBlockstore {
         this.metrics.blockFetches.inc({ result: 'unreachable' })
       }
     }
+    if (erasure !== undefined) {
+      return this.erasure.read(cid, erasure.first, erasure.node, this.clients.nodes, options.signal)
+    }
     if (unreachable.length >= this.config.writeQuorum) {
       throw new UpstreamUnavailableError(
         `block ${cid.toString()} could not be fetched: ${unreachable.length} of ${order.length} nodes unreachable (${unreachable.join('; ')})`,
@@ -130,16 +193,29 @@ export class ClusterBlockstore {
     throw new BlockNotFoundError(cid.toString())
   }
 
-  private fetchFrom(node: NodeHandle, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+  /** The shard a node answered GetBlock with, if it verifies and belongs to `cid`. */
+  private verifiedShard(cid: CID, bytes: Uint8Array, node: NodeHandle): Shard | undefined {
+    try {
+      const shard = decodeShard(bytes)
+      if (Buffer.compare(shard.cid.multihash.bytes, cid.multihash.bytes) === 0) return shard
+    } catch {
+      // reported below
+    }
+    this.log.error({ cid: cid.toString(), peer: node.address }, 'shard from node failed verification')
+    return undefined
+  }
+
+  /** GetBlock that also accepts a shard (the node holds shards of an erasure-coded block). */
+  private fetchFrom(node: NodeHandle, cid: CID, signal?: AbortSignal): Promise<GetBlockResponse> {
     return new Promise((resolve, reject) => {
       const call = node.client.getBlock(
-        { cid: Buffer.from(cid.bytes) },
+        { cid: Buffer.from(cid.bytes), acceptShard: true, shardIndex: 0 },
         new Metadata(),
         { deadline: deadlineIn(this.config.rpcTimeoutMs) },
         (err, res) => {
           signal?.removeEventListener('abort', onAbort)
           if (err) reject(err)
-          else resolve(res.data)
+          else resolve(res)
         },
       )
       const onAbort = () => call.cancel()

@@ -2,6 +2,9 @@
 // write quorum, the verifying cluster blockstore and the Kubo-identical UnixFS import over it.
 // Used by the gateway and by nodes that coordinate requests themselves.
 export * from './cluster-blockstore.js'
+export * from './erasure-read.js'
+export * from './erasure-repair.js'
+export * from './erasure-write.js'
 export * from './import.js'
 export * from './node-clients.js'
 export * from './write-session.js'

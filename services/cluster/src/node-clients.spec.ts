@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { PutBlocksRequest } from '@mycel/proto'
-import { encodePutBlocksRequest } from './node-clients.js'
+import { encodePutBlocksRequest, encodePutShardRequest } from './node-clients.js'
 
 describe('encodePutBlocksRequest', () => {
   it('matches the generated encoding and decodes to the same request', () => {
@@ -16,12 +16,33 @@ describe('encodePutBlocksRequest', () => {
       const cid = randomBytes(cidLen)
       const data = randomBytes(dataLen)
       const ours = encodePutBlocksRequest(seq, cid, data)
-      const generated = Buffer.from(PutBlocksRequest.encode({ seq, cid, data }).finish())
+      const generated = Buffer.from(
+        PutBlocksRequest.encode({ seq, cid, data, shard: Buffer.alloc(0) }).finish(),
+      )
       assert.ok(ours.equals(generated), `seq ${seq}, cid ${cidLen}, data ${dataLen}`)
       const back = PutBlocksRequest.decode(ours)
       assert.equal(back.seq, seq)
       assert.ok(Buffer.from(back.cid).equals(cid))
       assert.ok(Buffer.from(back.data).equals(data))
+    }
+  })
+})
+
+describe('encodePutShardRequest', () => {
+  it('matches the generated encoding of a request carrying a shard', () => {
+    for (const [seq, shardLen] of [
+      [1n, 65_588],
+      [2n ** 33n, 1],
+      [9n, 127],
+      [10n, 128],
+    ] as const) {
+      const cid = randomBytes(36)
+      const shard = randomBytes(shardLen)
+      const ours = encodePutShardRequest(seq, cid, shard)
+      const generated = Buffer.from(
+        PutBlocksRequest.encode({ seq, cid, data: Buffer.alloc(0), shard }).finish(),
+      )
+      assert.ok(ours.equals(generated), `seq ${seq}, shard ${shardLen}`)
     }
   })
 })

@@ -23,6 +23,9 @@ export interface NodeStatus {
   blockBytes?: number
   capacityBytes?: number
   version?: string
+  /** Erasure-coded shards held, and their bytes. */
+  shards?: number
+  shardBytes?: number
   error?: string
   checkedAt: string
 }
@@ -58,6 +61,9 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
         writeQuorum: config.MYCEL_WRITE_QUORUM,
         rpcTimeoutMs: config.MYCEL_RPC_TIMEOUT_MS,
         maxInflightPerNode: 32,
+        defaultDurability: config.MYCEL_DEFAULT_DURABILITY,
+        ecMinBlockBytes: config.MYCEL_EC_MIN_BLOCK_BYTES,
+        ecHedgeMs: config.MYCEL_EC_HEDGE_MS,
       },
       logger,
       this.metrics,
@@ -127,6 +133,8 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
                 blockBytes: Number(res.blockBytes),
                 capacityBytes: Number(res.capacityBytes),
                 version: res.version,
+                shards: Number(res.shards),
+                shardBytes: Number(res.shardBytes),
                 checkedAt,
               },
         )

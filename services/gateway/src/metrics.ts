@@ -33,6 +33,25 @@ export class GatewayMetrics {
     registers: [this.registry],
   })
 
+  readonly ecReads = new Counter({
+    name: 'mycel_gateway_ec_reads_total',
+    help: 'Erasure-coded block reads by result: direct (data shards only), degraded (decoded from parity), failed',
+    labelNames: ['result'],
+    registers: [this.registry],
+  })
+  readonly shardFetches = new Counter({
+    name: 'mycel_gateway_shard_fetches_total',
+    help: 'Shard requests to nodes by result (ok, missing, corrupt, unreachable)',
+    labelNames: ['result'],
+    registers: [this.registry],
+  })
+  readonly shardReadRepairs = new Counter({
+    name: 'mycel_gateway_shard_read_repairs_total',
+    help: 'Shards rebuilt during reads and written back to owners that lacked them',
+    labelNames: ['result'],
+    registers: [this.registry],
+  })
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'mycel_gateway_' })
   }

@@ -7,7 +7,7 @@ import { GatewayRuntime } from '../gateway-runtime.js'
 import { type ByteBudget, limitBytes } from '../upload/limit.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import {
-  parseDurability,
+  parseDurabilityOption,
   parseImportParams,
   type Query,
   queryBool,
@@ -55,7 +55,7 @@ export class UploadController {
     const query = req.query as Query
     rejectUnknownOptions(query, RAW_UPLOAD_OPTIONS, '/mycel/v1/upload')
     const params = parseImportParams(query)
-    const durability = parseDurability(query, this.runtime.clients.nodes.length)
+    const durability = parseDurabilityOption(query)
     this.checkDeclaredLength(req)
     const filename = queryValue(query, 'filename') ?? ''
     const abort = abortOnDisconnect(req, res)
@@ -92,7 +92,7 @@ export class UploadController {
     const query = req.query as Query
     rejectUnknownOptions(query, ADD_OPTIONS, 'add')
     const params = parseImportParams(query)
-    const durability = parseDurability(query, this.runtime.clients.nodes.length)
+    const durability = parseDurabilityOption(query)
     const quiet = queryBool(query, 'quiet', false)
     const quieter = queryBool(query, 'quieter', false)
     const silent = queryBool(query, 'silent', false)

@@ -1,6 +1,8 @@
 import {
   DEFAULT_IMPORT_PARAMS,
+  type Durability,
   InvalidArgumentError,
+  parseDurability,
   UNIXFS_CHUNK_SIZE,
   type UnixfsImportParams,
 } from '@mycel/core'
@@ -30,31 +32,14 @@ export function rejectUnknownOptions(query: Query, known: ReadonlySet<string>, e
   }
 }
 
-/** Per-upload durability; only replication exists until erasure coding lands. */
-export interface Durability {
-  replication?: number
-}
-
-export function parseDurability(query: Query, maxReplication: number): Durability {
+/**
+ * The upload's `durability=replicate:R|ec:K+M` option (core's parser: the gRPC API and the CLI
+ * use the same one). Whether the cluster has the nodes for it is checked when the upload's write
+ * session starts, against the membership of that moment.
+ */
+export function parseDurabilityOption(query: Query): { durability?: Durability } {
   const v = queryValue(query, 'durability')
-  if (v === undefined) return {}
-  const rep = /^replicate:(\d+)$/.exec(v)
-  if (rep !== null) {
-    const r = Number(rep[1])
-    if (r < 1 || r > maxReplication) {
-      throw new InvalidArgumentError(
-        `durability=replicate:R needs 1 <= R <= ${maxReplication} (the storage nodes)`,
-      )
-    }
-    return { replication: r }
-  }
-  // An unencoded '+' in a query string arrives as a space (curl users type ec:4+2 as is).
-  if (/^ec:\d+[+ ]\d+$/.test(v)) {
-    throw new InvalidArgumentError(
-      'durability=ec:K+M: erasure coding is not available in this version; use replicate:R',
-    )
-  }
-  throw new InvalidArgumentError(`durability must be replicate:R or ec:K+M (got "${v}")`)
+  return v === undefined ? {} : { durability: parseDurability(v) }
 }
 
 /** Kubo's import options: cid-version, raw-leaves, chunker=size-N, wrap-with-directory, hash. */

@@ -1,0 +1,263 @@
+import { Metadata, status } from '@grpc/grpc-js'
+import {
+  BlockCorruptError,
+  blockKey,
+  blockMatches,
+  type CID,
+  decodeBlock,
+  decodeShard,
+  encodeShard,
+  isAbortError,
+  isRoutable,
+  type Logger,
+  placeCopies,
+  reconstructShards,
+  type Shard,
+  UpstreamUnavailableError,
+} from '@mycel/core'
+import type { GetShardsResponse } from '@mycel/proto'
+import { deadlineIn, encodePutShardRequest, isServiceError, type NodeHandle } from './node-clients.js'
+import { WriteSession } from './write-session.js'
+
+/** Counters of erasure-coded reads; the embedding service names them (prom-client fits). */
+export interface ErasureReadMetrics {
+  /** direct: every data shard arrived; degraded: decoded from parity; failed: fewer than K found. */
+  ecReads: { inc(labels: { result: 'direct' | 'degraded' | 'failed' }): void }
+  shardFetches: { inc(labels: { result: 'ok' | 'missing' | 'corrupt' | 'unreachable' }): void }
+  shardReadRepairs: { inc(labels: { result: 'ok' | 'failed' }): void }
+}
+
+export interface ErasureReaderConfig {
+  rpcTimeoutMs: number
+  /** How long a data shard may take before a parity shard is also requested. */
+  hedgeMs: number
+  logger: Logger
+  metrics?: Partial<ErasureReadMetrics>
+}
+
+/** What one shard request found. */
+type Outcome = 'ok' | 'missing' | 'corrupt' | 'unreachable'
+
+/**
+ * Reads erasure-coded blocks. Given the first shard a node returned (GetBlock with accept_shard),
+ * it fetches the K data shards from their owners in parallel, asks for a parity shard on each
+ * failure and for every data shard still outstanding after the hedge deadline, then looks for
+ * misplaced shards on the remaining nodes only when the K+M owners could not supply K. It
+ * decodes only when a data shard is missing, and verifies the block against its CID before
+ * returning it: a wrong reconstruction is never served. Shards found corrupt or missing on a
+ * reachable owner are rebuilt from the block and written back (read repair).
+ */
+export class ErasureReader {
+  constructor(private readonly cfg: ErasureReaderConfig) {}
+
+  async read(
+    cid: CID,
+    first: Shard,
+    firstNode: NodeHandle,
+    nodes: readonly NodeHandle[],
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
+    const { k, m, blockSize } = first
+    const order = placeCopies(blockKey(cid), nodes, k + m)
+    const have: (Uint8Array | undefined)[] = new Array(k + m).fill(undefined)
+    have[first.index] = first.data
+    const asked = new Set<string>([firstNode.id])
+    const report = new Map<string, string>()
+    const needsRepair: Array<{ node: NodeHandle; index: number }> = []
+    const calls = new AbortController()
+    const onAbort = () => calls.abort()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const count = () => have.filter((s) => s !== undefined).length
+
+    try {
+      await new Promise<void>((resolve) => {
+        let pending = 0
+        let nextParity = k
+        let swept = false
+        let done = false
+        const finish = () => {
+          done = true
+          clearTimeout(hedge)
+          resolve()
+        }
+        /** Asks `node` for `indices` (all when empty); false when it was asked before or is not routable. */
+        const launch = (node: NodeHandle | undefined, indices: number[]): boolean => {
+          if (node === undefined || asked.has(node.id)) return false
+          asked.add(node.id)
+          if (!isRoutable(node)) {
+            report.set(node.address, `unreachable (${node.state})`)
+            return false
+          }
+          pending++
+          void this.fetch(cid, node, indices, k, m, calls.signal).then(({ outcome, shards, detail }) => {
+            pending--
+            if (done) return
+            this.cfg.metrics?.shardFetches?.inc({ result: outcome })
+            for (const s of shards) have[s.index] ??= s.data
+            if (outcome !== 'ok') {
+              report.set(node.address, detail)
+              // A reachable owner without its shard gets it back once the block is read.
+              const owned = order.indexOf(node)
+              if (outcome !== 'unreachable' && owned >= 0 && owned < k + m)
+                needsRepair.push({ node, index: owned })
+            }
+            if (count() >= k) return finish()
+            if (outcome !== 'ok') launchParity()
+            else if (pending === 0) sweep()
+          })
+          return true
+        }
+        /** One more parity shard from its owner; the sweep when none is left to ask. */
+        const launchParity = () => {
+          while (nextParity < k + m) {
+            const index = nextParity++
+            if (have[index] === undefined && launch(order[index], [index])) return
+          }
+          if (pending === 0) sweep()
+        }
+        // The K+M owners could not supply K shards: a shard may sit on a node ranked after them
+        // (written there while its owner was down). Ask everyone not asked yet, for any shard.
+        const sweep = () => {
+          if (swept) return finish()
+          swept = true
+          for (const node of order) launch(node, [])
+          if (pending === 0) finish()
+        }
+        const hedge = setTimeout(() => {
+          const outstanding = have.slice(0, k).filter((s) => s === undefined).length
+          for (let i = 0; i < outstanding && !done; i++) launchParity()
+        }, this.cfg.hedgeMs)
+        if (count() >= k) return finish()
+        for (let i = 0; i < k && !done; i++) {
+          // A data owner that cannot be asked (it answered first, or it is not routable): parity instead.
+          if (have[i] === undefined && !launch(order[i], [i])) launchParity()
+        }
+        if (pending === 0 && !done) sweep()
+      })
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      calls.abort()
+    }
+    signal?.throwIfAborted()
+
+    const found = count()
+    if (found < k) {
+      this.cfg.metrics?.ecReads?.inc({ result: 'failed' })
+      const details = [...report].map(([node, why]) => `${node}: ${why}`).join('; ')
+      throw new UpstreamUnavailableError(
+        `block ${cid.toString()} is erasure-coded (ec:${k}+${m}): found ${found} of the ${k} shards needed to rebuild it` +
+          (details ? ` (${details})` : ''),
+      )
+    }
+    const degraded = have.slice(0, k).some((s) => s === undefined)
+    const block = await decodeBlock(have, k, m, blockSize)
+    if (!blockMatches(cid, block)) {
+      // Each shard passed its checksum, so this is a bug or a forged shard: never serve it.
+      this.cfg.metrics?.ecReads?.inc({ result: 'failed' })
+      this.cfg.logger.error({ cid: cid.toString(), k, m }, 'block rebuilt from shards does not match its CID')
+      throw new BlockCorruptError(cid.toString())
+    }
+    this.cfg.metrics?.ecReads?.inc({ result: degraded ? 'degraded' : 'direct' })
+    if (needsRepair.length > 0) void this.readRepair(cid, have, k, m, blockSize, needsRepair)
+    return block
+  }
+
+  private fetch(
+    cid: CID,
+    node: NodeHandle,
+    indices: number[],
+    k: number,
+    m: number,
+    signal: AbortSignal,
+  ): Promise<{ outcome: Outcome; shards: Shard[]; detail: string }> {
+    return new Promise((resolve) => {
+      const call = node.shards.getShards(
+        { cid: Buffer.from(cid.bytes), indices, k, m },
+        new Metadata(),
+        { deadline: deadlineIn(this.cfg.rpcTimeoutMs) },
+        (err, res: GetShardsResponse) => {
+          signal.removeEventListener('abort', onAbort)
+          if (err) {
+            const why = isServiceError(err) ? err.details || status[err.code] : String(err)
+            resolve({ outcome: 'unreachable', shards: [], detail: `unreachable (${why})` })
+            return
+          }
+          const shards: Shard[] = []
+          let bad = res.corrupt.length
+          for (const bytes of res.shards) {
+            try {
+              const s = decodeShard(bytes)
+              const same = Buffer.compare(s.cid.multihash.bytes, cid.multihash.bytes) === 0
+              if (same && s.k === k && s.m === m) shards.push(s)
+            } catch {
+              // The node verified it: damaged in transit or a faulty peer.
+              bad++
+            }
+          }
+          if (shards.length > 0) resolve({ outcome: 'ok', shards, detail: '' })
+          else if (bad > 0) resolve({ outcome: 'corrupt', shards, detail: 'shard failed verification' })
+          else resolve({ outcome: 'missing', shards, detail: 'no shard' })
+        },
+      )
+      const onAbort = () => call.cancel()
+      if (signal.aborted) call.cancel()
+      else signal.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /** Rebuilds the shards that reachable owners lacked or had corrupt, and writes them back. */
+  private async readRepair(
+    cid: CID,
+    have: (Uint8Array | undefined)[],
+    k: number,
+    m: number,
+    blockSize: number,
+    targets: Array<{ node: NodeHandle; index: number }>,
+  ): Promise<void> {
+    try {
+      const dataLength = (have.find((s) => s !== undefined) as Uint8Array).byteLength
+      const all = await reconstructShards(have, k, m, dataLength)
+      await Promise.all(
+        targets.map(({ node, index }) =>
+          writeShard(
+            node,
+            cid,
+            encodeShard({ cid, blockSize, k, m, index }, all[index] as Uint8Array),
+            this.cfg,
+          ),
+        ),
+      )
+      this.cfg.metrics?.shardReadRepairs?.inc({ result: 'ok' })
+      this.cfg.logger.info(
+        { cid: cid.toString(), shards: targets.map((t) => `${t.index}@${t.node.address}`) },
+        'read repair restored missing shards',
+      )
+    } catch (err) {
+      if (isAbortError(err)) return
+      this.cfg.metrics?.shardReadRepairs?.inc({ result: 'failed' })
+      this.cfg.logger.warn({ cid: cid.toString(), err: String(err) }, 'shard read repair failed')
+    }
+  }
+}
+
+/** Writes one encoded shard to one node (repair and read repair); resolves once it is durable. */
+export async function writeShard(
+  node: NodeHandle,
+  cid: CID,
+  shard: Uint8Array,
+  cfg: { rpcTimeoutMs: number; logger: Logger },
+): Promise<void> {
+  const session = new WriteSession({
+    nodes: [node],
+    replication: 1,
+    writeQuorum: 1,
+    ackTimeoutMs: cfg.rpcTimeoutMs,
+    maxInflightPerNode: 1,
+    logger: cfg.logger,
+  })
+  try {
+    await session.sendTo(node, (seq) => encodePutShardRequest(seq, cid.bytes, shard))
+  } finally {
+    await session.close()
+  }
+}

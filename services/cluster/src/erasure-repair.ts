@@ -1,0 +1,218 @@
+import { Metadata } from '@grpc/grpc-js'
+import {
+  blockKey,
+  blockMatches,
+  type CID,
+  decodeShard,
+  encodeShard,
+  isRoutable,
+  type Logger,
+  placeCopies,
+  reconstructShards,
+  type Shard,
+} from '@mycel/core'
+import type { ShardRef } from '@mycel/proto'
+import { writeShard } from './erasure-read.js'
+import { deadlineIn, type NodeHandle } from './node-clients.js'
+
+export interface ShardRepairConfig {
+  rpcTimeoutMs: number
+  logger: Logger
+}
+
+/** What repairShards found and did for one block. */
+export interface ShardRepairReport {
+  /** Shard indices whose owner answered that it lacks them (before repair). */
+  missing: number[]
+  /** Indices rebuilt and written to their owners. */
+  rebuilt: number[]
+  /** Indices whose owner could not be asked (unreachable, or not routable such as `left`). */
+  unknown: number[]
+  /** Fewer than K shards could be found: the block cannot be rebuilt now. */
+  unrecoverable: boolean
+  /** Another holder ranks first and repairs this block; nothing was written. */
+  skipped: boolean
+}
+
+export interface RepairShardsArgs {
+  cid: CID
+  k: number
+  m: number
+  /** Placement members with their clients (NodeClients.nodes). */
+  nodes: readonly NodeHandle[]
+  /**
+   * The calling node's id. When set (and not `force`), the block is repaired only if the caller
+   * is the first owner, in placement order, that holds its own shard: every holder may run the
+   * survey, one of them writes.
+   */
+  self?: string
+  /** Repair whoever ranks first (after scrub dropped the caller's own shard). */
+  force?: boolean
+  /** Shards of this block the caller holds (verified): spares fetching them. */
+  local?: readonly Shard[]
+}
+
+/** Which shards of `cid` a node holds, from its index; undefined when it cannot be asked. */
+export function listShardsOn(
+  node: NodeHandle,
+  cids: readonly CID[],
+  timeoutMs: number,
+): Promise<ShardRef[][] | undefined> {
+  if (!isRoutable(node)) return Promise.resolve(undefined)
+  return new Promise((resolve) =>
+    node.shards.listShards(
+      { cids: cids.map((c) => Buffer.from(c.bytes)) },
+      new Metadata(),
+      { deadline: deadlineIn(timeoutMs) },
+      (err, res) => resolve(err ? undefined : res.blocks.map((b) => b.shards)),
+    ),
+  )
+}
+
+/** Verified shards of `cid` (code K+M, `indices` or all) from one node; empty when it fails. */
+export function getShardsFrom(
+  node: NodeHandle,
+  cid: CID,
+  k: number,
+  m: number,
+  indices: number[],
+  timeoutMs: number,
+): Promise<Shard[]> {
+  return new Promise((resolve) =>
+    node.shards.getShards(
+      { cid: Buffer.from(cid.bytes), indices, k, m },
+      new Metadata(),
+      { deadline: deadlineIn(timeoutMs) },
+      (err, res) => {
+        if (err) return resolve([])
+        const out: Shard[] = []
+        for (const bytes of res.shards) {
+          try {
+            const s = decodeShard(bytes)
+            if (Buffer.compare(s.cid.multihash.bytes, cid.multihash.bytes) === 0 && s.k === k && s.m === m)
+              out.push(s)
+          } catch {
+            // damaged in transit: not used
+          }
+        }
+        resolve(out)
+      },
+    ),
+  )
+}
+
+/**
+ * Restores the K+M shards of one erasure-coded block on their owners (the first K+M nodes of
+ * placeCopies(key, nodes, K+M)): asks every owner which shards it holds (ListShards), and when
+ * some owner lacks its shard, gathers any K shards, rebuilds the block, checks it against its
+ * CID (a wrong reconstruction is never persisted), and writes each missing shard to its owner.
+ * Owners that cannot be asked are left alone: a `left` node's data is expected back. Shards
+ * held by nodes outside the K+M are not looked for here: their holders hand them off
+ * (handOffShard).
+ */
+export async function repairShards(
+  args: RepairShardsArgs,
+  cfg: ShardRepairConfig,
+): Promise<ShardRepairReport> {
+  const { cid, k, m } = args
+  const owners = placeCopies(blockKey(cid), args.nodes, k + m).slice(0, k + m)
+  const report: ShardRepairReport = {
+    missing: [],
+    rebuilt: [],
+    unknown: [],
+    unrecoverable: false,
+    skipped: false,
+  }
+  const listings = await Promise.all(owners.map((node) => listShardsOn(node, [cid], cfg.rpcTimeoutMs)))
+  const holds = owners.map((_, i) => {
+    const refs = listings[i]?.[0]
+    return refs === undefined ? undefined : refs.some((r) => r.k === k && r.m === m && r.index === i)
+  })
+  holds.forEach((h, i) => {
+    if (h === undefined) report.unknown.push(i)
+    else if (!h) report.missing.push(i)
+  })
+  if (report.missing.length === 0) return report
+  const first = holds.indexOf(true)
+  if (!args.force && args.self !== undefined && owners[first]?.id !== args.self) {
+    report.skipped = true
+    return report
+  }
+
+  const have: (Uint8Array | undefined)[] = new Array(k + m).fill(undefined)
+  let blockSize = 0
+  const take = (s: Shard) => {
+    have[s.index] ??= s.data
+    blockSize = s.blockSize
+  }
+  for (const s of args.local ?? []) if (s.k === k && s.m === m) take(s)
+  // Fetch from holders, data shards first (no decode when all K arrive), until K are in hand.
+  const holders = holds.flatMap((h, i) => (h === true && have[i] === undefined ? [i] : []))
+  while (have.filter(Boolean).length < k && holders.length > 0) {
+    const want = k - have.filter(Boolean).length
+    const batch = holders.splice(0, want)
+    const got = await Promise.all(
+      batch.map((i) => getShardsFrom(owners[i] as NodeHandle, cid, k, m, [i], cfg.rpcTimeoutMs)),
+    )
+    for (const s of got.flat()) take(s)
+  }
+  if (have.filter(Boolean).length < k) {
+    report.unrecoverable = true
+    cfg.logger.error(
+      { cid: cid.toString(), k, m, found: have.filter(Boolean).length },
+      'erasure-coded block has fewer than K shards left: cannot rebuild it',
+    )
+    return report
+  }
+  const dataLength = (have.find(Boolean) as Uint8Array).byteLength
+  const all = await reconstructShards(have, k, m, dataLength)
+  const block = Buffer.concat(all.slice(0, k), blockSize)
+  if (!blockMatches(cid, block)) {
+    cfg.logger.error(
+      { cid: cid.toString(), k, m },
+      'block rebuilt for repair does not match its CID; nothing written',
+    )
+    report.unrecoverable = true
+    return report
+  }
+  const written = await Promise.allSettled(
+    report.missing.map((i) =>
+      writeShard(
+        owners[i] as NodeHandle,
+        cid,
+        encodeShard({ cid, blockSize, k, m, index: i }, all[i] as Uint8Array),
+        cfg,
+      ).then(() => i),
+    ),
+  )
+  for (const w of written) {
+    if (w.status === 'fulfilled') report.rebuilt.push(w.value)
+    else cfg.logger.warn({ cid: cid.toString(), err: String(w.reason) }, 'writing a rebuilt shard failed')
+  }
+  return report
+}
+
+export type HandoffResult = 'in_place' | 'handed_off' | 'owner_has' | 'kept'
+
+/**
+ * For a shard held by `self` that belongs to another owner under the current placement: makes
+ * sure the owner holds it (writing it there if not), then lets the caller delete its copy
+ * (`dropLocal`). Kept while the owner cannot be reached.
+ */
+export async function handOffShard(
+  shard: Shard,
+  nodes: readonly NodeHandle[],
+  self: string,
+  dropLocal: () => Promise<void>,
+  cfg: ShardRepairConfig,
+): Promise<HandoffResult> {
+  const { cid, k, m, index } = shard
+  const owner = placeCopies(blockKey(cid), nodes, k + m)[index]
+  if (owner === undefined || owner.id === self) return 'in_place'
+  const listing = await listShardsOn(owner, [cid], cfg.rpcTimeoutMs)
+  if (listing === undefined) return 'kept'
+  const has = listing[0]?.some((r) => r.k === k && r.m === m && r.index === index) ?? false
+  if (!has) await writeShard(owner, cid, shard.bytes, cfg)
+  await dropLocal()
+  return has ? 'owner_has' : 'handed_off'
+}
