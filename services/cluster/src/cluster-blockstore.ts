@@ -6,15 +6,15 @@ import {
   blockMatches,
   type CID,
   DEFAULT_EC_MIN_BLOCK_BYTES,
-  type Durability,
-  type DurabilitySetting,
+  type DurabilityPolicy,
   decodeShard,
   ecReplicas,
   HASH_IDENTITY,
   isAbortError,
   type Logger,
+  type PolicySetting,
   placeCopies,
-  resolveDurability,
+  resolvePolicy,
   type Shard,
   UpstreamUnavailableError,
 } from '@mycel/core'
@@ -31,7 +31,7 @@ export interface ClusterConfig {
   /** Blocks in flight per node on an upload stream. */
   maxInflightPerNode: number
   /** Policy of writes that name none (default replicate:`replication`). */
-  defaultDurability?: DurabilitySetting
+  defaultDurability?: PolicySetting
   /** Smallest leaf an ec policy erasure-codes (DEFAULT_EC_MIN_BLOCK_BYTES). */
   ecMinBlockBytes?: number
   /** How long an erasure-coded read waits for a data shard before asking for parity too. */
@@ -81,20 +81,20 @@ export class ClusterBlockstore {
    * replicate:R, as before policies existed); without one the cluster default applies.
    * InvalidArgumentError when the cluster has too few nodes for the requested policy.
    */
-  newWriteSession(durability?: number | Durability): BlockWriter {
+  newWriteSession(durability?: number | DurabilityPolicy): BlockWriter {
     const nodes = this.clients.nodes
     // A bare number (the older API) is capped at the node count; a policy is checked against it.
-    const requested: Durability | undefined =
+    const requested: DurabilityPolicy | undefined =
       typeof durability === 'number'
-        ? { kind: 'replicate', replicas: Math.min(durability, nodes.length) }
+        ? { kind: 'replicate', copies: Math.min(durability, nodes.length) }
         : durability
-    const policy = resolveDurability(
+    const policy = resolvePolicy(
       requested,
-      this.config.defaultDurability ?? { kind: 'replicate', replicas: this.config.replication },
+      this.config.defaultDurability ?? { kind: 'replicate', copies: this.config.replication },
       nodes.length,
       this.config.replication,
     )
-    if (policy.kind === 'replicate') return this.replicatedSession(nodes, policy.replicas)
+    if (policy.kind === 'replicate') return this.replicatedSession(nodes, policy.copies)
     return new ErasureWriteSession(this.replicatedSession(nodes, ecReplicas(policy.m)), {
       policy,
       nodes,
@@ -103,8 +103,8 @@ export class ClusterBlockstore {
   }
 
   /** R copies per block; W is the configured quorum for the configured R, else a majority. */
-  private replicatedSession(nodes: readonly NodeHandle[], replicas: number): WriteSession {
-    const r = Math.min(replicas, nodes.length)
+  private replicatedSession(nodes: readonly NodeHandle[], copies: number): WriteSession {
+    const r = Math.min(copies, nodes.length)
     const w = r === this.config.replication ? this.config.writeQuorum : Math.floor(r / 2) + 1
     return new WriteSession({
       nodes,
@@ -196,7 +196,8 @@ export class ClusterBlockstore {
   /** The shard a node answered GetBlock with, if it verifies and belongs to `cid`. */
   private verifiedShard(cid: CID, bytes: Uint8Array, node: NodeHandle): Shard | undefined {
     try {
-      const shard = decodeShard(bytes)
+      // Header only: the reader checks the rebuilt block against its CID (and checksums on a mismatch).
+      const shard = decodeShard(bytes, 'shard', false)
       if (Buffer.compare(shard.cid.multihash.bytes, cid.multihash.bytes) === 0) return shard
     } catch {
       // reported below

@@ -7,11 +7,11 @@ import {
   decodeBlock,
   decodeShard,
   encodeShard,
+  encodeShards,
   isAbortError,
   isRoutable,
   type Logger,
   placeCopies,
-  reconstructShards,
   type Shard,
   UpstreamUnavailableError,
 } from '@mycel/core'
@@ -60,7 +60,10 @@ export class ErasureReader {
     const { k, m, blockSize } = first
     const order = placeCopies(blockKey(cid), nodes, k + m)
     const have: (Uint8Array | undefined)[] = new Array(k + m).fill(undefined)
+    /** The encoded shards behind `have`, to check their checksums if the block does not match. */
+    const raw: (Uint8Array | undefined)[] = new Array(k + m).fill(undefined)
     have[first.index] = first.data
+    raw[first.index] = first.bytes
     const asked = new Set<string>([firstNode.id])
     const report = new Map<string, string>()
     const needsRepair: Array<{ node: NodeHandle; index: number }> = []
@@ -93,7 +96,11 @@ export class ErasureReader {
             pending--
             if (done) return
             this.cfg.metrics?.shardFetches?.inc({ result: outcome })
-            for (const s of shards) have[s.index] ??= s.data
+            for (const s of shards) {
+              if (have[s.index] !== undefined) continue
+              have[s.index] = s.data
+              raw[s.index] = s.bytes
+            }
             if (outcome !== 'ok') {
               report.set(node.address, detail)
               // A reachable owner without its shard gets it back once the block is read.
@@ -150,16 +157,45 @@ export class ErasureReader {
       )
     }
     const degraded = have.slice(0, k).some((s) => s === undefined)
-    const block = await decodeBlock(have, k, m, blockSize)
-    if (!blockMatches(cid, block)) {
-      // Each shard passed its checksum, so this is a bug or a forged shard: never serve it.
-      this.cfg.metrics?.ecReads?.inc({ result: 'failed' })
-      this.cfg.logger.error({ cid: cid.toString(), k, m }, 'block rebuilt from shards does not match its CID')
-      throw new BlockCorruptError(cid.toString())
-    }
+    let block = await decodeBlock(have, k, m, blockSize)
+    if (!blockMatches(cid, block)) block = await this.withoutDamagedShards(cid, have, raw, k, m, blockSize)
     this.cfg.metrics?.ecReads?.inc({ result: degraded ? 'degraded' : 'direct' })
-    if (needsRepair.length > 0) void this.readRepair(cid, have, k, m, blockSize, needsRepair)
+    if (needsRepair.length > 0) void this.readRepair(cid, block, k, m, needsRepair)
     return block
+  }
+
+  /**
+   * The block did not match its CID: nodes verify shards before serving them, so one was
+   * damaged on the way or a peer is faulty. Shards whose checksum fails are dropped and the block
+   * is decoded again from the others; without K good ones nothing is served.
+   */
+  private async withoutDamagedShards(
+    cid: CID,
+    have: (Uint8Array | undefined)[],
+    raw: (Uint8Array | undefined)[],
+    k: number,
+    m: number,
+    blockSize: number,
+  ): Promise<Uint8Array> {
+    const good = have.map((data, i) => {
+      const bytes = raw[i]
+      if (data === undefined || bytes === undefined) return undefined
+      try {
+        decodeShard(bytes)
+        return data
+      } catch {
+        this.cfg.logger.error({ cid: cid.toString(), shard: i }, 'shard from node failed verification')
+        return undefined
+      }
+    })
+    if (good.filter(Boolean).length >= k) {
+      const block = await decodeBlock(good, k, m, blockSize)
+      if (blockMatches(cid, block)) return block
+    }
+    // Every shard passed its checksum yet the block is wrong (a bug or a forged shard): never serve it.
+    this.cfg.metrics?.ecReads?.inc({ result: 'failed' })
+    this.cfg.logger.error({ cid: cid.toString(), k, m }, 'block rebuilt from shards does not match its CID')
+    throw new BlockCorruptError(cid.toString())
   }
 
   private fetch(
@@ -186,7 +222,7 @@ export class ErasureReader {
           let bad = res.corrupt.length
           for (const bytes of res.shards) {
             try {
-              const s = decodeShard(bytes)
+              const s = decodeShard(bytes, 'shard', false)
               const same = Buffer.compare(s.cid.multihash.bytes, cid.multihash.bytes) === 0
               if (same && s.k === k && s.m === m) shards.push(s)
             } catch {
@@ -205,28 +241,16 @@ export class ErasureReader {
     })
   }
 
-  /** Rebuilds the shards that reachable owners lacked or had corrupt, and writes them back. */
+  /** Writes the shards that reachable owners lacked or had corrupt back, from the verified block. */
   private async readRepair(
     cid: CID,
-    have: (Uint8Array | undefined)[],
+    block: Uint8Array,
     k: number,
     m: number,
-    blockSize: number,
     targets: Array<{ node: NodeHandle; index: number }>,
   ): Promise<void> {
     try {
-      const dataLength = (have.find((s) => s !== undefined) as Uint8Array).byteLength
-      const all = await reconstructShards(have, k, m, dataLength)
-      await Promise.all(
-        targets.map(({ node, index }) =>
-          writeShard(
-            node,
-            cid,
-            encodeShard({ cid, blockSize, k, m, index }, all[index] as Uint8Array),
-            this.cfg,
-          ),
-        ),
-      )
+      await writeShardsOf(cid, block, k, m, targets, this.cfg)
       this.cfg.metrics?.shardReadRepairs?.inc({ result: 'ok' })
       this.cfg.logger.info(
         { cid: cid.toString(), shards: targets.map((t) => `${t.index}@${t.node.address}`) },
@@ -238,6 +262,32 @@ export class ErasureReader {
       this.cfg.logger.warn({ cid: cid.toString(), err: String(err) }, 'shard read repair failed')
     }
   }
+}
+
+/**
+ * Encodes a block that was verified against its CID and writes shards `targets[].index` to
+ * their nodes: rebuilt shards always come from the verified block, never from other shards
+ * directly, so a damaged shard can never be copied into a new one.
+ */
+export async function writeShardsOf(
+  cid: CID,
+  block: Uint8Array,
+  k: number,
+  m: number,
+  targets: ReadonlyArray<{ node: NodeHandle; index: number }>,
+  cfg: { rpcTimeoutMs: number; logger: Logger },
+): Promise<void> {
+  const data = await encodeShards(block, k, m)
+  await Promise.all(
+    targets.map(({ node, index }) =>
+      writeShard(
+        node,
+        cid,
+        encodeShard({ cid, blockSize: block.byteLength, k, m, index }, data[index] as Uint8Array),
+        cfg,
+      ),
+    ),
+  )
 }
 
 /** Writes one encoded shard to one node (repair and read repair); resolves once it is durable. */

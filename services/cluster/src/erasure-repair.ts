@@ -3,16 +3,15 @@ import {
   blockKey,
   blockMatches,
   type CID,
+  decodeBlock,
   decodeShard,
-  encodeShard,
   isRoutable,
   type Logger,
   placeCopies,
-  reconstructShards,
   type Shard,
 } from '@mycel/core'
 import type { ShardRef } from '@mycel/proto'
-import { writeShard } from './erasure-read.js'
+import { writeShard, writeShardsOf } from './erasure-read.js'
 import { deadlineIn, type NodeHandle } from './node-clients.js'
 
 export interface ShardRepairConfig {
@@ -164,9 +163,7 @@ export async function repairShards(
     )
     return report
   }
-  const dataLength = (have.find(Boolean) as Uint8Array).byteLength
-  const all = await reconstructShards(have, k, m, dataLength)
-  const block = Buffer.concat(all.slice(0, k), blockSize)
+  const block = await decodeBlock(have, k, m, blockSize)
   if (!blockMatches(cid, block)) {
     cfg.logger.error(
       { cid: cid.toString(), k, m },
@@ -175,19 +172,13 @@ export async function repairShards(
     report.unrecoverable = true
     return report
   }
-  const written = await Promise.allSettled(
-    report.missing.map((i) =>
-      writeShard(
-        owners[i] as NodeHandle,
-        cid,
-        encodeShard({ cid, blockSize, k, m, index: i }, all[i] as Uint8Array),
-        cfg,
-      ).then(() => i),
-    ),
-  )
-  for (const w of written) {
-    if (w.status === 'fulfilled') report.rebuilt.push(w.value)
-    else cfg.logger.warn({ cid: cid.toString(), err: String(w.reason) }, 'writing a rebuilt shard failed')
+  const targets = report.missing.map((index) => ({ node: owners[index] as NodeHandle, index }))
+  try {
+    await writeShardsOf(cid, block, k, m, targets, cfg)
+    report.rebuilt.push(...report.missing)
+  } catch (err) {
+    // Some may have landed; the next pass finds what is still missing.
+    cfg.logger.warn({ cid: cid.toString(), err: String(err) }, 'writing rebuilt shards failed')
   }
   return report
 }

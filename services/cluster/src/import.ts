@@ -1,6 +1,6 @@
 import {
   type CID,
-  type Durability,
+  type DurabilityPolicy,
   isAbortError,
   kuboImporterOptions,
   type Logger,
@@ -19,7 +19,7 @@ export interface ImportedEntry {
 export interface ImportOptions {
   params: UnixfsImportParams
   /** The upload's policy; the cluster default without one. */
-  durability?: Durability
+  durability?: DurabilityPolicy
   /** Shorthand for durability replicate:R (kept for callers that predate policies). */
   replication?: number
   signal: AbortSignal

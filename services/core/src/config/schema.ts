@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { DEFAULT_REPLICATION } from '../constants.js'
-import { DEFAULT_EC_MIN_BLOCK_BYTES, parseDurabilitySetting } from '../erasure/policy.js'
+import { DEFAULT_EC_MIN_BLOCK_BYTES, parsePolicySetting } from '../erasure/policy.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
 
 /** Comma-separated host:port list. */
@@ -17,7 +17,7 @@ const peerList = z
 /** A durability policy: `auto`, `replicate:R` or `ec:K+M` (see erasure/policy.ts). */
 const durabilitySetting = z.string().transform((text, ctx) => {
   try {
-    return parseDurabilitySetting(text, 'policy')
+    return parsePolicySetting(text, 'policy')
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) })
     return z.NEVER

@@ -8,10 +8,10 @@ import { InvalidArgumentError, StoreUnavailableError } from '../errors.js'
  * rebuild it. Under `ec:K+M`, small blocks and DAG nodes are replicated M+1 times, so every block
  * of an upload survives the same number (M) of lost nodes.
  */
-export type Durability = ReplicatePolicy | EcPolicy
+export type DurabilityPolicy = ReplicatePolicy | EcPolicy
 export interface ReplicatePolicy {
   kind: 'replicate'
-  replicas: number
+  copies: number
 }
 export interface EcPolicy {
   kind: 'ec'
@@ -22,7 +22,7 @@ export interface EcPolicy {
 }
 
 /** The cluster default's extra choice: ec:4+2 when the cluster has enough nodes, else replication. */
-export type DurabilitySetting = Durability | { kind: 'auto' }
+export type PolicySetting = DurabilityPolicy | { kind: 'auto' }
 
 /** Upper bounds: the codec's (@ronomon/reed-solomon MAX_K, MAX_M) and the shard header's byte fields. */
 export const EC_MAX_DATA_SHARDS = 24
@@ -42,15 +42,15 @@ export const DEFAULT_EC_MIN_BLOCK_BYTES = 65_536
  * Parses `replicate:R` or `ec:K+M` (also `ec:K M`: an unencoded '+' in a query string arrives as
  * a space). InvalidArgumentError names the rule that failed. `what` names the option in messages.
  */
-export function parseDurability(text: string, what = 'durability'): Durability {
+export function parsePolicy(text: string, what = 'durability'): DurabilityPolicy {
   const v = text.trim()
   const rep = /^replicate:(\d{1,3})$/.exec(v)
   if (rep !== null) {
-    const replicas = Number(rep[1])
-    if (replicas < 1 || replicas > MAX_REPLICAS) {
-      throw new InvalidArgumentError(`${what}=replicate:R needs 1 <= R <= ${MAX_REPLICAS} (got ${replicas})`)
+    const copies = Number(rep[1])
+    if (copies < 1 || copies > MAX_REPLICAS) {
+      throw new InvalidArgumentError(`${what}=replicate:R needs 1 <= R <= ${MAX_REPLICAS} (got ${copies})`)
     }
-    return { kind: 'replicate', replicas }
+    return { kind: 'replicate', copies }
   }
   const ec = /^ec:(\d{1,3})[+ ](\d{1,3})$/.exec(v)
   if (ec !== null) {
@@ -72,14 +72,14 @@ export function parseDurability(text: string, what = 'durability'): Durability {
 }
 
 /** `auto`, `replicate:R` or `ec:K+M`: the cluster default (MYCEL_DEFAULT_DURABILITY). */
-export function parseDurabilitySetting(text: string, what = 'durability'): DurabilitySetting {
-  return text.trim() === 'auto' ? { kind: 'auto' } : parseDurability(text, what)
+export function parsePolicySetting(text: string, what = 'durability'): PolicySetting {
+  return text.trim() === 'auto' ? { kind: 'auto' } : parsePolicy(text, what)
 }
 
-export function formatDurability(d: DurabilitySetting): string {
+export function formatPolicy(d: PolicySetting): string {
   switch (d.kind) {
     case 'replicate':
-      return `replicate:${d.replicas}`
+      return `replicate:${d.copies}`
     case 'ec':
       return `ec:${d.k}+${d.m}`
     default:
@@ -107,25 +107,25 @@ export function ecReplicas(m: number): number {
  * the cluster has the nodes for it, else `replicate:replication`. A requested policy that needs
  * more nodes than placement has throws InvalidArgumentError; a default that does, StoreUnavailableError.
  */
-export function resolveDurability(
-  requested: Durability | undefined,
-  fallback: DurabilitySetting,
+export function resolvePolicy(
+  requested: DurabilityPolicy | undefined,
+  fallback: PolicySetting,
   placeableNodes: number,
   replication: number,
-): Durability {
-  let d: DurabilitySetting = requested ?? fallback
+): DurabilityPolicy {
+  let d: PolicySetting = requested ?? fallback
   if (d.kind === 'auto') {
-    d = placeableNodes >= AUTO_EC.k + AUTO_EC.m ? AUTO_EC : { kind: 'replicate', replicas: replication }
+    d = placeableNodes >= AUTO_EC.k + AUTO_EC.m ? AUTO_EC : { kind: 'replicate', copies: replication }
   }
   if (d.kind === 'ec' && d.k + d.m > placeableNodes) {
-    const why = `${formatDurability(d)} needs ${d.k + d.m} storage nodes (one per shard); the cluster has ${placeableNodes}`
+    const why = `${formatPolicy(d)} needs ${d.k + d.m} storage nodes (one per shard); the cluster has ${placeableNodes}`
     // A request asked for too much (400); a cluster default that cannot be met is the cluster's state (503).
     if (requested !== undefined) throw new InvalidArgumentError(`durability=${why}`)
     throw new StoreUnavailableError(`the default durability ${why}`)
   }
-  if (d.kind === 'replicate' && d.replicas > placeableNodes && requested !== undefined) {
+  if (d.kind === 'replicate' && d.copies > placeableNodes && requested !== undefined) {
     throw new InvalidArgumentError(
-      `durability=replicate:R needs 1 <= R <= ${placeableNodes} (the storage nodes); got ${d.replicas}`,
+      `durability=replicate:R needs 1 <= R <= ${placeableNodes} (the storage nodes); got ${d.copies}`,
     )
   }
   return d

@@ -1,4 +1,4 @@
-import { formatDurability } from '@mycel/core'
+import { formatPolicy } from '@mycel/core'
 import { Controller, Get, Inject, Res } from '@nestjs/common'
 import type { Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
@@ -43,7 +43,7 @@ export class AdminController {
       nodesTotal: nodes.length,
       replication: cfg.MYCEL_REPLICATION,
       writeQuorum: cfg.MYCEL_WRITE_QUORUM,
-      defaultDurability: formatDurability(cfg.MYCEL_DEFAULT_DURABILITY),
+      defaultDurability: formatPolicy(cfg.MYCEL_DEFAULT_DURABILITY),
       ecMinBlockBytes: cfg.MYCEL_EC_MIN_BLOCK_BYTES,
       ready: this.runtime.ready,
       membership: 'static',

@@ -85,12 +85,17 @@ export class RocksShardStore implements ShardStore {
 
   async get(cid: CID, filter: ShardFilter = {}): Promise<{ shards: Shard[]; corrupt: ShardRef[] }> {
     this.assertOpen()
-    const refs = (await this.refsOf(cid.multihash.bytes)).filter(
-      (r) =>
-        (!filter.k || r.k === filter.k) &&
-        (!filter.m || r.m === filter.m) &&
-        (filter.indices === undefined || filter.indices.length === 0 || filter.indices.includes(r.index)),
-    )
+    const { k, m, indices } = filter
+    // Named shards of a known code (the read path) are read by key; anything else needs a listing.
+    const refs =
+      k && m && indices !== undefined && indices.length > 0
+        ? indices.map((index) => ({ k, m, index }))
+        : (await this.refsOf(cid.multihash.bytes)).filter(
+            (r) =>
+              (!k || r.k === k) &&
+              (!m || r.m === m) &&
+              (indices === undefined || indices.length === 0 || indices.includes(r.index)),
+          )
     const values = await this.read(
       this.shards,
       refs.map((r) => shardKey(cid.multihash.bytes, r.k, r.m, r.index)),
