@@ -12,6 +12,8 @@ import {
 } from '@mycel/core'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import type { BlockStore, BlockStoreStats } from './block-store.js'
+import { planRecordBatch, u64 } from './counted-records.js'
+import { GroupCommit } from './group-commit.js'
 import type { WriteReply, WriteRequest } from './rocks-writer.worker.js'
 
 export interface RocksBlockStoreConfig {
@@ -66,17 +68,17 @@ const META_BYTES = Buffer.from('stats/bytes')
 export class RocksBlockStore implements BlockStore {
   private db!: RocksLevel
   private columns!: Columns
-  private queue: WriteOp[] = []
-  private writing = false
+  private readonly commits: GroupCommit<WriteOp>
   private closed = false
   private counts: BlockStoreStats = { blocks: 0, bytes: 0 }
-  private idleWaiters: Array<() => void> = []
   private writer!: Worker
   private writerFailure: Error | undefined
   private nextWriteId = 0
   private readonly writesInFlight = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
 
-  private constructor(private readonly config: RocksBlockStoreConfig) {}
+  private constructor(private readonly config: RocksBlockStoreConfig) {
+    this.commits = new GroupCommit((ops) => this.writeBatch(ops), config.logger, 'block store')
+  }
 
   static async open(config: RocksBlockStoreConfig): Promise<RocksBlockStore> {
     const store = new RocksBlockStore(config)
@@ -210,9 +212,7 @@ export class RocksBlockStore implements BlockStore {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    if (this.writing || this.queue.length > 0) {
-      await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
-    }
+    await this.commits.idle()
     // The writer shares the database handle: it closes its side first.
     await new Promise<void>((resolve) => {
       this.writer.ref()
@@ -244,27 +244,7 @@ export class RocksBlockStore implements BlockStore {
   }
 
   private enqueue(op: WriteOp): void {
-    this.queue.push(op)
-    if (!this.writing) {
-      this.writing = true
-      // Yield once so that writes arriving in the same tick share the batch.
-      setImmediate(() => void this.drain())
-    }
-  }
-
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const ops = this.queue.splice(0)
-      try {
-        await this.writeBatch(ops)
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err))
-        this.config.logger.error({ err: error, ops: ops.length }, 'block store write failed')
-        for (const op of ops) op.reject(new StoreUnavailableError(`write failed: ${error.message}`))
-      }
-    }
-    this.writing = false
-    for (const resolve of this.idleWaiters.splice(0)) resolve()
+    this.commits.enqueue(op)
   }
 
   private async writeBatch(ops: WriteOp[]): Promise<void> {
@@ -273,50 +253,20 @@ export class RocksBlockStore implements BlockStore {
       ops.map((op) => op.key),
       { column: this.columns.sizes, valueEncoding: 'buffer' },
     )) as Array<Buffer | undefined>
-    const present = new Map<string, number>()
-    ops.forEach((op, i) => {
-      const size = sizes[i]
-      const id = op.key.toString('hex')
-      if (size !== undefined && !present.has(id)) present.set(id, size.readUInt32BE(0))
-    })
-    const counts = { ...this.counts }
-    const batch: WriteRequest['ops'] = []
-    const results: Array<() => void> = []
-    for (const op of ops) {
-      const id = op.key.toString('hex')
-      if (op.kind === 'put') {
-        if (!present.has(id)) {
-          const size = Buffer.alloc(4)
-          size.writeUInt32BE(op.bytes.byteLength)
-          batch.push({ type: 'put', column: 'default', key: op.key, value: op.bytes })
-          batch.push({ type: 'put', column: 'sizes', key: op.key, value: size })
-          present.set(id, op.bytes.byteLength)
-          counts.blocks += 1
-          counts.bytes += op.bytes.byteLength
-        }
-        results.push(() => op.resolve())
-      } else {
-        const existed = present.get(id)
-        if (existed !== undefined) {
-          batch.push({ type: 'del', column: 'default', key: op.key })
-          batch.push({ type: 'del', column: 'sizes', key: op.key })
-          present.delete(id)
-          counts.blocks -= 1
-          counts.bytes -= existed
-        }
-        results.push(() => op.resolve(existed !== undefined))
-      }
-    }
-    batch.push({ type: 'put', column: 'meta', key: META_BLOCKS, value: u64(counts.blocks) })
+    const plan = planRecordBatch(
+      ops,
+      sizes,
+      { data: 'default', sizes: 'sizes' },
+      { count: this.counts.blocks, bytes: this.counts.bytes },
+    )
+    const { batch, counts } = plan
+    batch.push({ type: 'put', column: 'meta', key: META_BLOCKS, value: u64(counts.count) })
     batch.push({ type: 'put', column: 'meta', key: META_BYTES, value: u64(counts.bytes) })
     await this.applyBatch(batch)
-    this.counts = counts
-    for (const done of results) done()
+    this.counts = { blocks: counts.count, bytes: counts.bytes }
+    for (const [i, op] of ops.entries()) {
+      if (op.kind === 'put') op.resolve()
+      else op.resolve(plan.held[i] !== undefined)
+    }
   }
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8)
-  b.writeBigUInt64BE(BigInt(n))
-  return b
 }

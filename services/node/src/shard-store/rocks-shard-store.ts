@@ -9,8 +9,9 @@ import {
   shardKey,
   shardKeyRange,
 } from '@mycel/core'
+import { planRecordBatch, u64 } from '../block-store/counted-records.js'
+import { GroupCommit } from '../block-store/group-commit.js'
 import type { SharedRocks } from '../block-store/rocks-block-store.js'
-import type { WriteRequest } from '../block-store/rocks-writer.worker.js'
 import type { ShardFilter, ShardRef, ShardStore, ShardStoreStats, StoredShardEntry } from './shard-store.js'
 
 type Op =
@@ -41,10 +42,8 @@ export interface RocksShardStoreConfig {
  * counters it derives from the index are exact.
  */
 export class RocksShardStore implements ShardStore {
-  private queue: Op[] = []
-  private writing = false
+  private readonly commits: GroupCommit<Op>
   private closed = false
-  private idle: Array<() => void> = []
   private counts: ShardStoreStats = { shards: 0, bytes: 0 }
   private readonly shards: unknown
   private readonly sizes: unknown
@@ -57,6 +56,7 @@ export class RocksShardStore implements ShardStore {
     this.shards = rocks.column('shards')
     this.sizes = rocks.column('shard-sizes')
     this.meta = rocks.column('meta')
+    this.commits = new GroupCommit((ops) => this.writeBatch(ops), config.logger, 'shard store')
   }
 
   static async open(rocks: SharedRocks, config: RocksShardStoreConfig): Promise<RocksShardStore> {
@@ -175,7 +175,7 @@ export class RocksShardStore implements ShardStore {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    if (this.writing || this.queue.length > 0) await new Promise<void>((r) => this.idle.push(r))
+    await this.commits.idle()
   }
 
   /** Writes a raw value under a shard's key, bypassing verification: for fault-injection tests. */
@@ -233,26 +233,7 @@ export class RocksShardStore implements ShardStore {
   }
 
   private enqueue(op: Op): void {
-    this.queue.push(op)
-    if (!this.writing) {
-      this.writing = true
-      setImmediate(() => void this.drain())
-    }
-  }
-
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const ops = this.queue.splice(0)
-      try {
-        await this.writeBatch(ops)
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err))
-        this.config.logger.error({ err: error, ops: ops.length }, 'shard store write failed')
-        for (const op of ops) op.reject(new StoreUnavailableError(`shard write failed: ${error.message}`))
-      }
-    }
-    this.writing = false
-    for (const resolve of this.idle.splice(0)) resolve()
+    this.commits.enqueue(op)
   }
 
   private async writeBatch(ops: Op[]): Promise<void> {
@@ -260,52 +241,21 @@ export class RocksShardStore implements ShardStore {
       this.sizes,
       ops.map((op) => op.key),
     )
-    const present = new Map<string, number>()
-    ops.forEach((op, i) => {
-      const size = sizes[i]
-      const id = op.key.toString('hex')
-      if (size !== undefined && !present.has(id)) present.set(id, size.readUInt32BE(0))
-    })
-    const counts = { ...this.counts }
-    const batch: WriteRequest['ops'] = []
-    const done: Array<() => void> = []
-    for (const op of ops) {
-      const id = op.key.toString('hex')
-      const held = present.get(id)
-      if (op.kind === 'put') {
-        // A shard is content-derived: a second put of the same key carries the same bytes.
-        if (held === undefined) {
-          const size = Buffer.alloc(4)
-          size.writeUInt32BE(op.bytes.byteLength)
-          batch.push({ type: 'put', column: 'shards', key: op.key, value: op.bytes })
-          batch.push({ type: 'put', column: 'shard-sizes', key: op.key, value: size })
-          present.set(id, op.bytes.byteLength)
-          counts.shards++
-          counts.bytes += op.bytes.byteLength
-        }
-      } else if (held !== undefined) {
-        batch.push({ type: 'del', column: 'shards', key: op.key })
-        batch.push({ type: 'del', column: 'shard-sizes', key: op.key })
-        present.delete(id)
-        counts.shards--
-        counts.bytes -= held
-      }
-      done.push(() => op.resolve(held !== undefined))
-    }
-    batch.push({ type: 'put', column: 'meta', key: META_SHARDS, value: u64(counts.shards) })
+    // A shard is content-derived: a second put of the same key carries the same bytes.
+    const { batch, counts, held } = planRecordBatch(
+      ops,
+      sizes,
+      { data: 'shards', sizes: 'shard-sizes' },
+      { count: this.counts.shards, bytes: this.counts.bytes },
+    )
+    batch.push({ type: 'put', column: 'meta', key: META_SHARDS, value: u64(counts.count) })
     batch.push({ type: 'put', column: 'meta', key: META_SHARD_BYTES, value: u64(counts.bytes) })
     await this.rocks.write(batch)
-    this.counts = counts
-    for (const resolve of done) resolve()
+    this.counts = { shards: counts.count, bytes: counts.bytes }
+    for (const [i, op] of ops.entries()) op.resolve(held[i] !== undefined)
   }
 }
 
 function sameBlock(a: CID, b: CID): boolean {
   return Buffer.compare(a.multihash.bytes, b.multihash.bytes) === 0
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8)
-  b.writeBigUInt64BE(BigInt(n))
-  return b
 }
