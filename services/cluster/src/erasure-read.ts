@@ -35,6 +35,9 @@ export interface ErasureReaderConfig {
   metrics?: Partial<ErasureReadMetrics>
 }
 
+/** How far down the placement ranking a read looks for misplaced shards, in multiples of K+M. */
+const SWEEP_WIDTH = 2
+
 /** What one shard request found. */
 type Outcome = 'ok' | 'missing' | 'corrupt' | 'unreachable'
 
@@ -68,9 +71,8 @@ export class ErasureReader {
     const report = new Map<string, string>()
     const needsRepair: Array<{ node: NodeHandle; index: number }> = []
     const calls = new AbortController()
-    const onAbort = () => calls.abort()
-    signal?.addEventListener('abort', onAbort, { once: true })
     const count = () => have.filter((s) => s !== undefined).length
+    let onAbort = () => {}
 
     try {
       await new Promise<void>((resolve) => {
@@ -83,6 +85,8 @@ export class ErasureReader {
           clearTimeout(hedge)
           resolve()
         }
+        onAbort = finish
+        signal?.addEventListener('abort', onAbort, { once: true })
         /** Asks `node` for `indices` (all when empty); false when it was asked before or is not routable. */
         const launch = (node: NodeHandle | undefined, indices: number[]): boolean => {
           if (node === undefined || asked.has(node.id)) return false
@@ -123,11 +127,12 @@ export class ErasureReader {
           if (pending === 0) sweep()
         }
         // The K+M owners could not supply K shards: a shard may sit on a node ranked after them
-        // (written there while its owner was down). Ask everyone not asked yet, for any shard.
+        // (written there while its owner was down, or not yet handed off after placement moved).
+        // Ask the nodes ranked next, as many again as the owners, for any shard of the block.
         const sweep = () => {
           if (swept) return finish()
           swept = true
-          for (const node of order) launch(node, [])
+          for (const node of order.slice(0, SWEEP_WIDTH * (k + m))) launch(node, [])
           if (pending === 0) finish()
         }
         const hedge = setTimeout(() => {
