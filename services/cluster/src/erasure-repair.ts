@@ -41,7 +41,7 @@ export interface RepairShardsArgs {
   nodes: readonly NodeHandle[]
   /**
    * The calling node's id. When set (and not `force`), the block is repaired only if the caller
-   * is the first owner, in placement order, that holds its own shard: every holder may run the
+   * is the first owner, in placement order, that holds a shard of it: every holder may run the
    * survey, one of them writes.
    */
   self?: string
@@ -103,11 +103,11 @@ export function getShardsFrom(
 /**
  * Restores the K+M shards of one erasure-coded block on their owners (the first K+M nodes of
  * placeCopies(key, nodes, K+M)): asks every owner which shards it holds (ListShards), and when
- * some owner lacks its shard, gathers any K shards, rebuilds the block, checks it against its
- * CID (a wrong reconstruction is never persisted), and writes each missing shard to its owner.
- * Owners that cannot be asked are left alone: a `left` node's data is expected back. Shards
- * held by nodes outside the K+M are not looked for here: their holders hand them off
- * (handOffShard).
+ * some owner lacks its shard, gathers any K shards (from the owners, whatever index they hold,
+ * then from the next K+M nodes in rank order), rebuilds the block, checks it against its CID (a
+ * wrong reconstruction is never persisted), re-encodes it and writes each missing shard to its
+ * owner. Owners that cannot be asked are left alone: a `left` node's data is expected back.
+ * Misplaced shards are moved by their holders (handOffShard), not here.
  */
 export async function repairShards(
   args: RepairShardsArgs,
@@ -123,16 +123,17 @@ export async function repairShards(
     skipped: false,
   }
   const listings = await Promise.all(owners.map((node) => listShardsOn(node, [cid], cfg.rpcTimeoutMs)))
-  const holds = owners.map((_, i) => {
-    const refs = listings[i]?.[0]
-    return refs === undefined ? undefined : refs.some((r) => r.k === k && r.m === m && r.index === i)
-  })
-  holds.forEach((h, i) => {
-    if (h === undefined) report.unknown.push(i)
-    else if (!h) report.missing.push(i)
+  /** Which indices of this code each node holds (from its index), undefined when it cannot be asked. */
+  const indicesOf = (refs: ShardRef[][] | undefined) =>
+    refs?.[0]?.filter((r) => r.k === k && r.m === m).map((r) => r.index)
+  const held = listings.map(indicesOf)
+  held.forEach((indices, i) => {
+    if (indices === undefined) report.unknown.push(i)
+    else if (!indices.includes(i)) report.missing.push(i)
   })
   if (report.missing.length === 0) return report
-  const first = holds.indexOf(true)
+  // The first owner holding any shard of the block writes; the others only survey.
+  const first = held.findIndex((indices) => indices !== undefined && indices.length > 0)
   if (!args.force && args.self !== undefined && owners[first]?.id !== args.self) {
     report.skipped = true
     return report
@@ -144,21 +145,42 @@ export async function repairShards(
     have[s.index] ??= s.data
     blockSize = s.blockSize
   }
+  const count = () => have.filter(Boolean).length
   for (const s of args.local ?? []) if (s.k === k && s.m === m) take(s)
-  // Fetch from holders, data shards first (no decode when all K arrive), until K are in hand.
-  const holders = holds.flatMap((h, i) => (h === true && have[i] === undefined ? [i] : []))
-  while (have.filter(Boolean).length < k && holders.length > 0) {
-    const want = k - have.filter(Boolean).length
-    const batch = holders.splice(0, want)
-    const got = await Promise.all(
-      batch.map((i) => getShardsFrom(owners[i] as NodeHandle, cid, k, m, [i], cfg.rpcTimeoutMs)),
-    )
-    for (const s of got.flat()) take(s)
+  // Where each index can be read: owners first (a shard an owner holds under another index
+  // counts too: placement moved and its handoff has not run yet).
+  const sources = new Map<number, NodeHandle>()
+  const addSources = (nodes: readonly NodeHandle[], indices: ReadonlyArray<number[] | undefined>) => {
+    for (const [i, node] of nodes.entries()) {
+      for (const index of indices[i] ?? []) if (!sources.has(index)) sources.set(index, node)
+    }
   }
-  if (have.filter(Boolean).length < k) {
+  addSources(owners, held)
+  const fetchFromSources = async () => {
+    // Data shards first: with all K of them nothing needs decoding.
+    const wanted = [...sources.keys()].filter((i) => have[i] === undefined).sort((a, b) => a - b)
+    while (count() < k && wanted.length > 0) {
+      const batch = wanted.splice(0, k - count())
+      const got = await Promise.all(
+        batch.map((i) => getShardsFrom(sources.get(i) as NodeHandle, cid, k, m, [i], cfg.rpcTimeoutMs)),
+      )
+      for (const shard of got.flat()) take(shard)
+    }
+  }
+  await fetchFromSources()
+  if (count() < k) {
+    // Shards written to fallback nodes while an owner was down sit just below the owners.
+    const next = placeCopies(blockKey(cid), args.nodes, k + m).slice(k + m, 2 * (k + m))
+    addSources(
+      next,
+      (await Promise.all(next.map((n) => listShardsOn(n, [cid], cfg.rpcTimeoutMs)))).map(indicesOf),
+    )
+    await fetchFromSources()
+  }
+  if (count() < k) {
     report.unrecoverable = true
     cfg.logger.error(
-      { cid: cid.toString(), k, m, found: have.filter(Boolean).length },
+      { cid: cid.toString(), k, m, found: count() },
       'erasure-coded block has fewer than K shards left: cannot rebuild it',
     )
     return report
