@@ -17,7 +17,7 @@ import {
   placementOf,
   waitForNodesUp,
 } from '../helpers/erasure.js'
-import { hasBlocks, readyBlockClient } from '../helpers/grpc.js'
+import { hasBlocks, rawBlock, readyBlockClient } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
 
 interface StoredFile {
@@ -163,6 +163,32 @@ describe('erasure coding: 2+1, 4+2 and 6+3 on 9 nodes', () => {
       const shards = await getShards(cluster.nodeAddress(owner), leaf)
       return shards.length === 1
     })
+  })
+
+  it('a shard written to the next node while its owner was down is found by reads', async () => {
+    const bytes = randomBytes(90_000)
+    const { cid } = rawBlock(bytes)
+    const order = placementOf(cluster, cid, 3)
+    await cluster.nodes[order[1]!]!.kill()
+    let up: Awaited<ReturnType<typeof rawUpload>>
+    try {
+      up = await rawUpload(cluster.gatewayUrl, bytes, q('ec:2+1'))
+      assert.equal(up.status, 201, up.text)
+    } finally {
+      await restartAll(cluster, [order[1]!])
+    }
+    assert.equal(up.body.cid, cid.toString())
+    assert.deepEqual(await listShards(cluster.nodeAddress(order[3]!), cid), [{ k: 2, m: 1, index: 1 }])
+    // The owner of shard 1 is back but empty: with the owner of shard 0 down, shard 1 must come
+    // from the node ranked after the owners.
+    await killAll(cluster, [order[0]!])
+    try {
+      const got = await download(cluster.gatewayUrl, cid.toString())
+      assert.equal(got.status, 200, got.text)
+      assert.equal(got.hash, sha256(bytes))
+    } finally {
+      await restartAll(cluster, [order[0]!])
+    }
   })
 
   it('a policy the cluster cannot place is refused with 400', async () => {
