@@ -1,6 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { handOffShard, NodeClients, repairShards, type ShardRepairConfig } from '@mycel/cluster'
-import { cidOfMultihash, isAbortError, type Logger, type MembershipView, type NodeEnv } from '@mycel/core'
+import {
+  blockKey,
+  cidOfMultihash,
+  isAbortError,
+  type Logger,
+  type MembershipView,
+  type NodeEnv,
+  placeCopies,
+} from '@mycel/core'
 import type { NodeComponent, NodeContext } from '../node-component.js'
 import type { ShardMetrics } from './shard-metrics.js'
 import type { ShardStore, StoredShardEntry } from './shard-store.js'
@@ -139,27 +147,25 @@ export class ShardMaintenance implements NodeComponent {
     try {
       const nodes = p.clients.nodes
       if (nodes.length < k + m) return // not enough members to place the shards: nothing to do
-      const { shards: local } = await p.shards.get(cid, { k, m })
-      const kept = []
-      for (const shard of local) {
-        const result = await handOffShard(
-          shard,
-          nodes,
-          p.self,
-          () => p.shards.delete(cid, [shard]).then(() => undefined),
-          p.repair,
-        )
-        if (result === 'handed_off' || result === 'owner_has') {
-          p.metrics.repairs.inc({ result: 'handed_off' })
-          p.log.info(
-            { cid: cid.toString(), shard: shard.index, result },
-            'misplaced shard handed off to its owner',
-          )
-        } else {
-          kept.push(shard)
+      // Shard data is read only for a shard to hand off; the survey needs the index alone.
+      const owners = placeCopies(blockKey(cid), nodes, k + m)
+      const [refs = []] = await p.shards.list([cid])
+      for (const ref of refs) {
+        if (ref.k !== k || ref.m !== m || owners[ref.index]?.id === p.self) continue
+        const { shards } = await p.shards.get(cid, { k, m, indices: [ref.index] })
+        for (const shard of shards) {
+          const drop = () => p.shards.delete(cid, [shard]).then(() => undefined)
+          const result = await handOffShard(shard, nodes, p.self, drop, p.repair)
+          if (result === 'handed_off' || result === 'owner_has') {
+            p.metrics.repairs.inc({ result: 'handed_off' })
+            p.log.info(
+              { cid: cid.toString(), shard: shard.index, result },
+              'misplaced shard handed off to its owner',
+            )
+          }
         }
       }
-      const report = await repairShards({ cid, k, m, nodes, self: p.self, force, local: kept }, p.repair)
+      const report = await repairShards({ cid, k, m, nodes, self: p.self, force }, p.repair)
       p.metrics.repairBlocksChecked.inc()
       if (report.rebuilt.length > 0) {
         p.metrics.repairs.inc({ result: 'rebuilt' }, report.rebuilt.length)
