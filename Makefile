@@ -67,7 +67,8 @@ run: build
 
 # The chart checks (make chart-test) run first; their counts join the last line of tests/run.mjs
 # through MYCEL_EXTRA_RESULTS. A chart check that fails is counted there, so the node suites still run.
-test: build lint chart-tools
+# Kubo is built first: tests/e2e/kubo-interop.test.ts runs the real `ipfs` beside Mycel.
+test: build lint chart-tools kubo
 	@rm -f $(CHART_RESULTS)
 	-@$(MAKE) --no-print-directory chart-test
 	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) node tests/run.mjs

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 
+/** Linux USER_HZ: the unit of /proc/PID/stat CPU times. */
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim() || 100)
 
 /** User + system CPU seconds a process has used so far (/proc/PID/stat, fields 14 and 15). */

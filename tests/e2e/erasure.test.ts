@@ -57,13 +57,13 @@ async function restartAll(cluster: TestCluster, nodes: number[]): Promise<void> 
   await waitForNodesUp(cluster, cluster.nodes.length)
 }
 
-// Scrub and background repair are off here, so what these tests see is the read path alone.
+// Scrub is off and repair passes are 10 minutes apart here, so these tests see the read path alone.
 describe('erasure coding: 2+1, 4+2 and 6+3 on 9 nodes', () => {
   let cluster: TestCluster
   before(async () => {
     cluster = await startCluster({
       nodes: 9,
-      env: { MYCEL_SHARD_SCRUB_BYTES_PER_SEC: '0', MYCEL_SHARD_REPAIR_BLOCKS_PER_SEC: '0' },
+      env: { MYCEL_SCRUB_RATE_BYTES: '0' },
     })
   })
   after(async () => {
@@ -206,10 +206,9 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
     cluster = await startCluster({
       nodes: 6,
       env: {
-        MYCEL_SHARD_SCRUB_BYTES_PER_SEC: String(64 * 1024 * 1024),
-        MYCEL_SHARD_SCRUB_INTERVAL_MS: '300',
-        MYCEL_SHARD_REPAIR_BLOCKS_PER_SEC: '1000',
-        MYCEL_SHARD_REPAIR_INTERVAL_MS: '300',
+        MYCEL_SCRUB_RATE_BYTES: String(64 * 1024 * 1024),
+        MYCEL_SCRUB_INTERVAL_MS: '300',
+        MYCEL_REPAIR_INTERVAL_MS: '300',
       },
     })
   })
@@ -291,9 +290,8 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
       dataDir: cluster.dataDir,
       ports: cluster.ports,
       env: {
-        MYCEL_SHARD_SCRUB_BYTES_PER_SEC: '0',
-        MYCEL_SHARD_REPAIR_BLOCKS_PER_SEC: '1000',
-        MYCEL_SHARD_REPAIR_INTERVAL_MS: '300',
+        MYCEL_SCRUB_RATE_BYTES: '0',
+        MYCEL_REPAIR_INTERVAL_MS: '300',
       },
     })
     try {

@@ -29,6 +29,11 @@ export interface LocalClusterOptions {
   gatewayEnv?: Record<string, string>
   /** How long a process may take to report ready. */
   readyTimeoutMs?: number
+  /**
+   * Nodes (by index) that are not members: not started, and left out of every MYCEL_PEERS (a
+   * node removed from the static membership). Their ports and data directories stay reserved.
+   */
+  exclude?: readonly number[]
 }
 
 /** Children still running; if the supervisor itself dies, they go with it. */
@@ -151,7 +156,10 @@ export class LocalCluster {
     this.host = options.host ?? '127.0.0.1'
     const dataDir = resolve(options.dataDir)
     const timeout = options.readyTimeoutMs ?? 60_000
-    const peers = Array.from({ length: options.nodes }, (_, i) => `${this.host}:${this.ports.grpc + i}`)
+    const peers = Array.from(
+      { length: options.nodes },
+      (_, i) => `${this.host}:${this.ports.grpc + i}`,
+    ).filter((_, i) => !options.exclude?.includes(i))
     for (let i = 0; i < options.nodes; i++) {
       this.nodes.push(
         new ServiceProcess(
@@ -161,7 +169,7 @@ export class LocalCluster {
             MYCEL_DATA_DIR: join(dataDir, `node-${i}`),
             MYCEL_GRPC_LISTEN: `${this.host}:${this.ports.grpc + i}`,
             MYCEL_ADMIN_LISTEN: `${this.host}:${this.ports.admin + i}`,
-            // Every node knows its peers: shard repair and handoff talk to them.
+            // Static membership: every node knows every member, as the gateway does.
             MYCEL_PEERS: peers.join(','),
             ...options.env,
           },
@@ -198,10 +206,15 @@ export class LocalCluster {
     return `http://${this.host}:${this.ports.admin + i}`
   }
 
+  /** The member nodes (all but the excluded ones). */
+  get members(): ServiceProcess[] {
+    return this.nodes.filter((_, i) => !this.options.exclude?.includes(i))
+  }
+
   async start(): Promise<void> {
     await mkdir(join(resolve(this.options.dataDir), 'logs'), { recursive: true })
     try {
-      await Promise.all(this.nodes.map((n) => n.start()))
+      await Promise.all(this.members.map((n) => n.start()))
       await this.gateway.start()
     } catch (err) {
       await this.stop()
@@ -215,9 +228,21 @@ export class LocalCluster {
   }
 }
 
+/**
+ * Background timings for a local cluster, so repair and scrubbing can be watched within a minute
+ * (production defaults wait minutes to days). Variables set in the environment win.
+ */
+export const LOCAL_TIMINGS: Record<string, string> = {
+  MYCEL_REPAIR_INTERVAL_MS: '5000',
+  MYCEL_REPAIR_RATE_BYTES: String(256 * 1024 * 1024),
+  MYCEL_SCRUB_RATE_BYTES: String(64 * 1024 * 1024),
+  MYCEL_SCRUB_INTERVAL_MS: '60000',
+}
+
 /** `mycel local`: start the cluster, print where it answers, stop cleanly on Ctrl-C. */
 export async function runLocalCluster(opts: { nodes: number; dataDir: string }): Promise<number> {
-  const cluster = new LocalCluster({ nodes: opts.nodes, dataDir: opts.dataDir })
+  const timings = Object.fromEntries(Object.entries(LOCAL_TIMINGS).filter(([k]) => !process.env[k]))
+  const cluster = new LocalCluster({ nodes: opts.nodes, dataDir: opts.dataDir, env: timings })
   process.stdout.write(
     `starting ${opts.nodes} storage nodes and a gateway (data in ${resolve(opts.dataDir)})\n`,
   )

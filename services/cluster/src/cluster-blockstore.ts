@@ -6,19 +6,21 @@ import {
   blockMatches,
   type CID,
   DEFAULT_EC_MIN_BLOCK_BYTES,
+  type Durability,
   type DurabilityPolicy,
+  type DurabilitySetting,
   decodeShard,
   ecReplicas,
   HASH_IDENTITY,
   isAbortError,
   type Logger,
-  type PolicySetting,
   placeCopies,
-  resolvePolicy,
+  replicate,
+  resolveDurability,
   type Shard,
   UpstreamUnavailableError,
 } from '@mycel/core'
-import { type GetBlockResponse, mycelCodeOf } from '@mycel/proto'
+import { fromProtoDurability, mycelCodeOf } from '@mycel/proto'
 import { ErasureReader, type ErasureReadMetrics } from './erasure-read.js'
 import { ErasureWriteSession } from './erasure-write.js'
 import { deadlineIn, isServiceError, type NodeClients, type NodeHandle } from './node-clients.js'
@@ -31,7 +33,7 @@ export interface ClusterConfig {
   /** Blocks in flight per node on an upload stream. */
   maxInflightPerNode: number
   /** Policy of writes that name none (default replicate:`replication`). */
-  defaultDurability?: PolicySetting
+  defaultDurability?: DurabilitySetting
   /** Smallest leaf an ec policy erasure-codes (DEFAULT_EC_MIN_BLOCK_BYTES). */
   ecMinBlockBytes?: number
   /** How long an erasure-coded read waits for a data shard before asking for parity too. */
@@ -81,35 +83,40 @@ export class ClusterBlockstore {
    * replicate:R, as before policies existed); without one the cluster default applies.
    * InvalidArgumentError when the cluster has too few nodes for the requested policy.
    */
-  newWriteSession(durability?: number | DurabilityPolicy): BlockWriter {
+  newWriteSession(durability?: number | Durability): BlockWriter {
     const nodes = this.clients.nodes
-    // A bare number (the older API) is capped at the node count; a policy is checked against it.
-    const requested: DurabilityPolicy | undefined =
-      typeof durability === 'number'
-        ? { kind: 'replicate', copies: Math.min(durability, nodes.length) }
-        : durability
-    const policy = resolvePolicy(
-      requested,
-      this.config.defaultDurability ?? { kind: 'replicate', copies: this.config.replication },
+    const requested: Durability | undefined =
+      typeof durability === 'number' ? replicate(durability) : durability
+    // A bare number (the older API) may exceed the node count: its record keeps the requested R
+    // so that repair completes the copies once nodes join. A policy is checked against it.
+    const policy = resolveDurability(
+      typeof durability === 'number' ? undefined : requested,
+      requested ?? this.config.defaultDurability ?? replicate(this.config.replication),
       nodes.length,
       this.config.replication,
     )
-    if (policy.kind === 'replicate') return this.replicatedSession(nodes, policy.copies)
-    return new ErasureWriteSession(this.replicatedSession(nodes, ecReplicas(policy.m)), {
+    if (policy.kind === 'replicate')
+      return this.replicatedSession(nodes, policy.copies, requested !== undefined)
+    return new ErasureWriteSession(this.replicatedSession(nodes, ecReplicas(policy.m), true), {
       policy,
       nodes,
       minBlockBytes: this.config.ecMinBlockBytes ?? DEFAULT_EC_MIN_BLOCK_BYTES,
     })
   }
 
-  /** R copies per block; W is the configured quorum for the configured R, else a majority. */
-  private replicatedSession(nodes: readonly NodeHandle[], copies: number): WriteSession {
+  /**
+   * R copies per block, each carrying replicate:R as its durability record. W is the configured
+   * quorum for the cluster's own R, else a majority of the copies that can be placed.
+   */
+  private replicatedSession(nodes: readonly NodeHandle[], copies: number, requested: boolean): WriteSession {
     const r = Math.min(copies, nodes.length)
-    const w = r === this.config.replication ? this.config.writeQuorum : Math.floor(r / 2) + 1
+    const own = !requested && copies === this.config.replication
+    const w = own ? this.config.writeQuorum : Math.floor(r / 2) + 1
     return new WriteSession({
       nodes,
       replication: r,
       writeQuorum: Math.min(w, r),
+      durability: replicate(copies),
       ackTimeoutMs: this.config.rpcTimeoutMs,
       maxInflightPerNode: this.config.maxInflightPerNode,
       logger: this.log,
@@ -147,10 +154,10 @@ export class ClusterBlockstore {
     for (const node of order) {
       options.signal?.throwIfAborted()
       try {
-        const res = await this.fetchFrom(node, cid, options.signal)
-        if (res.shard.byteLength > 0) {
+        const { data, durability, shard } = await this.fetchFrom(node, cid, options.signal)
+        if (shard.byteLength > 0) {
           // The node holds a shard, not the block: the block is erasure-coded.
-          const first = this.verifiedShard(cid, res.shard, node)
+          const first = this.verifiedShard(cid, shard, node)
           if (first === undefined) {
             corrupt.push(node)
             continue
@@ -158,14 +165,13 @@ export class ClusterBlockstore {
           erasure = { first, node }
           break
         }
-        const data = res.data
         if (!blockMatches(cid, data)) {
           // The node verifies before it serves, so this is damage in transit or a faulty peer.
           this.log.error({ cid: cid.toString(), peer: node.address }, 'block from node failed verification')
           corrupt.push(node)
           continue
         }
-        if (corrupt.length > 0) this.readRepair(cid, data, corrupt)
+        if (corrupt.length > 0) this.readRepair(cid, data, durability, corrupt)
         this.metrics.blockFetches.inc({ result: 'ok' })
         return data
       } catch (err) {
@@ -207,7 +213,11 @@ export class ClusterBlockstore {
   }
 
   /** GetBlock that also accepts a shard (the node holds shards of an erasure-coded block). */
-  private fetchFrom(node: NodeHandle, cid: CID, signal?: AbortSignal): Promise<GetBlockResponse> {
+  private fetchFrom(
+    node: NodeHandle,
+    cid: CID,
+    signal?: AbortSignal,
+  ): Promise<{ data: Uint8Array; durability: DurabilityPolicy | undefined; shard: Uint8Array }> {
     return new Promise((resolve, reject) => {
       const call = node.client.getBlock(
         { cid: Buffer.from(cid.bytes), acceptShard: true, shardIndex: 0 },
@@ -216,7 +226,7 @@ export class ClusterBlockstore {
         (err, res) => {
           signal?.removeEventListener('abort', onAbort)
           if (err) reject(err)
-          else resolve(res)
+          else resolve({ data: res.data, durability: fromProtoDurability(res.durability), shard: res.shard })
         },
       )
       const onAbort = () => call.cancel()
@@ -224,12 +234,21 @@ export class ClusterBlockstore {
     })
   }
 
-  /** Puts a good copy back on nodes whose copy failed verification (they dropped theirs). */
-  private readRepair(cid: CID, data: Uint8Array, nodes: NodeHandle[]): void {
+  /**
+   * Puts a good copy back on nodes whose copy failed verification (they dropped theirs), with the
+   * durability record of the node that served the good copy.
+   */
+  private readRepair(
+    cid: CID,
+    data: Uint8Array,
+    durability: DurabilityPolicy | undefined,
+    nodes: NodeHandle[],
+  ): void {
     const session = new WriteSession({
       nodes,
       replication: nodes.length,
       writeQuorum: nodes.length,
+      durability,
       ackTimeoutMs: this.config.rpcTimeoutMs,
       maxInflightPerNode: 1,
       logger: this.log,

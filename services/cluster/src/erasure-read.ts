@@ -280,9 +280,10 @@ export async function writeShardsOf(
   k: number,
   m: number,
   targets: ReadonlyArray<{ node: NodeHandle; index: number }>,
-  cfg: { rpcTimeoutMs: number; logger: Logger },
+  cfg: { rpcTimeoutMs: number; logger: Logger; throttle?: (bytes: number) => Promise<void> },
 ): Promise<void> {
   const data = await encodeShards(block, k, m)
+  await cfg.throttle?.(targets.length * (data[0] as Uint8Array).byteLength)
   await Promise.all(
     targets.map(({ node, index }) =>
       writeShard(

@@ -17,6 +17,8 @@ import { deadlineIn, type NodeHandle } from './node-clients.js'
 export interface ShardRepairConfig {
   rpcTimeoutMs: number
   logger: Logger
+  /** Waits until `bytes` may be sent (repair's rate limit); called before every shard write. */
+  throttle?: (bytes: number) => Promise<void>
 }
 
 /** What repairShards found and did for one block. */
@@ -49,6 +51,11 @@ export interface RepairShardsArgs {
   force?: boolean
   /** Shards of this block the caller holds (verified): spares fetching them. */
   local?: readonly Shard[]
+  /**
+   * What each of the K+M owners answered to ListShards for this block, when the caller already
+   * asked (a scan surveys a page of blocks with one call per node); undefined: could not ask.
+   */
+  listings?: ReadonlyArray<ShardRef[] | undefined>
 }
 
 /** Which shards of `cid` a node holds, from its index; undefined when it cannot be asked. */
@@ -122,10 +129,12 @@ export async function repairShards(
     unrecoverable: false,
     skipped: false,
   }
-  const listings = await Promise.all(owners.map((node) => listShardsOn(node, [cid], cfg.rpcTimeoutMs)))
+  const listings =
+    args.listings ??
+    (await Promise.all(owners.map((node) => listShardsOn(node, [cid], cfg.rpcTimeoutMs)))).map((l) => l?.[0])
   /** Which indices of this code each node holds (from its index), undefined when it cannot be asked. */
-  const indicesOf = (refs: ShardRef[][] | undefined) =>
-    refs?.[0]?.filter((r) => r.k === k && r.m === m).map((r) => r.index)
+  const indicesOf = (refs: ShardRef[] | undefined) =>
+    refs?.filter((r) => r.k === k && r.m === m).map((r) => r.index)
   const held = listings.map(indicesOf)
   held.forEach((indices, i) => {
     if (indices === undefined) report.unknown.push(i)
@@ -171,9 +180,10 @@ export async function repairShards(
   if (count() < k) {
     // Shards written to fallback nodes while an owner was down sit just below the owners.
     const next = placeCopies(blockKey(cid), args.nodes, k + m).slice(k + m, 2 * (k + m))
+    const nextListings = await Promise.all(next.map((n) => listShardsOn(n, [cid], cfg.rpcTimeoutMs)))
     addSources(
       next,
-      (await Promise.all(next.map((n) => listShardsOn(n, [cid], cfg.rpcTimeoutMs)))).map(indicesOf),
+      nextListings.map((l) => indicesOf(l?.[0])),
     )
     await fetchFromSources()
   }
@@ -225,7 +235,10 @@ export async function handOffShard(
   const listing = await listShardsOn(owner, [cid], cfg.rpcTimeoutMs)
   if (listing === undefined) return 'kept'
   const has = listing[0]?.some((r) => r.k === k && r.m === m && r.index === index) ?? false
-  if (!has) await writeShard(owner, cid, shard.bytes, cfg)
+  if (!has) {
+    await cfg.throttle?.(shard.bytes.byteLength)
+    await writeShard(owner, cid, shard.bytes, cfg)
+  }
   await dropLocal()
   return has ? 'owner_has' : 'handed_off'
 }

@@ -1,6 +1,6 @@
 import {
   type CID,
-  type DurabilityPolicy,
+  type Durability,
   isAbortError,
   kuboImporterOptions,
   type Logger,
@@ -19,7 +19,7 @@ export interface ImportedEntry {
 export interface ImportOptions {
   params: UnixfsImportParams
   /** The upload's policy; the cluster default without one. */
-  durability?: DurabilityPolicy
+  durability?: Durability
   /** Shorthand for durability replicate:R (kept for callers that predate policies). */
   replication?: number
   signal: AbortSignal

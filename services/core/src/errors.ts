@@ -23,6 +23,8 @@ export type MycelErrorCode =
   | 'INVALID_CAR'
   | 'UNSUPPORTED_CODEC'
   | 'UNSUPPORTED_FORMAT'
+  | 'NOT_ACCEPTABLE'
+  | 'PATH_INSIDE_BLOCK'
 
 export abstract class MycelError extends Error {
   abstract readonly code: MycelErrorCode
@@ -178,6 +180,24 @@ export class UnsupportedCodecError extends MycelError {
 export class UnsupportedFormatError extends MycelError {
   readonly code = 'UNSUPPORTED_FORMAT'
   override name = 'UnsupportedFormatError'
+}
+
+/**
+ * A response format that this content cannot be given in without converting it (a dag-pb file
+ * as dag-json, a dag-cbor block as dag-json): IPIP-524 leaves codec conversion out, so 406.
+ */
+export class NotAcceptableError extends MycelError {
+  readonly code = 'NOT_ACCEPTABLE'
+  override name = 'NotAcceptableError'
+}
+
+/**
+ * A path that ends inside a dag-cbor or dag-json document, on a value that is not a link:
+ * reading such values over the gateway is not implemented (as in Kubo: 501).
+ */
+export class PathInsideBlockError extends MycelError {
+  readonly code = 'PATH_INSIDE_BLOCK'
+  override name = 'PathInsideBlockError'
 }
 
 export function isMycelError(err: unknown): err is MycelError {

@@ -10,6 +10,12 @@ import {
   type OnModuleInit,
 } from '@nestjs/common'
 import { GatewayMetrics } from './metrics.js'
+import {
+  type NodeRepairStatus,
+  type NodeScrubStatus,
+  nodeRepairStatus,
+  nodeScrubStatus,
+} from './repair-status.js'
 
 export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG')
 export const LOGGER = Symbol('LOGGER')
@@ -26,6 +32,9 @@ export interface NodeStatus {
   /** Erasure-coded shards held, and their bytes. */
   shards?: number
   shardBytes?: number
+  /** Background repair and scrubbing on the node (absent from nodes that do not report them). */
+  repair?: NodeRepairStatus
+  scrub?: NodeScrubStatus
   error?: string
   checkedAt: string
 }
@@ -135,6 +144,8 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
                 version: res.version,
                 shards: Number(res.shards),
                 shardBytes: Number(res.shardBytes),
+                repair: nodeRepairStatus(res.repair),
+                scrub: nodeScrubStatus(res.scrub),
                 checkedAt,
               },
         )

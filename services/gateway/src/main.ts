@@ -5,6 +5,7 @@ import { NestFactory } from '@nestjs/core'
 import type { NestExpressApplication } from '@nestjs/platform-express'
 import { GatewayModule } from './gateway.module.js'
 import { GatewayRuntime } from './gateway-runtime.js'
+import { assertSpoolDirWritable } from './ipld/car.js'
 
 /** Header and idle timeouts: slow or idle clients cannot hold sockets forever. */
 const HEADERS_TIMEOUT_MS = 30_000
@@ -16,6 +17,7 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000
  */
 export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadGatewayEnv(env)
+  await assertSpoolDirWritable(config.MYCEL_TMP_DIR)
   const logger = createLogger('mycel-gateway', config.MYCEL_LOG_LEVEL)
   const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(config, logger), {
     // Bodies are streams: uploads are never parsed into memory.

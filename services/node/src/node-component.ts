@@ -1,7 +1,8 @@
 import type { Server } from '@grpc/grpc-js'
 import type { Logger, NodeEnv } from '@mycel/core'
+import type { GetNodeStatsResponse } from '@mycel/proto'
 import type { NodeMetrics } from './admin/metrics.js'
-import type { BlockStore } from './block-store/block-store.js'
+import type { BlockStore, NodeStateStore } from './block-store/block-store.js'
 import type { ShardMetrics } from './shard-store/shard-metrics.js'
 import type { ShardStore } from './shard-store/shard-store.js'
 
@@ -10,8 +11,12 @@ export interface NodeContext {
   config: NodeEnv
   nodeId: string
   store: BlockStore
+  /** Node-level state in the same database (cursors, the repair queue). */
+  state: NodeStateStore
   metrics: NodeMetrics
   logger: Logger
+  /** Adds fields to this node's GetNodeStats answers (what the gateway's status shows). */
+  addNodeStats(provider: () => Partial<GetNodeStatsResponse>): void
   /** Erasure-coded shards held beside the blocks, and their metrics. */
   shards?: ShardStore
   shardMetrics?: ShardMetrics

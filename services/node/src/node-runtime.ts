@@ -3,8 +3,8 @@ import { fileURLToPath } from 'node:url'
 import { Server, ServerCredentials } from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
-import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, splitHostPort } from '@mycel/core'
-import { BlockServiceService, ShardServiceService } from '@mycel/proto'
+import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, replicate, splitHostPort } from '@mycel/core'
+import { BlockServiceService, type GetNodeStatsResponse, ShardServiceService } from '@mycel/proto'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -14,7 +14,6 @@ import {
 } from '@nestjs/common'
 import { HealthImplementation } from 'grpc-health-check'
 import { NodeMetrics } from './admin/metrics.js'
-import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
 import { createBlockService, unaryRunner } from './grpc/block-service.js'
 import { createShardService } from './grpc/shard-service.js'
@@ -72,7 +71,7 @@ export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url
 export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly metrics: NodeMetrics
   readonly shardMetrics: ShardMetrics
-  private store: BlockStore | undefined
+  private store: RocksBlockStore | undefined
   private shards: RocksShardStore | undefined
   private server: Server | undefined
   private readonly health = new HealthImplementation({
@@ -120,6 +119,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     })
     widenHttp2Windows(server)
+    const statsProviders: Array<() => Partial<GetNodeStatsResponse>> = []
     server.addService(
       BlockServiceService,
       createBlockService({
@@ -127,6 +127,8 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
         logger: this.log,
         metrics: this.metrics,
         identity: { nodeId: this.nodeId, zone: cfg.MYCEL_ZONE, capacityBytes: cfg.MYCEL_CAPACITY_BYTES },
+        defaultPolicy: replicate(cfg.MYCEL_REPLICATION),
+        extraStats: () => Object.assign({}, ...statsProviders.map((p) => p())),
         shards: this.shards,
       }),
     )
@@ -142,8 +144,10 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       config: cfg,
       nodeId: this.nodeId,
       store: this.store,
+      state: this.store,
       metrics: this.metrics,
       logger: this.log,
+      addNodeStats: (provider) => statsProviders.push(provider),
       shards: this.shards,
       shardMetrics: this.shardMetrics,
     }

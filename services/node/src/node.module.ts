@@ -1,10 +1,10 @@
-import type { Logger, MembershipView, NodeEnv } from '@mycel/core'
+import type { Logger, NodeEnv } from '@mycel/core'
 import { type DynamicModule, Module } from '@nestjs/common'
 import { AdminController } from './admin/admin.controller.js'
 import { MEMBERSHIP, staticNodeMembership } from './membership/membership.provider.js'
 import { NODE_COMPONENTS, type NodeComponent } from './node-component.js'
 import { LOGGER, NODE_CONFIG, NodeRuntime } from './node-runtime.js'
-import { ShardMaintenance } from './shard-store/shard-maintenance.js'
+import { RepairComponent } from './repair/repair.component.js'
 
 @Module({})
 export class NodeModule {
@@ -16,17 +16,13 @@ export class NodeModule {
         { provide: NODE_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
         { provide: MEMBERSHIP, useFactory: () => staticNodeMembership(config) },
-        {
-          provide: ShardMaintenance,
-          useFactory: (membership: MembershipView) => new ShardMaintenance(membership, config),
-          inject: [MEMBERSHIP],
-        },
+        RepairComponent,
         // The node's components, in start order (stopped in reverse). Each is a provider that
         // implements NodeComponent; list it in `inject` and it runs with the node.
         {
           provide: NODE_COMPONENTS,
           useFactory: (...components: NodeComponent[]) => components,
-          inject: [ShardMaintenance],
+          inject: [RepairComponent],
         },
         NodeRuntime,
       ],

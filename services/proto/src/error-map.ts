@@ -40,6 +40,8 @@ export const ERROR_MAP = {
   INVALID_CAR: { http: 400, grpc: status.INVALID_ARGUMENT },
   UNSUPPORTED_CODEC: { http: 501, grpc: status.UNIMPLEMENTED },
   UNSUPPORTED_FORMAT: { http: 400, grpc: status.INVALID_ARGUMENT },
+  NOT_ACCEPTABLE: { http: 406, grpc: status.FAILED_PRECONDITION },
+  PATH_INSIDE_BLOCK: { http: 501, grpc: status.UNIMPLEMENTED },
 } as const satisfies Record<MycelErrorCode, { http: number; grpc: status }>
 
 /** Metadata key that carries the Mycel error code beside the gRPC status. */

@@ -1,3 +1,4 @@
+export * from './durability.js'
 export * from './error-map.js'
 export * from './gen/mycel/v1/block.js'
 // Each generated file repeats ts-proto's helper types; only the messages and the service are exported.

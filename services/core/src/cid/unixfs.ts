@@ -28,12 +28,10 @@ export const MAX_CHUNK_SIZE = 1_048_576
 /**
  * Importer options that build exactly the DAG Kubo's `ipfs add` builds for the same parameters:
  * fixed-size chunks, balanced layout with 174 links per node, a single chunk reduced to its leaf,
- * dag-pb links before data.
+ * dag-pb links before data. With cid-version 0 and raw leaves, the leaves are CIDv1 raw blocks
+ * under CIDv0 dag-pb nodes, as in Kubo.
  */
 export function kuboImporterOptions(params: UnixfsImportParams): ImporterOptions {
-  if (params.cidVersion === 0 && params.rawLeaves) {
-    throw new InvalidArgumentError('raw-leaves requires cid-version=1')
-  }
   if (!Number.isInteger(params.chunkSize) || params.chunkSize < 1 || params.chunkSize > MAX_CHUNK_SIZE) {
     throw new InvalidArgumentError(`chunk size must be between 1 and ${MAX_CHUNK_SIZE} bytes`)
   }

@@ -1,6 +1,7 @@
+import { tmpdir } from 'node:os'
 import { z } from 'zod'
 import { DEFAULT_REPLICATION } from '../constants.js'
-import { DEFAULT_EC_MIN_BLOCK_BYTES, parsePolicySetting } from '../erasure/policy.js'
+import { DEFAULT_EC_MIN_BLOCK_BYTES, parseDurabilitySetting } from '../erasure/policy.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
 
 /** Comma-separated host:port list. */
@@ -17,7 +18,7 @@ const peerList = z
 /** A durability policy: `auto`, `replicate:R` or `ec:K+M` (see erasure/policy.ts). */
 const durabilitySetting = z.string().transform((text, ctx) => {
   try {
-    return parsePolicySetting(text, 'policy')
+    return parseDurabilitySetting(text, 'policy')
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) })
     return z.NEVER
@@ -44,16 +45,20 @@ export const nodeEnvSchema = z.object({
   MYCEL_SYNC_WRITES: boolFlag.default(true),
   /** How long shutdown waits for in-flight writes before closing the store. */
   MYCEL_SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
-  /** Deadline of one block or shard operation this node sends to a peer (shard repair). */
+  /** Copies kept of a block stored without a durability record (the cluster default R). */
+  MYCEL_REPLICATION: positiveInt.max(16).default(DEFAULT_REPLICATION),
+  /** Deadline of one call to a peer node (repair, handoff, scrub re-fetch). */
   MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
-  /** Shard scrub: bytes of stored shards re-verified per second (0 turns scrubbing off). */
-  MYCEL_SHARD_SCRUB_BYTES_PER_SEC: nonNegativeInt.default(16 * 1024 * 1024),
-  /** Pause between two scrub passes over every stored shard. */
-  MYCEL_SHARD_SCRUB_INTERVAL_MS: positiveInt.default(3_600_000),
-  /** Shard repair: blocks whose shards are checked on their owners per second (0 turns it off). */
-  MYCEL_SHARD_REPAIR_BLOCKS_PER_SEC: nonNegativeInt.default(100),
-  /** Pause between two shard repair passes. */
-  MYCEL_SHARD_REPAIR_INTERVAL_MS: positiveInt.default(60_000),
+  /** Bytes per second repair and handoff may send to peers (token bucket). */
+  MYCEL_REPAIR_RATE_BYTES: positiveInt.default(64 * 1024 ** 2),
+  /** Blocks repair and handoff move at once. */
+  MYCEL_REPAIR_CONCURRENCY: positiveInt.max(256).default(8),
+  /** Time between repair passes over this node's blocks when nothing is pending. */
+  MYCEL_REPAIR_INTERVAL_MS: positiveInt.default(10 * 60_000),
+  /** Bytes per second the scrubber re-verifies; 0 turns scrubbing off. */
+  MYCEL_SCRUB_RATE_BYTES: nonNegativeInt.default(16 * 1024 ** 2),
+  /** Pause between two complete scrub passes. */
+  MYCEL_SCRUB_INTERVAL_MS: positiveInt.default(7 * 24 * 3_600_000),
   MYCEL_LOG_LEVEL: logLevel,
 })
 export type NodeEnv = z.infer<typeof nodeEnvSchema>
@@ -86,6 +91,8 @@ const gatewayEnvShape = z.object({
   MYCEL_EC_HEDGE_MS: positiveInt.default(250),
   /** Largest accepted upload body, in bytes. */
   MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
+  /** Where dag/import spools CARs while it verifies them (up to MYCEL_MAX_UPLOAD_BYTES per import). */
+  MYCEL_TMP_DIR: z.string().min(1).default(tmpdir()),
   MYCEL_LOG_LEVEL: logLevel,
 })
 export const gatewayEnvSchema = gatewayEnvShape

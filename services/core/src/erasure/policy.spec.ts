@@ -8,11 +8,11 @@ import { CID } from '../cid/cid.js'
 import {
   ecReplicas,
   ecWriteQuorum,
-  formatPolicy,
+  formatDurability,
   isErasureCodable,
-  parsePolicy,
-  parsePolicySetting,
-  resolvePolicy,
+  parseDurability,
+  parseDurabilitySetting,
+  resolveDurability,
 } from './policy.js'
 
 const cidOf = (code: number, bytes: Uint8Array) =>
@@ -20,11 +20,12 @@ const cidOf = (code: number, bytes: Uint8Array) =>
 
 describe('durability policy', () => {
   it('parses replicate:R and ec:K+M (a "+" decoded as a space too)', () => {
-    assert.deepEqual(parsePolicy('replicate:3'), { kind: 'replicate', copies: 3 })
-    assert.deepEqual(parsePolicy('ec:4+2'), { kind: 'ec', k: 4, m: 2 })
-    assert.deepEqual(parsePolicy('ec:6 3'), { kind: 'ec', k: 6, m: 3 })
-    assert.deepEqual(parsePolicySetting('auto'), { kind: 'auto' })
-    for (const s of ['replicate:3', 'ec:4+2', 'auto']) assert.equal(formatPolicy(parsePolicySetting(s)), s)
+    assert.deepEqual(parseDurability('replicate:3'), { kind: 'replicate', copies: 3 })
+    assert.deepEqual(parseDurability('ec:4+2'), { kind: 'ec', k: 4, m: 2 })
+    assert.deepEqual(parseDurability('ec:6 3'), { kind: 'ec', k: 6, m: 3 })
+    assert.deepEqual(parseDurabilitySetting('auto'), { kind: 'auto' })
+    for (const s of ['replicate:3', 'ec:4+2', 'auto'])
+      assert.equal(formatDurability(parseDurabilitySetting(s)), s)
   })
 
   it('rejects bad policies with the rule that failed', () => {
@@ -39,7 +40,7 @@ describe('durability policy', () => {
       ['raid5', /must be replicate:R or ec:K\+M/],
       ['auto', /must be replicate:R or ec:K\+M/],
     ]
-    for (const [text, message] of cases) assert.throws(() => parsePolicy(text), message, text)
+    for (const [text, message] of cases) assert.throws(() => parseDurability(text), message, text)
   })
 
   it('write quorum and replica counts give the same tolerance as a replication majority', () => {
@@ -51,13 +52,13 @@ describe('durability policy', () => {
 
   it('resolves auto by cluster size and refuses policies the cluster cannot place', () => {
     const auto = { kind: 'auto' } as const
-    assert.deepEqual(resolvePolicy(undefined, auto, 3, 3), { kind: 'replicate', copies: 3 })
-    assert.deepEqual(resolvePolicy(undefined, auto, 6, 3), { kind: 'ec', k: 4, m: 2 })
+    assert.deepEqual(resolveDurability(undefined, auto, 3, 3), { kind: 'replicate', copies: 3 })
+    assert.deepEqual(resolveDurability(undefined, auto, 6, 3), { kind: 'ec', k: 4, m: 2 })
     assert.throws(
-      () => resolvePolicy({ kind: 'ec', k: 6, m: 3 }, auto, 5, 3),
+      () => resolveDurability({ kind: 'ec', k: 6, m: 3 }, auto, 5, 3),
       /ec:6\+3 needs 9 storage nodes \(one per shard\); the cluster has 5/,
     )
-    assert.throws(() => resolvePolicy({ kind: 'replicate', copies: 4 }, auto, 3, 3), /1 <= R <= 3/)
+    assert.throws(() => resolveDurability({ kind: 'replicate', copies: 4 }, auto, 3, 3), /1 <= R <= 3/)
   })
 
   it('codes large leaves only: raw blocks and dag-pb nodes without links', () => {

@@ -1,18 +1,17 @@
 import { decode as decodeDagPb } from '@ipld/dag-pb'
 import { type CID, CODEC_DAG_PB, CODEC_RAW } from '../cid/cid.js'
+import { type DurabilityPolicy, formatPolicy } from '../durability/policy.js'
 import { InvalidArgumentError, StoreUnavailableError } from '../errors.js'
 
 /**
- * How a block is protected: `replicate:R` keeps R full copies on R nodes; `ec:K+M` splits a large
- * leaf block into K data shards and M Reed-Solomon parity shards on K+M nodes, any K of which
- * rebuild it. Under `ec:K+M`, small blocks and DAG nodes are replicated M+1 times, so every block
- * of an upload survives the same number (M) of lost nodes.
+ * How an upload (or a pin, or the cluster default) asks for its blocks to be protected:
+ * `replicate:R` keeps R full copies on R nodes; `ec:K+M` splits a large leaf block into K data
+ * shards and M Reed-Solomon parity shards on K+M nodes, any K of which rebuild it. Under `ec:K+M`,
+ * small blocks and DAG nodes are replicated M+1 times, so every block of an upload survives the
+ * same number (M) of lost nodes. The replicate case is a block's durability record
+ * (durability/policy.ts); a coded block has no record of its own: each shard's header carries K+M.
  */
-export type DurabilityPolicy = ReplicatePolicy | EcPolicy
-export interface ReplicatePolicy {
-  kind: 'replicate'
-  copies: number
-}
+export type Durability = DurabilityPolicy | EcPolicy
 export interface EcPolicy {
   kind: 'ec'
   /** Data shards. */
@@ -22,7 +21,7 @@ export interface EcPolicy {
 }
 
 /** The cluster default's extra choice: ec:4+2 when the cluster has enough nodes, else replication. */
-export type PolicySetting = DurabilityPolicy | { kind: 'auto' }
+export type DurabilitySetting = Durability | { kind: 'auto' }
 
 /** Upper bounds: the codec's (@ronomon/reed-solomon MAX_K, MAX_M) and the shard header's byte fields. */
 export const EC_MAX_DATA_SHARDS = 24
@@ -42,7 +41,7 @@ export const DEFAULT_EC_MIN_BLOCK_BYTES = 65_536
  * Parses `replicate:R` or `ec:K+M` (also `ec:K M`: an unencoded '+' in a query string arrives as
  * a space). InvalidArgumentError names the rule that failed. `what` names the option in messages.
  */
-export function parsePolicy(text: string, what = 'durability'): DurabilityPolicy {
+export function parseDurability(text: string, what = 'durability'): Durability {
   const v = text.trim()
   const rep = /^replicate:(\d{1,3})$/.exec(v)
   if (rep !== null) {
@@ -72,14 +71,14 @@ export function parsePolicy(text: string, what = 'durability'): DurabilityPolicy
 }
 
 /** `auto`, `replicate:R` or `ec:K+M`: the cluster default (MYCEL_DEFAULT_DURABILITY). */
-export function parsePolicySetting(text: string, what = 'durability'): PolicySetting {
-  return text.trim() === 'auto' ? { kind: 'auto' } : parsePolicy(text, what)
+export function parseDurabilitySetting(text: string, what = 'durability'): DurabilitySetting {
+  return text.trim() === 'auto' ? { kind: 'auto' } : parseDurability(text, what)
 }
 
-export function formatPolicy(d: PolicySetting): string {
+export function formatDurability(d: DurabilitySetting): string {
   switch (d.kind) {
     case 'replicate':
-      return `replicate:${d.copies}`
+      return formatPolicy(d)
     case 'ec':
       return `ec:${d.k}+${d.m}`
     default:
@@ -107,18 +106,18 @@ export function ecReplicas(m: number): number {
  * the cluster has the nodes for it, else `replicate:replication`. A requested policy that needs
  * more nodes than placement has throws InvalidArgumentError; a default that does, StoreUnavailableError.
  */
-export function resolvePolicy(
-  requested: DurabilityPolicy | undefined,
-  fallback: PolicySetting,
+export function resolveDurability(
+  requested: Durability | undefined,
+  fallback: DurabilitySetting,
   placeableNodes: number,
   replication: number,
-): DurabilityPolicy {
-  let d: PolicySetting = requested ?? fallback
+): Durability {
+  let d: DurabilitySetting = requested ?? fallback
   if (d.kind === 'auto') {
     d = placeableNodes >= AUTO_EC.k + AUTO_EC.m ? AUTO_EC : { kind: 'replicate', copies: replication }
   }
   if (d.kind === 'ec' && d.k + d.m > placeableNodes) {
-    const why = `${formatPolicy(d)} needs ${d.k + d.m} storage nodes (one per shard); the cluster has ${placeableNodes}`
+    const why = `${formatDurability(d)} needs ${d.k + d.m} storage nodes (one per shard); the cluster has ${placeableNodes}`
     // A request asked for too much (400); a cluster default that cannot be met is the cluster's state (503).
     if (requested !== undefined) throw new InvalidArgumentError(`durability=${why}`)
     throw new StoreUnavailableError(`the default durability ${why}`)

@@ -1,7 +1,8 @@
-import { formatPolicy } from '@mycel/core'
+import { formatDurability } from '@mycel/core'
 import { Controller, Get, Inject, Res } from '@nestjs/common'
 import type { Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
+import { clusterRepairStatus } from '../repair-status.js'
 
 /** Health, readiness, metrics, and the cluster status for people and scripts. */
 @Controller()
@@ -43,10 +44,11 @@ export class AdminController {
       nodesTotal: nodes.length,
       replication: cfg.MYCEL_REPLICATION,
       writeQuorum: cfg.MYCEL_WRITE_QUORUM,
-      defaultDurability: formatPolicy(cfg.MYCEL_DEFAULT_DURABILITY),
+      defaultDurability: formatDurability(cfg.MYCEL_DEFAULT_DURABILITY),
       ecMinBlockBytes: cfg.MYCEL_EC_MIN_BLOCK_BYTES,
       ready: this.runtime.ready,
       membership: 'static',
+      ...clusterRepairStatus(nodes.filter((n) => n.state === 'up')),
     })
   }
 }

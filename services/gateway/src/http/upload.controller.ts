@@ -4,6 +4,7 @@ import { PayloadTooLargeError } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
+import { addOutput, noteDirectories, withEmptyDirectories } from '../upload/add-output.js'
 import { type ByteBudget, limitBytes } from '../upload/limit.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import {
@@ -93,8 +94,9 @@ export class UploadController {
     rejectUnknownOptions(query, ADD_OPTIONS, 'add')
     const params = parseImportParams(query)
     const durability = parseDurabilityOption(query)
-    const quiet = queryBool(query, 'quiet', false)
-    const quieter = queryBool(query, 'quieter', false)
+    // quiet and quieter are applied by Kubo's CLI when it prints: the answer is the same.
+    queryBool(query, 'quiet', false)
+    queryBool(query, 'quieter', false)
     const silent = queryBool(query, 'silent', false)
     const progress = queryBool(query, 'progress', false) && !silent
     queryBool(query, 'pin', true) // validated; every stored block is kept (no garbage collection yet)
@@ -103,13 +105,17 @@ export class UploadController {
     const budget = this.budget()
     const progressLines = progress ? new ProgressWriter(res) : undefined
     let entries: ImportedEntry[]
+    const dirs: string[] = []
     try {
       entries = await importToCluster(
         this.runtime.cluster,
-        multipartCandidates(req, (stream, path) => {
-          const counted = this.limited(stream, budget)
-          return progressLines ? progressLines.track(counted, path) : counted
-        }),
+        noteDirectories(
+          multipartCandidates(req, (stream, path) => {
+            const counted = this.limited(stream, budget)
+            return progressLines ? progressLines.track(counted, path) : counted
+          }),
+          dirs,
+        ),
         { params, ...durability, signal: abort.signal, logger: this.runtime.log },
       )
     } catch (err) {
@@ -117,13 +123,9 @@ export class UploadController {
       if (progressLines?.started) return progressLines.fail(err)
       throw err
     }
-    const shown = silent ? [] : quieter ? entries.slice(-1) : entries
-    const lines = shown.map((e) =>
-      JSON.stringify(
-        quiet || quieter
-          ? { Hash: e.cid.toString() }
-          : { Name: e.path, Hash: e.cid.toString(), Size: e.size.toString() },
-      ),
+    entries = await withEmptyDirectories(entries, dirs, params.cidVersion)
+    const lines = addOutput(entries, silent, dirs).map((e) =>
+      JSON.stringify({ Name: e.path, Hash: e.cid.toString(), Size: e.size.toString() }),
     )
     if (progressLines?.started) {
       progressLines.finish(lines)

@@ -1,8 +1,8 @@
 import {
   DEFAULT_IMPORT_PARAMS,
-  type DurabilityPolicy,
+  type Durability,
   InvalidArgumentError,
-  parsePolicy,
+  parseDurability,
   UNIXFS_CHUNK_SIZE,
   type UnixfsImportParams,
 } from '@mycel/core'
@@ -37,9 +37,9 @@ export function rejectUnknownOptions(query: Query, known: ReadonlySet<string>, e
  * use the same one). Whether the cluster has the nodes for it is checked when the upload's write
  * session starts, against the membership of that moment.
  */
-export function parseDurabilityOption(query: Query): { durability?: DurabilityPolicy } {
+export function parseDurabilityOption(query: Query): { durability?: Durability } {
   const v = queryValue(query, 'durability')
-  return v === undefined ? {} : { durability: parsePolicy(v) }
+  return v === undefined ? {} : { durability: parseDurability(v) }
 }
 
 /** Kubo's import options: cid-version, raw-leaves, chunker=size-N, wrap-with-directory, hash. */

@@ -2,6 +2,7 @@ import { type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, stat
 import {
   BlockNotFoundError,
   type CID,
+  type DurabilityPolicy,
   decodeCid,
   isMycelError,
   type Logger,
@@ -12,17 +13,22 @@ import {
   type BlockServiceServer,
   type DeleteBlockRequest,
   type DeleteBlockResponse,
+  type Durability,
+  fromProtoDurability,
   type GetBlockRequest,
   type GetBlockResponse,
   type GetNodeStatsResponse,
   type HasBlocksRequest,
   type HasBlocksResponse,
+  type ListBlocksRequest,
+  type ListBlocksResponse,
   type PutBlocksRequest,
   type PutBlocksResponse,
   toGrpcError,
+  toProtoDurability,
 } from '@mycel/proto'
 import type { NodeMetrics } from '../admin/metrics.js'
-import type { BlockStore } from '../block-store/block-store.js'
+import type { BlockRecord, BlockStore } from '../block-store/block-store.js'
 import type { ShardStore } from '../shard-store/shard-store.js'
 
 export interface BlockServiceComponents {
@@ -32,6 +38,18 @@ export interface BlockServiceComponents {
   identity: { nodeId: string; zone: string; capacityBytes: number }
   /** Erasure-coded shards held beside the blocks (PutBlocks `shard`, GetBlock `accept_shard`). */
   shards?: ShardStore
+  /** The record of blocks written without one (MYCEL_REPLICATION). */
+  defaultPolicy: DurabilityPolicy
+  /** Fields other components add to GetNodeStats (repair, scrub, membership...). */
+  extraStats?: () => Partial<GetNodeStatsResponse>
+}
+
+/** ListBlocks page size when the request leaves it 0, and its ceiling. */
+const DEFAULT_LIST_LIMIT = 1024
+const MAX_LIST_LIMIT = 4096
+
+function durabilityOf(record: BlockRecord | undefined, fallback: DurabilityPolicy): Durability {
+  return record === undefined ? {} : toProtoDurability(record.policy ?? fallback)
 }
 
 /**
@@ -102,7 +120,7 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
             // Read before put(): the store may take the buffer.
             const size = req.data.byteLength + req.shard.byteLength
             if (req.shard.byteLength > 0) await putShard(cid, req.shard)
-            else await c.store.put(cid, req.data)
+            else await c.store.put(cid, req.data, fromProtoDurability(req.durability) ?? c.defaultPolicy)
             c.metrics.bytesIn.inc(size)
             end({ code: 'OK' })
             return { seq: req.seq, errorCode: '', errorMessage: '' }
@@ -151,8 +169,13 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
             shard: Buffer.from(shard.buffer, shard.byteOffset, shard.byteLength),
           }
         }
+        const [record] = await c.store.records([cid])
         c.metrics.bytesOut.inc(data.byteLength)
-        return { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), shard: Buffer.alloc(0) }
+        return {
+          data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+          durability: durabilityOf(record, c.defaultPolicy),
+          shard: Buffer.alloc(0),
+        }
       })
     },
 
@@ -160,9 +183,32 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
       call: ServerUnaryCall<HasBlocksRequest, HasBlocksResponse>,
       callback: sendUnaryData<HasBlocksResponse>,
     ) {
-      void unary('HasBlocks', call, callback, async (req) => ({
-        has: await c.store.has(req.cids.map(decodeCid)),
-      }))
+      void unary('HasBlocks', call, callback, async (req) => {
+        const records = await c.store.records(req.cids.map(decodeCid))
+        return {
+          has: records.map((r) => r !== undefined),
+          durability: records.map((r) => durabilityOf(r, c.defaultPolicy)),
+        }
+      })
+    },
+
+    listBlocks(
+      call: ServerUnaryCall<ListBlocksRequest, ListBlocksResponse>,
+      callback: sendUnaryData<ListBlocksResponse>,
+    ) {
+      void unary('ListBlocks', call, callback, async (req) => {
+        const limit = Math.min(req.limit === 0 ? DEFAULT_LIST_LIMIT : req.limit, MAX_LIST_LIMIT)
+        // One record more than asked tells whether the listing is done without another call.
+        const records = await c.store.list({ after: req.startAfter, limit: limit + 1 })
+        return {
+          blocks: records.slice(0, limit).map((r) => ({
+            multihash: Buffer.from(r.key),
+            size: r.size,
+            durability: durabilityOf(r, c.defaultPolicy),
+          })),
+          done: records.length <= limit,
+        }
+      })
     },
 
     deleteBlock(
@@ -187,6 +233,7 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
           version: VERSION,
           shards: BigInt(sh.shards),
           shardBytes: BigInt(sh.bytes),
+          ...c.extraStats?.(),
         }
       })
     },

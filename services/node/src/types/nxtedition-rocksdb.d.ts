@@ -18,13 +18,15 @@ declare module '@nxtedition/rocksdb' {
     gte?: Buffer
     lt?: Buffer
     lte?: Buffer
+    limit?: number
     keys?: boolean
     values?: boolean
-    limit?: number
+    keyEncoding?: 'buffer'
+    valueEncoding?: 'buffer'
     fillCache?: boolean
   }
   interface Iterator {
-    nextv(size: number): Promise<Array<[Buffer, Buffer | undefined]>>
+    nextv(size: number): Promise<Array<[Buffer, Buffer]>>
     close(): Promise<void>
     [Symbol.asyncIterator](): AsyncIterator<[Buffer, Buffer]>
   }
