@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Metadata } from '@grpc/grpc-js'
 import type { LocalClusterPorts } from '@mycel/cli'
 import { type PlacementNode, placeCopies } from '@mycel/core'
+import { ROCKS_COLUMNS } from '@mycel/node'
 import type { BlockServiceClient } from '@mycel/proto'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { freePortRange, TEST_TMP } from './cluster.js'
@@ -172,7 +173,7 @@ export function targetsOf(keyHex: string, nodes: readonly PlacementNode[], copie
  */
 export async function corruptBlocksOnDisk(nodeDataDir: string, keysHex: readonly string[]): Promise<void> {
   // Every column family must be named to open the database.
-  const columns = { default: {}, sizes: {}, meta: {}, repair: {} }
+  const columns = ROCKS_COLUMNS
   const db = new RocksLevel(join(nodeDataDir, 'blocks'), {
     columns,
     keyEncoding: 'buffer',

@@ -80,6 +80,20 @@ export interface SharedRocks {
 const SHARED_COLUMNS = { shards: { compression: false }, 'shard-sizes': {} }
 export type SharedColumn = keyof typeof SHARED_COLUMNS | 'meta'
 
+/**
+ * Every column family of a node's database, with its options: RocksDB refuses to open a
+ * database without naming them all (tools that open it offline use this list too).
+ */
+export const ROCKS_COLUMNS = {
+  // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
+  // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
+  default: { compression: false },
+  sizes: {},
+  meta: {},
+  repair: {},
+  ...SHARED_COLUMNS,
+}
+
 const META_BLOCKS = Buffer.from('stats/blocks')
 const META_BYTES = Buffer.from('stats/bytes')
 const META_QUEUE = Buffer.from('stats/repair-queue')
@@ -147,9 +161,7 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
 
   private async openDb(): Promise<void> {
     await mkdir(this.config.path, { recursive: true })
-    // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
-    // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
-    const columns = { default: { compression: false }, sizes: {}, meta: {}, repair: {}, ...SHARED_COLUMNS }
+    const columns = ROCKS_COLUMNS
     this.db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
     await this.db.open({ columns, createIfMissing: true })
     this.columns = this.db.columns as unknown as Columns
