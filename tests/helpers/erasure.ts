@@ -8,10 +8,13 @@ import { type ShardRef, ShardServiceClient } from '@mycel/proto'
 import type { TestCluster } from './cluster.js'
 import { sha256 } from './data.js'
 
-/** Indices of the cluster's nodes in the placement order of `cid` for `count` copies or shards. */
+/**
+ * Indices of the cluster's nodes in the placement order of `cid` for `count` copies or shards
+ * (placement ranks the gossip node ids).
+ */
 export function placementOf(cluster: TestCluster, cid: CID, count: number): number[] {
   const nodes = cluster.nodes.map((_, i) => ({
-    id: cluster.nodeAddress(i),
+    id: cluster.nodeId(i),
     zone: 'default',
     weight: 1,
     index: i,

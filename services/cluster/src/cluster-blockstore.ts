@@ -13,6 +13,7 @@ import {
   ecReplicas,
   HASH_IDENTITY,
   isAbortError,
+  isRoutable,
   type Logger,
   placeCopies,
   replicate,
@@ -147,8 +148,17 @@ export class ClusterBlockstore {
    */
   async getBlock(cid: CID, options: AbortOptions = {}): Promise<Uint8Array> {
     if (cid.multihash.code === HASH_IDENTITY) return cid.multihash.digest
-    const order = placeCopies(blockKey(cid), this.clients.nodes, this.config.replication)
-    const unreachable: string[] = []
+    const placed = placeCopies(blockKey(cid), this.clients.nodes, this.config.replication)
+    // Members that left are not asked (they are stopping or down) though they may hold the block,
+    // so they count as unreachable. Suspects are asked after the others: they still hold their
+    // copies, but may be slow or cut off, and each attempt could wait for the full deadline.
+    const order = [
+      ...placed.filter((n) => n.state === 'alive'),
+      ...placed.filter((n) => n.state === 'suspect'),
+    ]
+    const unreachable: string[] = placed
+      .filter((n) => !isRoutable(n))
+      .map((n) => `${n.address}: not routable (${n.state})`)
     const corrupt: NodeHandle[] = []
     let erasure: { first: Shard; node: NodeHandle } | undefined
     for (const node of order) {
@@ -192,7 +202,7 @@ export class ClusterBlockstore {
     }
     if (unreachable.length >= this.config.writeQuorum) {
       throw new UpstreamUnavailableError(
-        `block ${cid.toString()} could not be fetched: ${unreachable.length} of ${order.length} nodes unreachable (${unreachable.join('; ')})`,
+        `block ${cid.toString()} could not be fetched: ${unreachable.length} of ${placed.length} nodes unreachable (${unreachable.join('; ')})`,
       )
     }
     if (corrupt.length > 0) throw new BlockCorruptError(cid.toString())

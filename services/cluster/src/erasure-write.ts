@@ -6,6 +6,7 @@ import {
   encodeShard,
   encodeShards,
   isErasureCodable,
+  isRoutable,
   placeCopies,
   type QuorumFailure,
   QuorumNotReachedError,
@@ -67,8 +68,10 @@ export class ErasureWriteSession implements BlockWriter {
       let spare = k + m
       let settled = false
       const failures: QuorumFailure[] = []
+      // No verdict until every shard has been launched: a skipped first owner must not settle it.
+      let launching = true
       const check = () => {
-        if (settled) return
+        if (settled || launching) return
         if (acked >= needed) {
           settled = true
           resolve()
@@ -78,6 +81,15 @@ export class ErasureWriteSession implements BlockWriter {
         }
       }
       const place = (index: number, node: NodeHandle) => {
+        if (!isRoutable(node)) {
+          // As for replicas: a member that left keeps its rank, and its shard goes to the next node
+          // ranked after the K+M (repair moves it back once the owner returns).
+          failures.push({ node: node.address, error: `shard ${index}: not routable (${node.state})` })
+          const next = order[spare++]
+          if (next !== undefined) place(index, next)
+          else check()
+          return
+        }
         active++
         const shard = shards[index] as Uint8Array
         this.replicated
@@ -99,6 +111,8 @@ export class ErasureWriteSession implements BlockWriter {
           )
       }
       for (const [index, node] of order.slice(0, k + m).entries()) place(index, node)
+      launching = false
+      check()
     })
   }
 

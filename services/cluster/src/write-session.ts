@@ -3,6 +3,7 @@ import {
   blockKey,
   type CID,
   type DurabilityPolicy,
+  isRoutable,
   type Logger,
   placeCopies,
   type QuorumFailure,
@@ -180,6 +181,12 @@ export class WriteSession implements BlockWriter {
       const launch = () => {
         while (acked + active < replication && next < order.length) {
           const node = order[next++] as NodeHandle
+          if (!isRoutable(node)) {
+            // A member that left (a restart, a drain) keeps its place in the ranking, but its copy
+            // goes to the next node in rank order (hinted handoff; repair moves it back later).
+            failures.push({ node: node.address, error: `not routable (${node.state})` })
+            continue
+          }
           const stream = this.streamFor(node)
           if (stream.failure !== undefined) {
             failures.push({ node: node.address, error: stream.failure.message })

@@ -25,6 +25,9 @@ export type MycelErrorCode =
   | 'UNSUPPORTED_FORMAT'
   | 'NOT_ACCEPTABLE'
   | 'PATH_INSIDE_BLOCK'
+  | 'NOT_PINNED'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
 
 export abstract class MycelError extends Error {
   abstract readonly code: MycelErrorCode
@@ -63,8 +66,9 @@ export class HashMismatchError extends MycelError {
 export class BlockNotFoundError extends MycelError {
   readonly code = 'BLOCK_NOT_FOUND'
   override name = 'BlockNotFoundError'
-  constructor(cid: string) {
-    super(`block ${cid} not found`)
+  /** `context` says where the block was expected (e.g. "in the DAG of ROOT"). */
+  constructor(cid: string, context?: string) {
+    super(`block ${cid} not found${context ? ` ${context}` : ''}`)
   }
 }
 
@@ -198,6 +202,27 @@ export class NotAcceptableError extends MycelError {
 export class PathInsideBlockError extends MycelError {
   readonly code = 'PATH_INSIDE_BLOCK'
   override name = 'PathInsideBlockError'
+}
+
+/** Unpin or a pin lookup of a CID that has no pin. */
+export class NotPinnedError extends MycelError {
+  readonly code = 'NOT_PINNED'
+  override name = 'NotPinnedError'
+  constructor(cid: string) {
+    super(`${cid} is not pinned`)
+  }
+}
+
+/** A call without credentials, or with a token that is not configured. */
+export class UnauthenticatedError extends MycelError {
+  readonly code = 'UNAUTHENTICATED'
+  override name = 'UnauthenticatedError'
+}
+
+/** A valid token that lacks the scope the operation needs. */
+export class PermissionDeniedError extends MycelError {
+  readonly code = 'PERMISSION_DENIED'
+  override name = 'PermissionDeniedError'
 }
 
 export function isMycelError(err: unknown): err is MycelError {

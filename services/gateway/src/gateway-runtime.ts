@@ -1,7 +1,14 @@
 import type { Server } from 'node:http'
 import { Metadata } from '@grpc/grpc-js'
-import { ClusterBlockstore, deadlineIn, NodeClients, type NodeHandle } from '@mycel/cluster'
-import { type GatewayEnv, type Logger, StaticMembership } from '@mycel/core'
+import {
+  ClusterBlockstore,
+  deadlineIn,
+  NodeClients,
+  nodeChannelCredentials,
+  RemoteMembership,
+  seedResolver,
+} from '@mycel/cluster'
+import { type GatewayEnv, isRoutable, type Logger, type Member } from '@mycel/core'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -20,11 +27,10 @@ import {
 export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG')
 export const LOGGER = Symbol('LOGGER')
 
-export interface NodeStatus {
-  address: string
-  state: 'up' | 'down'
-  nodeId?: string
-  zone?: string
+/** A member's latest stats, from GetNodeStats. */
+interface NodeStats {
+  /** The latest stats probe was answered. */
+  reachable: boolean
   blocks?: number
   blockBytes?: number
   capacityBytes?: number
@@ -36,24 +42,37 @@ export interface NodeStatus {
   repair?: NodeRepairStatus
   scrub?: NodeScrubStatus
   error?: string
-  checkedAt: string
+  checkedAt?: string
 }
 
-/** How often the gateway checks that each node answers; readiness and status use the result. */
+/** A member as the status endpoint shows it: its membership record and its latest stats. */
+export type NodeStatus = Member & NodeStats
+
+/** Storage nodes' gRPC port when MYCEL_SEED_DNS names none (the node's default listener). */
+const DEFAULT_NODE_GRPC_PORT = 7070
+
+/** How long startup waits for a first membership view before the gateway serves anyway. */
+const FIRST_VIEW_WAIT_MS = 5_000
+
+/** How often the gateway asks each routable member for its stats (status). */
 const PROBE_INTERVAL_MS = 2_000
 const PROBE_TIMEOUT_MS = 1_500
 
 /** How long shutdown lets requests in flight finish before their connections are cut. */
 const DRAIN_TIMEOUT_MS = 15_000
 
-/** The gateway's shared state: node clients, the cluster blockstore, metrics and node probes. */
+/**
+ * The gateway's shared state: the membership it follows from the nodes, node clients, the
+ * cluster blockstore, metrics, and per-node stats probes for status.
+ */
 @Injectable()
 export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly metrics = new GatewayMetrics()
+  readonly membership: RemoteMembership
   readonly clients: NodeClients
   readonly cluster: ClusterBlockstore
   readonly log: Logger
-  private readonly statuses = new Map<string, NodeStatus>()
+  private readonly stats = new Map<string, NodeStats>()
   private probeTimer: NodeJS.Timeout | undefined
   private readonly servers: Server[] = []
 
@@ -62,7 +81,17 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     @Inject(LOGGER) logger: Logger,
   ) {
     this.log = logger
-    this.clients = new NodeClients(StaticMembership.fromAddresses(config.MYCEL_PEERS))
+    this.membership = new RemoteMembership({
+      seeds: seedResolver({
+        peers: config.MYCEL_PEERS,
+        dns: config.MYCEL_SEED_DNS,
+        defaultPort: DEFAULT_NODE_GRPC_PORT,
+        logger,
+      }),
+      credentials: nodeChannelCredentials(config),
+      logger,
+    })
+    this.clients = new NodeClients(this.membership, { credentials: nodeChannelCredentials(config) })
     this.cluster = new ClusterBlockstore(
       this.clients,
       {
@@ -80,6 +109,13 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   }
 
   async onModuleInit(): Promise<void> {
+    this.membership.start()
+    if (!(await this.membership.waitUntilKnown(FIRST_VIEW_WAIT_MS))) {
+      this.log.warn(
+        { seeds: this.config.MYCEL_PEERS, seedDns: this.config.MYCEL_SEED_DNS },
+        'no storage node answered yet: serving, not ready until one does',
+      )
+    }
     await this.probeAll()
     this.probeTimer = setInterval(() => void this.probeAll(), PROBE_INTERVAL_MS)
     this.probeTimer.unref()
@@ -100,57 +136,75 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
 
   onApplicationShutdown(): void {
     clearInterval(this.probeTimer)
+    this.membership.close()
     this.clients.close()
   }
 
-  /** Node states from the latest probe, in configured order. */
+  /** Every member the gateway knows, with its latest stats. */
   nodeStatuses(): NodeStatus[] {
-    return this.clients.nodes.map(
-      (n) =>
-        this.statuses.get(n.address) ?? {
-          address: n.address,
-          state: 'down',
-          checkedAt: new Date(0).toISOString(),
-        },
-    )
+    return this.membership.members().map((m) => {
+      const s = this.stats.get(m.id)
+      const probed = isRoutable(m) || m.state === 'joining'
+      const { id, address, zone, host, weight, state, incarnation } = m
+      // Stats of a member no longer probed (left, dead) are its last known ones.
+      return {
+        id,
+        address,
+        zone,
+        host,
+        weight,
+        state,
+        incarnation,
+        ...s,
+        reachable: probed && s?.reachable === true,
+      }
+    })
   }
 
-  /** Ready when enough nodes answer to acknowledge a write. */
+  /** Members requests may go to now. */
+  routableCount(): number {
+    return this.membership.members().filter(isRoutable).length
+  }
+
+  /** Ready when the gateway knows the membership and enough routable members to acknowledge a write. */
   get ready(): boolean {
-    const up = this.nodeStatuses().filter((s) => s.state === 'up').length
-    return up >= Math.min(this.config.MYCEL_WRITE_QUORUM, this.clients.nodes.length)
+    return this.membership.known && this.routableCount() >= this.config.MYCEL_WRITE_QUORUM
   }
 
   async probeAll(): Promise<void> {
-    await Promise.all(this.clients.nodes.map((n) => this.probe(n)))
+    const members = this.membership.members()
+    for (const id of this.stats.keys()) if (!members.some((m) => m.id === id)) this.stats.delete(id)
+    await Promise.all(members.filter((m) => isRoutable(m) || m.state === 'joining').map((m) => this.probe(m)))
   }
 
-  private probe(node: NodeHandle): Promise<void> {
+  private probe(member: Member): Promise<void> {
     return new Promise((resolve) => {
-      node.client.getNodeStats({}, new Metadata(), { deadline: deadlineIn(PROBE_TIMEOUT_MS) }, (err, res) => {
-        const checkedAt = new Date().toISOString()
-        this.statuses.set(
-          node.address,
-          err
-            ? { address: node.address, state: 'down', error: err.details || err.message, checkedAt }
-            : {
-                address: node.address,
-                state: 'up',
-                nodeId: res.nodeId,
-                zone: res.zone,
-                blocks: Number(res.blocks),
-                blockBytes: Number(res.blockBytes),
-                capacityBytes: Number(res.capacityBytes),
-                version: res.version,
-                shards: Number(res.shards),
-                shardBytes: Number(res.shardBytes),
-                repair: nodeRepairStatus(res.repair),
-                scrub: nodeScrubStatus(res.scrub),
-                checkedAt,
-              },
-        )
-        resolve()
-      })
+      this.clients
+        .clientFor(member.address)
+        .getNodeStats({}, new Metadata(), { deadline: deadlineIn(PROBE_TIMEOUT_MS) }, (err, res) => {
+          const checkedAt = new Date().toISOString()
+          if (err || res.nodeId !== member.id) {
+            this.stats.set(member.id, {
+              reachable: false,
+              error: err ? err.details || err.message : `${member.address} answers as ${res.nodeId}`,
+              checkedAt,
+            })
+          } else {
+            this.stats.set(member.id, {
+              reachable: true,
+              blocks: Number(res.blocks),
+              blockBytes: Number(res.blockBytes),
+              capacityBytes: Number(res.capacityBytes),
+              version: res.version,
+              shards: Number(res.shards),
+              shardBytes: Number(res.shardBytes),
+              repair: nodeRepairStatus(res.repair),
+              scrub: nodeScrubStatus(res.scrub),
+              checkedAt,
+            })
+          }
+          resolve()
+        })
     })
   }
 }

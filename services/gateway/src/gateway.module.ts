@@ -6,19 +6,29 @@ import { AdminController } from './http/admin.controller.js'
 import { GatewayErrorFilter } from './http/error.filter.js'
 import { IpfsController } from './http/ipfs.controller.js'
 import { KuboDagController } from './http/kubo-dag.controller.js'
+import { KuboPinController } from './http/kubo-pin.controller.js'
 import { KuboRpcController } from './http/kubo-rpc.controller.js'
 import { UploadController } from './http/upload.controller.js'
+import { NodeApi } from './pins/node-api.js'
 
 @Module({})
 export class GatewayModule {
   static forRoot(config: GatewayEnv, logger: Logger): DynamicModule {
     return {
       module: GatewayModule,
-      controllers: [IpfsController, UploadController, KuboRpcController, KuboDagController, AdminController],
+      controllers: [
+        IpfsController,
+        UploadController,
+        KuboRpcController,
+        KuboDagController,
+        KuboPinController,
+        AdminController,
+      ],
       providers: [
         { provide: GATEWAY_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
         GatewayRuntime,
+        NodeApi,
         { provide: APP_FILTER, useClass: GatewayErrorFilter },
       ],
     }

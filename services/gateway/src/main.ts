@@ -55,8 +55,10 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
     {
       event: 'ready',
       ...addresses,
-      peers: config.MYCEL_PEERS,
-      nodesUp: runtime.nodeStatuses().filter((n) => n.state === 'up').length,
+      seeds: config.MYCEL_PEERS,
+      seedDns: config.MYCEL_SEED_DNS,
+      members: runtime.membership.members().length,
+      routable: runtime.routableCount(),
       replication: config.MYCEL_REPLICATION,
       writeQuorum: config.MYCEL_WRITE_QUORUM,
     },

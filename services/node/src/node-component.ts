@@ -44,6 +44,8 @@ export interface NodeComponent {
   start?(ctx: NodeContext & { grpcAddress: string }): void | Promise<void>
   /** At shutdown, before gRPC drains. */
   stop?(): void | Promise<void>
+  /** Why the node must not receive traffic yet (its /readyz answers 503), or undefined. */
+  notReadyReason?(): string | undefined
 }
 
 export const NODE_COMPONENTS = Symbol('NODE_COMPONENTS')

@@ -1,8 +1,9 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { Server } from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
+import { nodeServerCredentials } from '@mycel/cluster'
 import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, replicate, splitHostPort } from '@mycel/core'
 import { BlockServiceService, type GetNodeStatsResponse, ShardServiceService } from '@mycel/proto'
 import {
@@ -79,6 +80,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     'mycel.v1.BlockService': 'NOT_SERVING',
   })
   private readonly log: Logger
+  private readonly rootLogger: Logger
   nodeId = ''
   grpcAddress = ''
 
@@ -87,13 +89,24 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     @Inject(LOGGER) logger: Logger,
     @Inject(NODE_COMPONENTS) private readonly components: NodeComponent[],
   ) {
+    this.rootLogger = logger
     this.log = logger.child({ component: 'node:runtime' })
     this.metrics = new NodeMetrics(() => this.store)
     this.shardMetrics = new ShardMetrics(this.metrics.registry, () => this.shards)
   }
 
   get ready(): boolean {
-    return this.store !== undefined && this.server !== undefined
+    return this.notReadyReason() === undefined
+  }
+
+  /** Why the node is not ready (store, gRPC, or a component such as membership still joining). */
+  notReadyReason(): string | undefined {
+    if (this.store === undefined || this.server === undefined) return 'block store or gRPC server not up'
+    for (const c of this.components) {
+      const reason = c.notReadyReason?.()
+      if (reason !== undefined) return reason
+    }
+    return undefined
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -146,7 +159,8 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       store: this.store,
       state: this.store,
       metrics: this.metrics,
-      logger: this.log,
+      // Components name themselves: logger.child({ component: 'node:<name>' }).
+      logger: this.rootLogger,
       addNodeStats: (provider) => statsProviders.push(provider),
       shards: this.shards,
       shardMetrics: this.shardMetrics,
@@ -170,7 +184,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(
         `${host.includes(':') ? `[${host}]` : host}:${port}`,
-        ServerCredentials.createInsecure(),
+        nodeServerCredentials(cfg),
         (err, p) => (err ? reject(err) : resolve(p)),
       ),
     )

@@ -7,7 +7,7 @@ import {
   InvalidArgumentError,
   InvalidCidError,
   isMycelError,
-  type MycelError,
+  MycelError,
   type MycelErrorCode,
   StoreUnavailableError,
   UpstreamTimeoutError,
@@ -42,6 +42,9 @@ export const ERROR_MAP = {
   UNSUPPORTED_FORMAT: { http: 400, grpc: status.INVALID_ARGUMENT },
   NOT_ACCEPTABLE: { http: 406, grpc: status.FAILED_PRECONDITION },
   PATH_INSIDE_BLOCK: { http: 501, grpc: status.UNIMPLEMENTED },
+  NOT_PINNED: { http: 404, grpc: status.NOT_FOUND },
+  UNAUTHENTICATED: { http: 401, grpc: status.UNAUTHENTICATED },
+  PERMISSION_DENIED: { http: 403, grpc: status.PERMISSION_DENIED },
 } as const satisfies Record<MycelErrorCode, { http: number; grpc: status }>
 
 /** Metadata key that carries the Mycel error code beside the gRPC status. */
@@ -102,4 +105,43 @@ export function fromGrpcError(err: unknown, cid = ''): MycelError | Error {
     default:
       return err instanceof Error ? err : new Error(details)
   }
+}
+
+/** A Mycel error received over gRPC: the server's code and message, and the gRPC status. */
+export class RemoteMycelError extends MycelError {
+  override name = 'RemoteMycelError'
+  constructor(
+    readonly code: MycelErrorCode,
+    message: string,
+    readonly grpcCode: status,
+  ) {
+    super(message)
+  }
+}
+
+/** Mycel codes for gRPC statuses that arrive without a Mycel code (from grpc-js or a proxy). */
+const CODE_OF_BARE_STATUS: Partial<Record<status, MycelErrorCode>> = {
+  [status.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',
+  [status.NOT_FOUND]: 'BLOCK_NOT_FOUND',
+  [status.UNAVAILABLE]: 'UPSTREAM_UNAVAILABLE',
+  [status.DEADLINE_EXCEEDED]: 'UPSTREAM_TIMEOUT',
+  [status.RESOURCE_EXHAUSTED]: 'PAYLOAD_TOO_LARGE',
+  [status.UNAUTHENTICATED]: 'UNAUTHENTICATED',
+  [status.PERMISSION_DENIED]: 'PERMISSION_DENIED',
+  [status.CANCELLED]: 'ABORTED',
+}
+
+/**
+ * The error a client of the public API reports: the server's Mycel code and message when it sent
+ * one, else a code derived from the gRPC status. Anything else (INTERNAL, UNKNOWN) stays a plain
+ * error that keeps its gRPC `code`.
+ */
+export function remoteErrorOf(err: unknown): Error {
+  if (err instanceof MycelError) return err
+  const e = err as Partial<ServiceError>
+  if (typeof e?.code !== 'number') return err instanceof Error ? err : new Error(String(err))
+  const details = e.details || (err instanceof Error ? err.message : String(err))
+  const code = mycelCodeOf(err) ?? CODE_OF_BARE_STATUS[e.code]
+  if (code !== undefined) return new RemoteMycelError(code, details, e.code)
+  return err instanceof Error ? err : new Error(details)
 }

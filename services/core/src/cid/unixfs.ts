@@ -47,3 +47,34 @@ export function kuboImporterOptions(params: UnixfsImportParams): ImporterOptions
     shardSplitStrategy: 'links-bytes',
   }
 }
+
+/** Kubo's `chunker` option: only fixed sizes, `size-N` (the size is checked by kuboImporterOptions). */
+export function parseChunker(chunker: string | undefined): number {
+  if (chunker === undefined || chunker === '') return UNIXFS_CHUNK_SIZE
+  const m = /^size-(\d+)$/.exec(chunker)
+  if (m === null) {
+    throw new InvalidArgumentError(
+      `chunker "${chunker}" is not supported; use size-N (default size-${UNIXFS_CHUNK_SIZE})`,
+    )
+  }
+  return Number(m[1])
+}
+
+/** Import parameters from typed options, with Kubo's defaults (raw leaves follow the CID version). */
+export function importParams(opts: {
+  cidVersion?: number | undefined
+  rawLeaves?: boolean | undefined
+  chunker?: string | undefined
+  wrapWithDirectory?: boolean | undefined
+}): UnixfsImportParams {
+  const v = opts.cidVersion ?? DEFAULT_IMPORT_PARAMS.cidVersion
+  if (v !== 0 && v !== 1) throw new InvalidArgumentError(`cid-version must be 0 or 1 (got ${v})`)
+  const params: UnixfsImportParams = {
+    cidVersion: v,
+    rawLeaves: opts.rawLeaves ?? v === 1,
+    chunkSize: parseChunker(opts.chunker),
+    wrapWithDirectory: opts.wrapWithDirectory ?? false,
+  }
+  kuboImporterOptions(params) // validates the combination now, before any byte is read
+  return params
+}

@@ -49,9 +49,7 @@ export class KuboRpcController {
       Addresses: [],
       AgentVersion: `mycel/${VERSION}`,
       Protocols: [],
-      Nodes: this.runtime
-        .nodeStatuses()
-        .map((n) => ({ Address: n.address, State: n.state, ID: n.nodeId ?? '' })),
+      Nodes: this.runtime.nodeStatuses().map((n) => ({ Address: n.address, State: n.state, ID: n.id })),
     })
   }
 
@@ -72,7 +70,7 @@ export class KuboRpcController {
     queryBool(query, 'human', false)
     await this.runtime.probeAll()
     const nodes = this.runtime.nodeStatuses()
-    const up = nodes.filter((n) => n.state === 'up')
+    const up = nodes.filter((n) => n.reachable)
     const sum = (f: (n: (typeof up)[number]) => number | undefined) =>
       up.reduce((total, n) => total + BigInt(f(n) ?? 0), 0n)
     const unlimited = up.length === 0 || up.some((n) => (n.capacityBytes ?? 0) === 0)

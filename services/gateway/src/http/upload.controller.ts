@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream'
-import { type ImportedEntry, importToCluster } from '@mycel/cluster'
+import { type ImportedEntry, importToCluster, topLevelRoots } from '@mycel/cluster'
 import { PayloadTooLargeError } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
+import { NodeApi } from '../pins/node-api.js'
 import { addOutput, noteDirectories, withEmptyDirectories } from '../upload/add-output.js'
 import { type ByteBudget, limitBytes } from '../upload/limit.js'
 import { multipartCandidates } from '../upload/multipart.js'
@@ -40,7 +41,10 @@ const ADD_OPTIONS = new Set([
  */
 @Controller()
 export class UploadController {
-  constructor(@Inject(GatewayRuntime) private readonly runtime: GatewayRuntime) {}
+  constructor(
+    @Inject(GatewayRuntime) private readonly runtime: GatewayRuntime,
+    @Inject(NodeApi) private readonly api: NodeApi,
+  ) {}
 
   /** curl-friendly raw upload: `curl --data-binary @FILE .../mycel/v1/upload` (POST or PUT). */
   @All('mycel/v1/upload')
@@ -99,7 +103,7 @@ export class UploadController {
     queryBool(query, 'quieter', false)
     const silent = queryBool(query, 'silent', false)
     const progress = queryBool(query, 'progress', false) && !silent
-    queryBool(query, 'pin', true) // validated; every stored block is kept (no garbage collection yet)
+    const pin = queryBool(query, 'pin', true)
     this.checkDeclaredLength(req)
     const abort = abortOnDisconnect(req, res)
     const budget = this.budget()
@@ -118,6 +122,15 @@ export class UploadController {
         ),
         { params, ...durability, signal: abort.signal, logger: this.runtime.log },
       )
+      // As Kubo: the top-level entries (the wrapper, or each file and directory added) are pinned.
+      if (pin) {
+        for (const root of topLevelRoots(entries, params.wrapWithDirectory)) {
+          await this.api.client.pin(root.toString(), {
+            durability: queryValue(query, 'durability') ?? '',
+            signal: abort.signal,
+          })
+        }
+      }
     } catch (err) {
       // Once progress lines went out the status is sent: the error goes in Kubo's trailer.
       if (progressLines?.started) return progressLines.fail(err)

@@ -2,8 +2,8 @@ import {
   DEFAULT_IMPORT_PARAMS,
   type Durability,
   InvalidArgumentError,
-  parseDurability,
-  UNIXFS_CHUNK_SIZE,
+  parseChunker,
+  parseDurabilityOption as parseDurabilityText,
   type UnixfsImportParams,
 } from '@mycel/core'
 
@@ -32,14 +32,16 @@ export function rejectUnknownOptions(query: Query, known: ReadonlySet<string>, e
   }
 }
 
+export type { Durability }
+
 /**
  * The upload's `durability=replicate:R|ec:K+M` option (core's parser: the gRPC API and the CLI
  * use the same one). Whether the cluster has the nodes for it is checked when the upload's write
  * session starts, against the membership of that moment.
  */
 export function parseDurabilityOption(query: Query): { durability?: Durability } {
-  const v = queryValue(query, 'durability')
-  return v === undefined ? {} : { durability: parseDurability(v) }
+  const durability = parseDurabilityText(queryValue(query, 'durability'))
+  return durability === undefined ? {} : { durability }
 }
 
 /** Kubo's import options: cid-version, raw-leaves, chunker=size-N, wrap-with-directory, hash. */
@@ -53,17 +55,7 @@ export function parseImportParams(query: Query): UnixfsImportParams {
     cidVersion = Number(cidVersionText) as 0 | 1
   }
   const rawLeaves = queryBool(query, 'raw-leaves', cidVersion === 1)
-  let chunkSize = UNIXFS_CHUNK_SIZE
-  const chunker = queryValue(query, 'chunker')
-  if (chunker !== undefined) {
-    const m = /^size-(\d+)$/.exec(chunker)
-    if (m === null) {
-      throw new InvalidArgumentError(
-        `chunker "${chunker}" is not supported; use size-N (default size-${UNIXFS_CHUNK_SIZE})`,
-      )
-    }
-    chunkSize = Number(m[1])
-  }
+  const chunkSize = parseChunker(queryValue(query, 'chunker'))
   const hash = queryValue(query, 'hash')
   if (hash !== undefined && hash !== 'sha2-256') {
     throw new InvalidArgumentError(`hash "${hash}" is not supported; Mycel adds with sha2-256`)

@@ -1,4 +1,4 @@
-import { NodeClients } from '@mycel/cluster'
+import { NodeClients, nodeChannelCredentials } from '@mycel/cluster'
 import { type Member, type MembershipView, type NodeEnv, replicate } from '@mycel/core'
 import type { GetNodeStatsResponse, RepairStats, ScrubStats } from '@mycel/proto'
 import { Inject, Injectable } from '@nestjs/common'
@@ -56,7 +56,7 @@ export class RepairComponent implements NodeComponent {
 
   async start(ctx: NodeContext & { grpcAddress: string }): Promise<void> {
     const cfg = this.config
-    const clients = new NodeClients(this.membership)
+    const clients = new NodeClients(this.membership, { credentials: nodeChannelCredentials(cfg) })
     this.clients = clients
     const peers = new GrpcRepairPeers(clients, cfg.MYCEL_RPC_TIMEOUT_MS, ctx.logger)
     const addresses = [cfg.MYCEL_ADVERTISE_ADDRESS, cfg.MYCEL_GRPC_LISTEN, ctx.grpcAddress]
