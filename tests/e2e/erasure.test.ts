@@ -4,6 +4,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type CID, parseCid } from '@mycel/core'
+import { MycelClient } from '@mycel/sdk'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { sha256 } from '../helpers/data.js'
 import {
@@ -188,6 +189,28 @@ describe('erasure coding: 2+1, 4+2 and 6+3 on 9 nodes', () => {
       assert.equal(got.hash, sha256(bytes))
     } finally {
       await restartAll(cluster, [order[0]!])
+    }
+  })
+
+  it('the public gRPC Add takes ec:K+M as the HTTP upload does; the pin records the policy', async () => {
+    const sdk = new MycelClient({ nodes: [cluster.nodeAddress(0)] })
+    try {
+      const bytes = randomBytes(2 * 262_144 + 5000)
+      const added = await sdk.add(bytes, { durability: 'ec:2+1', pinName: 'coded' })
+      const leaves = await leavesOf(cluster.gatewayUrl, added.cid)
+      for (const leaf of leaves.slice(0, 2)) {
+        const owners = placementOf(cluster, leaf, 3).slice(0, 3)
+        for (const [index, node] of owners.entries()) {
+          assert.deepEqual(await listShards(cluster.nodeAddress(node), leaf), [{ k: 2, m: 1, index }])
+        }
+      }
+      const chunks: Buffer[] = []
+      for await (const chunk of sdk.cat(added.cid)) chunks.push(Buffer.from(chunk))
+      assert.equal(sha256(Buffer.concat(chunks)), sha256(bytes))
+      const [pin] = await sdk.listPins({ cids: [added.cid] })
+      assert.equal(pin?.durability, 'ec:2+1')
+    } finally {
+      sdk.close()
     }
   })
 
