@@ -109,8 +109,10 @@ describe('repair and scrub on a 3-node cluster', () => {
   it('stores the upload durability record with every block, across restarts', async () => {
     const f = await upload(cluster, 3 * 262_144, 'durability-record', '?durability=replicate:2')
     const root = parseCid(f.cid)
-    const index = addresses.indexOf(
-      targetsOf(Buffer.from(blockKey(root)).toString('hex'), staticNodes(addresses), 2)[0] as string,
+    // Placement ranks the gossip node ids.
+    const ids = addresses.map((_, i) => cluster.nodeId(i))
+    const index = ids.indexOf(
+      targetsOf(Buffer.from(blockKey(root)).toString('hex'), staticNodes(ids), 2)[0] as string,
     )
     const recordOf = async () => {
       const client = await readyBlockClient(addresses[index] as string)
