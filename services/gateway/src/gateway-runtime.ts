@@ -49,7 +49,7 @@ interface NodeStats {
 export type NodeStatus = Member & NodeStats
 
 /** Storage nodes' gRPC port when MYCEL_SEED_DNS names none (the node's default listener). */
-const DEFAULT_NODE_GRPC_PORT = 7070
+export const DEFAULT_NODE_GRPC_PORT = 7070
 
 /** How long startup waits for a first membership view before the gateway serves anyway. */
 const FIRST_VIEW_WAIT_MS = 5_000
@@ -81,6 +81,7 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     @Inject(LOGGER) logger: Logger,
   ) {
     this.log = logger
+    const credentials = nodeChannelCredentials(config)
     this.membership = new RemoteMembership({
       seeds: seedResolver({
         peers: config.MYCEL_PEERS,
@@ -88,10 +89,10 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
         defaultPort: DEFAULT_NODE_GRPC_PORT,
         logger,
       }),
-      credentials: nodeChannelCredentials(config),
       logger,
+      credentials,
     })
-    this.clients = new NodeClients(this.membership, { credentials: nodeChannelCredentials(config) })
+    this.clients = new NodeClients(this.membership, { credentials })
     this.cluster = new ClusterBlockstore(
       this.clients,
       {

@@ -51,7 +51,7 @@ export class GossipMembership implements NodeComponent, MembershipView {
   private stopping = false
 
   constructor(private readonly config: NodeEnv) {
-    // Peers are dialled with the node's TLS client credentials when the cluster uses TLS.
+    // Peers serve TLS when the cluster has a CA: gossip dials them as every other node client does.
     this.transport = new GrpcSwimTransport(nodeChannelCredentials(config))
   }
 
