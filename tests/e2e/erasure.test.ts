@@ -293,6 +293,13 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
         return held.some((s) => s.index === index)
       })
     }
+    const status = (await (await fetch(`${cluster.gatewayUrl}/mycel/v1/status`)).json()) as {
+      repair: { shardsRebuilt: number }
+    }
+    assert.ok(
+      status.repair.shardsRebuilt >= 2,
+      `the status counts rebuilt shards (${status.repair.shardsRebuilt})`,
+    )
     // With 6 nodes and 4+2, any 2 down leave exactly 4 shards: the rebuilt one is needed.
     const down = [0, 1, 2, 4, 5].filter((i) => i !== lost).slice(0, 2)
     await killAll(cluster, down)

@@ -9,7 +9,7 @@ import { RepairMetrics } from './metrics.js'
 import { GrpcRepairPeers } from './peers.js'
 import { RepairEngine, type RepairStatus } from './repair-engine.js'
 import { Scrubber, type ScrubStatus } from './scrubber.js'
-import { ShardRepair } from './shard-repair.js'
+import { ShardRepair, type ShardRepairStatus } from './shard-repair.js'
 
 /**
  * Background repair, rebalance and scrubbing of this node's blocks and of its erasure-coded
@@ -31,7 +31,7 @@ export class RepairComponent implements NodeComponent {
   register(ctx: NodeContext): void {
     ctx.addNodeStats(
       (): Partial<GetNodeStatsResponse> => ({
-        repair: repairStats(this.engine?.status()),
+        repair: repairStats(this.engine?.status(), this.shardRepair?.status()),
         scrub: scrubStats(this.scrubber?.status()),
       }),
     )
@@ -101,10 +101,17 @@ export class RepairComponent implements NodeComponent {
   }
 }
 
-function repairStats(s: RepairStatus | undefined): RepairStats | undefined {
+function repairStats(
+  s: RepairStatus | undefined,
+  shards: ShardRepairStatus | undefined,
+): RepairStats | undefined {
   if (s === undefined) return undefined
   const last = s.lastPass
   return {
+    shardsMissing: BigInt(shards?.lastPass?.missing ?? 0),
+    shardBlocksUnrecoverable: BigInt(shards?.lastPass?.unrecoverable ?? 0),
+    shardsRebuilt: BigInt(shards?.rebuilt ?? 0),
+    shardsHandedOff: BigInt(shards?.handedOff ?? 0),
     blocksScanned: BigInt(last?.scanned ?? 0),
     underReplicated: BigInt(last?.underReplicated ?? 0),
     misplaced: BigInt(last?.misplaced ?? 0),
