@@ -252,6 +252,34 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
     await assertPolicies(cluster, files)
   })
 
+  it('the public gRPC API (SDK) adds with ec:K+M, records it with the pin, and nodes read coded content', async () => {
+    const sdk = new MycelClient({ nodes: [cluster.nodeAddress(0)] })
+    try {
+      const bytes = randomBytes(3 * 262_144 + 100)
+      const added = await sdk.add(bytes, { durability: 'ec:2+1' })
+      const chunks: Buffer[] = []
+      for await (const c of sdk.cat(added.cid)) chunks.push(Buffer.from(c))
+      assert.equal(sha256(Buffer.concat(chunks)), sha256(bytes))
+      const pins = await sdk.listPins()
+      assert.equal(pins.find((p) => p.cid === added.cid)?.durability, 'ec:2+1')
+      const leaves = await leavesOf(cluster.gatewayUrl, added.cid)
+      const listed = (
+        await Promise.all(cluster.nodes.map((_, i) => listShards(cluster.nodeAddress(i), leaves[0]!)))
+      ).flat()
+      assert.equal(listed.length, 3, 'the first leaf is stored as 2+1 shards')
+      assert.ok(
+        (await metricValue(cluster.adminUrl(0), 'mycel_node_ec_reads_total')) >= 3,
+        'node 0 counts the coded reads it coordinated',
+      )
+      await assert.rejects(
+        sdk.add(Buffer.from('x'), { durability: 'ec:6+3' }),
+        /ec:6\+3 needs 9 storage nodes/,
+      )
+    } finally {
+      sdk.close()
+    }
+  })
+
   it('policies survive a restart of the whole cluster', async () => {
     await cluster.stop()
     await cluster.start()
