@@ -57,6 +57,24 @@ export class ApiComponent implements NodeComponent, OnApplicationShutdown {
           labelNames: ['result'],
           registers,
         }),
+        ecReads: new Counter({
+          name: 'mycel_node_ec_reads_total',
+          help: 'Erasure-coded block reads this node coordinates: direct (data shards only), degraded (decoded), failed',
+          labelNames: ['result'],
+          registers,
+        }),
+        shardFetches: new Counter({
+          name: 'mycel_node_shard_fetches_total',
+          help: 'Shard requests to nodes by result, for reads this node coordinates',
+          labelNames: ['result'],
+          registers,
+        }),
+        shardReadRepairs: new Counter({
+          name: 'mycel_node_shard_read_repairs_total',
+          help: 'Shards rebuilt during reads this node coordinates and written back to their owners',
+          labelNames: ['result'],
+          registers,
+        }),
       },
     )
     this.store = await PinStore.open({
