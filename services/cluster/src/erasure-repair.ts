@@ -11,7 +11,7 @@ import {
   type Shard,
 } from '@mycel/core'
 import type { ShardRef } from '@mycel/proto'
-import { writeShard, writeShardsOf } from './erasure-read.js'
+import { writeShardsOf } from './erasure-read.js'
 import { deadlineIn, type NodeHandle } from './node-clients.js'
 
 export interface ShardRepairConfig {
@@ -114,7 +114,7 @@ export function getShardsFrom(
  * then from the next K+M nodes in rank order), rebuilds the block, checks it against its CID (a
  * wrong reconstruction is never persisted), re-encodes it and writes each missing shard to its
  * owner. Owners that cannot be asked are left alone: a `left` node's data is expected back.
- * Misplaced shards are moved by their holders (handOffShard), not here.
+ * Misplaced shards are moved by their holders (the node's repair engine), not here.
  */
 export async function repairShards(
   args: RepairShardsArgs,
@@ -213,32 +213,4 @@ export async function repairShards(
     cfg.logger.warn({ cid: cid.toString(), err: String(err) }, 'writing rebuilt shards failed')
   }
   return report
-}
-
-export type HandoffResult = 'in_place' | 'handed_off' | 'owner_has' | 'kept'
-
-/**
- * For a shard held by `self` that belongs to another owner under the current placement: makes
- * sure the owner holds it (writing it there if not), then lets the caller delete its copy
- * (`dropLocal`). Kept while the owner cannot be reached.
- */
-export async function handOffShard(
-  shard: Shard,
-  nodes: readonly NodeHandle[],
-  self: string,
-  dropLocal: () => Promise<void>,
-  cfg: ShardRepairConfig,
-): Promise<HandoffResult> {
-  const { cid, k, m, index } = shard
-  const owner = placeCopies(blockKey(cid), nodes, k + m)[index]
-  if (owner === undefined || owner.id === self) return 'in_place'
-  const listing = await listShardsOn(owner, [cid], cfg.rpcTimeoutMs)
-  if (listing === undefined) return 'kept'
-  const has = listing[0]?.some((r) => r.k === k && r.m === m && r.index === index) ?? false
-  if (!has) {
-    await cfg.throttle?.(shard.bytes.byteLength)
-    await writeShard(owner, cid, shard.bytes, cfg)
-  }
-  await dropLocal()
-  return has ? 'owner_has' : 'handed_off'
 }

@@ -23,6 +23,7 @@ const stats = (over: Partial<RepairStats> = {}): RepairStats => ({
   shardBlocksUnrecoverable: 0n,
   shardsRebuilt: 0n,
   shardsHandedOff: 0n,
+  shardsMisplaced: 0n,
   ...over,
 })
 
@@ -49,11 +50,13 @@ describe('cluster repair status', () => {
         lastPassCompletedAt: '2030-01-01T00:00:00.000Z',
         shardsMissing: 2,
         shardsRebuilt: 4,
+        shardsMisplaced: 1,
       }),
     ])
     assert.equal(s.underReplicated, 3)
     assert.equal(s.shardsMissing, 2)
     assert.equal(s.repair.shardsRebuilt, 4)
+    assert.equal(s.shardsMisplaced, 1)
     assert.equal(s.misplaced, 1)
     assert.equal(s.repair.queued, 4)
     assert.equal(s.repair.bytesRepaired, 15)

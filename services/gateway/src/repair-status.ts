@@ -21,6 +21,7 @@ export interface NodeRepairStatus {
   shardBlocksUnrecoverable: number
   shardsRebuilt: number
   shardsHandedOff: number
+  shardsMisplaced: number
 }
 
 export interface NodeScrubStatus {
@@ -55,6 +56,7 @@ export function nodeRepairStatus(r: RepairStats | undefined): NodeRepairStatus |
     shardBlocksUnrecoverable: Number(r.shardBlocksUnrecoverable),
     shardsRebuilt: Number(r.shardsRebuilt),
     shardsHandedOff: Number(r.shardsHandedOff),
+    shardsMisplaced: Number(r.shardsMisplaced),
   }
 }
 
@@ -93,6 +95,7 @@ export function clusterRepairStatus(nodes: Array<{ repair?: NodeRepairStatus; sc
     unavailable: total(repair, (r) => r.unavailable),
     shardsMissing: total(repair, (r) => r.shardsMissing),
     shardBlocksUnrecoverable: total(repair, (r) => r.shardBlocksUnrecoverable),
+    shardsMisplaced: total(repair, (r) => r.shardsMisplaced),
     repair: {
       queued: total(repair, (r) => r.queued),
       blocksScanned: total(repair, (r) => r.blocksScanned),

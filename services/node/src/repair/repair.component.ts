@@ -1,5 +1,5 @@
 import { NodeClients, nodeChannelCredentials } from '@mycel/cluster'
-import { type MembershipView, type NodeEnv, replicate } from '@mycel/core'
+import { cidOfMultihash, type MembershipView, type NodeEnv, replicate } from '@mycel/core'
 import type { GetNodeStatsResponse, RepairStats, ScrubStats } from '@mycel/proto'
 import { Inject, Injectable } from '@nestjs/common'
 import { MEMBERSHIP } from '../membership/membership.provider.js'
@@ -9,17 +9,17 @@ import { RepairMetrics } from './metrics.js'
 import { GrpcRepairPeers } from './peers.js'
 import { RepairEngine, type RepairStatus } from './repair-engine.js'
 import { Scrubber, type ScrubStatus } from './scrubber.js'
-import { ShardRepair, type ShardRepairStatus } from './shard-repair.js'
+import { ShardRepair } from './shard-repair.js'
 
 /**
  * Background repair, rebalance and scrubbing of this node's blocks and of its erasure-coded
- * shards (ShardRepair: same settings, same membership triggers), with their status.
+ * shards (the same engine and scrubber: ShardRepair does the shard-specific work), with their
+ * status.
  */
 @Injectable()
 export class RepairComponent implements NodeComponent {
   private engine: RepairEngine | undefined
   private scrubber: Scrubber | undefined
-  private shardRepair: ShardRepair | undefined
   private clients: NodeClients | undefined
   private metrics: RepairMetrics | undefined
 
@@ -31,7 +31,7 @@ export class RepairComponent implements NodeComponent {
   register(ctx: NodeContext): void {
     ctx.addNodeStats(
       (): Partial<GetNodeStatsResponse> => ({
-        repair: repairStats(this.engine?.status(), this.shardRepair?.status()),
+        repair: repairStats(this.engine?.status()),
         scrub: scrubStats(this.scrubber?.status()),
       }),
     )
@@ -59,59 +59,69 @@ export class RepairComponent implements NodeComponent {
       logger: ctx.logger,
       metrics,
     }
-    this.engine = new RepairEngine(common, {
-      defaultPolicy,
-      rateBytesPerSecond: cfg.MYCEL_REPAIR_RATE_BYTES,
-      concurrency: cfg.MYCEL_REPAIR_CONCURRENCY,
-      intervalMs: cfg.MYCEL_REPAIR_INTERVAL_MS,
-    })
-    this.scrubber = new Scrubber(common, {
-      defaultPolicy,
-      rateBytesPerSecond: cfg.MYCEL_SCRUB_RATE_BYTES,
-      intervalMs: cfg.MYCEL_SCRUB_INTERVAL_MS,
-    })
-    if (ctx.shards !== undefined && ctx.shardMetrics !== undefined) {
-      this.shardRepair = new ShardRepair(
-        {
-          shards: ctx.shards,
-          state: ctx.state,
-          clients,
-          membership: this.membership,
-          self,
-          logger: ctx.logger,
-          metrics: ctx.shardMetrics,
-        },
-        {
-          intervalMs: cfg.MYCEL_REPAIR_INTERVAL_MS,
-          rateBytesPerSecond: cfg.MYCEL_REPAIR_RATE_BYTES,
-          scrubRateBytesPerSecond: cfg.MYCEL_SCRUB_RATE_BYTES,
-          scrubIntervalMs: cfg.MYCEL_SCRUB_INTERVAL_MS,
-          rpcTimeoutMs: cfg.MYCEL_RPC_TIMEOUT_MS,
-        },
-      )
-    }
+    const shards = ctx.shards
+    const shardMetrics = ctx.shardMetrics
+    const shardRepair =
+      shards === undefined || shardMetrics === undefined
+        ? undefined
+        : new ShardRepair(
+            { shards, clients, logger: ctx.logger, metrics: shardMetrics },
+            { rpcTimeoutMs: cfg.MYCEL_RPC_TIMEOUT_MS },
+          )
+    const engine = new RepairEngine(
+      { ...common, ...(shardRepair ? { shards: shardRepair } : {}) },
+      {
+        defaultPolicy,
+        rateBytesPerSecond: cfg.MYCEL_REPAIR_RATE_BYTES,
+        concurrency: cfg.MYCEL_REPAIR_CONCURRENCY,
+        intervalMs: cfg.MYCEL_REPAIR_INTERVAL_MS,
+      },
+    )
+    this.engine = engine
+    this.scrubber = new Scrubber(
+      {
+        ...common,
+        ...(shards && shardMetrics
+          ? {
+              shards: {
+                store: shards,
+                verified: (bytes: number) => shardMetrics.scrubbedBytes.inc(bytes),
+                repair: async (e) =>
+                  (await engine.repairShardsNow({
+                    cid: cidOfMultihash(e.multihash),
+                    key: e.multihash,
+                    k: e.k,
+                    m: e.m,
+                  })) > 0,
+              },
+            }
+          : {}),
+      },
+      {
+        defaultPolicy,
+        rateBytesPerSecond: cfg.MYCEL_SCRUB_RATE_BYTES,
+        intervalMs: cfg.MYCEL_SCRUB_INTERVAL_MS,
+      },
+    )
     await this.engine.start()
     await this.scrubber.start()
-    this.shardRepair?.start()
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.engine?.stop(), this.scrubber?.stop(), this.shardRepair?.stop()])
+    await Promise.all([this.engine?.stop(), this.scrubber?.stop()])
     this.clients?.close()
   }
 }
 
-function repairStats(
-  s: RepairStatus | undefined,
-  shards: ShardRepairStatus | undefined,
-): RepairStats | undefined {
+function repairStats(s: RepairStatus | undefined): RepairStats | undefined {
   if (s === undefined) return undefined
   const last = s.lastPass
   return {
-    shardsMissing: BigInt(shards?.lastPass?.missing ?? 0),
-    shardBlocksUnrecoverable: BigInt(shards?.lastPass?.unrecoverable ?? 0),
-    shardsRebuilt: BigInt(shards?.rebuilt ?? 0),
-    shardsHandedOff: BigInt(shards?.handedOff ?? 0),
+    shardsMissing: BigInt(last?.shardsMissing ?? 0),
+    shardBlocksUnrecoverable: BigInt(last?.shardBlocksUnrecoverable ?? 0),
+    shardsRebuilt: BigInt(s.shardsRebuilt),
+    shardsHandedOff: BigInt(s.shardsHandedOff),
+    shardsMisplaced: BigInt(last?.shardsMisplaced ?? 0),
     blocksScanned: BigInt(last?.scanned ?? 0),
     underReplicated: BigInt(last?.underReplicated ?? 0),
     misplaced: BigInt(last?.misplaced ?? 0),

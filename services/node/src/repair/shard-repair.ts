@@ -1,335 +1,329 @@
-import { handOffShard, listShardsOn, type NodeClients, type NodeHandle, repairShards } from '@mycel/cluster'
+import { listShardsOn, type NodeClients, type NodeHandle, repairShards, writeShard } from '@mycel/cluster'
 import {
   blockKey,
   type CID,
   cidOfMultihash,
-  isAbortError,
   isRoutable,
   type Logger,
   type Member,
-  type MembershipView,
   placeCopies,
 } from '@mycel/core'
 import type { ShardRef } from '@mycel/proto'
-import type { NodeStateStore } from '../block-store/block-store.js'
 import type { ShardMetrics } from '../shard-store/shard-metrics.js'
-import type { ShardStore, StoredShardEntry } from '../shard-store/shard-store.js'
-import { STOP_WAIT_MS } from './repair-engine.js'
-import { readStateJson, writeStateJson } from './state-json.js'
-import { TokenBucket } from './token-bucket.js'
-import { settleWithin, Wakeup } from './wakeup.js'
+import type { ShardStore } from '../shard-store/shard-store.js'
+import { decideShards, type ShardDecision } from './decide.js'
+import { forEachBounded } from './wakeup.js'
 
-export interface ShardRepairConfig {
-  /** Time between passes when the last one left nothing to do (MYCEL_REPAIR_INTERVAL_MS). */
-  intervalMs: number
-  /** Bytes per second rebuilt shards and handoffs may send (MYCEL_REPAIR_RATE_BYTES). */
-  rateBytesPerSecond: number
-  /** Shard bytes per second scrub re-verifies; 0 turns shard scrubbing off (MYCEL_SCRUB_RATE_BYTES). */
-  scrubRateBytesPerSecond: number
-  /** Pause between two complete scrub passes (MYCEL_SCRUB_INTERVAL_MS). */
-  scrubIntervalMs: number
-  rpcTimeoutMs: number
-  /** Blocks surveyed per page: one ListShards call per owner covers the page. */
-  pageSize?: number
+/** An erasure-coded block this node holds shards of, under one code. */
+export interface CodedBlock {
+  cid: CID
+  /** The block's key (its multihash), as in the repair queue. */
+  key: Uint8Array
+  k: number
+  m: number
+}
+
+/** A coded block with where its shards belong now and what to do about it. */
+export interface ShardEvaluated {
+  block: CodedBlock
+  /** The K+M owners, in shard order. */
+  owners: NodeHandle[]
+  /** What each owner answered (this node: its own index); undefined: could not ask. */
+  listings: Array<ShardRef[] | undefined>
+  decision: ShardDecision
+}
+
+/** What one act() did. */
+export interface ShardActResult {
+  rebuilt: number
+  handedOff: number
+  /** Shard bytes sent (rebuilt shards and handoffs). */
+  bytes: number
+}
+
+export interface ShardActOptions {
+  /** Waits until `bytes` may be sent: the repair engine's byte-rate limit, shared with blocks. */
+  throttle: (bytes: number) => Promise<void>
+  concurrency: number
+  stopped: () => boolean
+  /** Rebuild even when another holder ranks first (scrub dropped this node's own shard). */
+  force?: boolean
 }
 
 export interface ShardRepairComponents {
   shards: ShardStore
-  state: NodeStateStore
   clients: NodeClients
-  membership: MembershipView
-  /** This node's member record, or undefined while it is not in the membership. */
-  self: () => Member | undefined
   logger: Logger
   metrics: ShardMetrics
 }
 
-/** Figures of the last complete pass over this node's shards. */
-export interface ShardPassFigures {
-  startedAt: number
-  completedAt: number
-  /** Erasure-coded blocks this node holds shards of. */
-  blocks: number
-  /** Shards missing on reachable owners, counted by the node responsible for the block. */
-  missing: number
-  /** Blocks with fewer than K shards left. */
-  unrecoverable: number
-}
-
-export interface ShardRepairStatus {
-  lastPass?: ShardPassFigures
-  rebuilt: number
-  handedOff: number
-}
-
-const STATE_SCRUB_LAST = 'shard-scrub/last-completed'
-const DEFAULT_PAGE = 64
-const FIRST_RERUN_MS = 1_000
-
 /**
- * Repair, handoff and scrub of this node's erasure-coded shards, run by the repair component
- * beside the block repair engine and scrubber, with the same settings and triggers.
- *
- * A pass walks the node's shard index in key order, a page of blocks at a time. For each page
- * it asks every owner of those blocks (placeCopies(key, members, K+M)) with one ListShards call
- * which shards it holds; a shard held here whose owner is another node is handed off (written
- * there, then dropped here); a block whose owners lack shards is rebuilt by the first owner
- * holding any of its shards (repairShards): from K shards, checked against the block's CID,
- * re-encoded, written under the repair byte rate. Membership changes start a pass at once; a
- * pass that left work behind is followed by another soon, backing off to the interval.
- *
- * Scrub re-reads every stored shard at the scrub byte rate; a shard that fails its checksum is
- * dropped (mycel_node_shards_corrupt_total{found_by="scrub"}) and rebuilt at once.
+ * The erasure-coded half of repair, driven by the RepairEngine (same pass and cursor, same queue,
+ * same rate limit): pages of the coded blocks this node holds shards of, their survey (one
+ * ListShards call per owner for a whole page, plus the nodes ranked after the owners for blocks
+ * short of K there), and the work a decision calls for: the responsible holder rebuilds missing
+ * shards (repairShards: K shards, the block checked against its CID, re-encoded, written to the
+ * owners), and a holder of a shard that belongs elsewhere writes it to its owner and drops its
+ * own only after the owner, still the owner under the membership of that moment and routable,
+ * confirms it holds it.
  */
 export class ShardRepair {
   private readonly log: Logger
-  private readonly bucket: TokenBucket
-  private readonly passWakeup = new Wakeup()
-  private readonly scrubWakeup = new Wakeup()
-  private readonly abort = new AbortController()
-  private stopped = false
-  private loops: Promise<void>[] = []
-  private unsubscribe: (() => void) | undefined
-  private lastPass: ShardPassFigures | undefined
-  private readonly counters = { rebuilt: 0, handedOff: 0 }
 
   constructor(
     private readonly c: ShardRepairComponents,
-    private readonly cfg: ShardRepairConfig,
+    private readonly cfg: { rpcTimeoutMs: number },
   ) {
     this.log = c.logger.child({ component: 'node:shard-repair' })
-    this.bucket = new TokenBucket(cfg.rateBytesPerSecond)
   }
 
-  start(): void {
-    this.unsubscribe = this.c.membership.onChange(() => this.trigger())
-    this.loops = [this.passLoop()]
-    if (this.cfg.scrubRateBytesPerSecond > 0) this.loops.push(this.scrubLoop())
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true
-    this.unsubscribe?.()
-    this.abort.abort()
-    this.passWakeup.wake()
-    this.scrubWakeup.wake()
-    await settleWithin(Promise.all(this.loops), STOP_WAIT_MS)
-  }
-
-  /** Starts a pass now. */
-  trigger(): void {
-    this.passWakeup.wake()
-  }
-
-  status(): ShardRepairStatus {
-    return { ...(this.lastPass ? { lastPass: this.lastPass } : {}), ...this.counters }
-  }
-
-  private async passLoop(): Promise<void> {
-    let rerun = FIRST_RERUN_MS
-    let delay = 0
-    while (!this.stopped) {
-      await this.passWakeup.wait(delay)
-      if (this.stopped) break
-      let pending = false
-      try {
-        const figures = await this.runPass()
-        pending = figures === undefined || figures.missing > 0
-      } catch (err) {
-        if (this.stopped || isAbortError(err)) break
-        this.log.error({ err: String(err) }, 'shard repair pass failed')
-        pending = true
-      }
-      delay = pending ? rerun : this.cfg.intervalMs
-      rerun = pending ? Math.min(rerun * 2, this.cfg.intervalMs) : FIRST_RERUN_MS
-    }
-  }
-
-  /** One pass over this node's shards; undefined when this node cannot act now. */
-  async runPass(): Promise<ShardPassFigures | undefined> {
-    const self = this.currentSelf()
-    // Not routable itself (joining, leaving, declared dead): it would see every shard as
-    // misplaced and hand its data away, so it decides nothing.
-    if (self === undefined || !isRoutable(self)) return undefined
-    const figures: ShardPassFigures = {
-      startedAt: Date.now(),
-      completedAt: 0,
-      blocks: 0,
-      missing: 0,
-      unrecoverable: 0,
-    }
-    let after: Buffer | undefined
+  /**
+   * The coded blocks among the next `limit` stored shards after shard key `after`, and the key
+   * to continue from (undefined at the end). Keys sort by block, then code: one entry per
+   * (block, K, M) of the page.
+   */
+  async page(after: Buffer | undefined, limit: number): Promise<{ blocks: CodedBlock[]; last?: Buffer }> {
+    const entries = await this.c.shards.scan(after, limit)
+    const blocks: CodedBlock[] = []
     let previous = ''
-    for (;;) {
-      if (this.stopped) return undefined
-      const entries = await this.c.shards.scan(after, this.cfg.pageSize ?? DEFAULT_PAGE)
-      if (entries.length === 0) break
-      after = entries.at(-1)?.key
-      // Keys sort by block, then code: one group per (block, K, M).
-      const groups: StoredShardEntry[] = []
-      for (const e of entries) {
-        const id = `${Buffer.from(e.multihash).toString('hex')}/${e.k}+${e.m}`
-        if (id === previous) continue
-        previous = id
-        groups.push(e)
-      }
-      await this.repairPage(groups, self, figures)
+    for (const e of entries) {
+      const id = `${Buffer.from(e.multihash).toString('hex')}/${e.k}+${e.m}`
+      if (id === previous) continue
+      previous = id
+      blocks.push({ cid: cidOfMultihash(e.multihash), key: e.multihash, k: e.k, m: e.m })
     }
-    figures.completedAt = Date.now()
-    this.lastPass = figures
-    if (figures.blocks > 0) this.log.info(figures, 'shard repair pass completed')
-    return figures
+    const last = entries.at(-1)?.key
+    return last === undefined ? { blocks } : { blocks, last }
   }
 
-  /** Surveys a page of blocks with one ListShards call per owner, then repairs each. */
-  private async repairPage(
-    groups: StoredShardEntry[],
-    self: Member,
-    figures: ShardPassFigures,
-  ): Promise<void> {
+  /**
+   * Where each block's shards belong under the current placement and what the owners hold. Blocks
+   * the placement has too few members for (fewer than K+M) are left out: nothing can be done.
+   */
+  async evaluate(blocks: readonly CodedBlock[], self: Member): Promise<ShardEvaluated[]> {
     const nodes = this.c.clients.nodes
-    const plans = groups
-      .filter((g) => nodes.length >= g.k + g.m) // too few members to place the shards: nothing to do
-      .map((g) => {
-        const cid = cidOfMultihash(g.multihash)
-        return { g, cid, owners: placeCopies(blockKey(cid), nodes, g.k + g.m).slice(0, g.k + g.m) }
+    const plans = blocks
+      .filter((b) => nodes.length >= b.k + b.m)
+      .map((block) => {
+        const order = placeCopies(blockKey(block.cid), nodes, 2 * (block.k + block.m))
+        return { block, owners: order.slice(0, block.k + block.m), next: order.slice(block.k + block.m) }
       })
-    const asks = new Map<string, { node: NodeHandle; cids: CID[] }>()
-    for (const p of plans) {
-      for (const o of p.owners) {
-        const ask = asks.get(o.id) ?? { node: o, cids: [] }
-        if (!ask.cids.includes(p.cid)) ask.cids.push(p.cid)
-        asks.set(o.id, ask)
-      }
+    const local = await this.c.shards.list(plans.map((p) => p.block.cid))
+    const owned = await this.survey(
+      plans.map((p) => p.owners),
+      plans.map((p) => p.block.cid),
+      self,
+    )
+    const out = plans.map((p, i) => {
+      const mine = (local[i] ?? []).filter((r) => r.k === p.block.k && r.m === p.block.m)
+      const listings = p.owners.map((o, j) => (o.id === self.id ? mine : owned[i]?.[j]))
+      return { p, mine, listings, decision: this.decide(p.block, p.owners, self, mine, listings) }
+    })
+    // Short of K on the owners: shards written to the nodes ranked next while an owner was down
+    // count too (the read path and repairShards look there as well).
+    const short = out.filter((e) => e.decision.unrecoverable)
+    if (short.length > 0) {
+      const nextListings = await this.survey(
+        short.map((e) => e.p.next),
+        short.map((e) => e.p.block.cid),
+        self,
+      )
+      short.forEach((e, i) => {
+        const elsewhere = (nextListings[i] ?? []).flatMap((refs) =>
+          (refs ?? []).filter((r) => r.k === e.p.block.k && r.m === e.p.block.m).map((r) => r.index),
+        )
+        e.decision = this.decide(e.p.block, e.p.owners, self, e.mine, e.listings, elsewhere)
+      })
     }
+    return out.map((e) => ({
+      block: e.p.block,
+      owners: e.p.owners,
+      listings: e.listings,
+      decision: e.decision,
+    }))
+  }
+
+  /** Rebuilds what this node is responsible for, then hands off and drops misplaced shards. */
+  async act(evaluated: readonly ShardEvaluated[], self: Member, o: ShardActOptions): Promise<ShardActResult> {
+    const result: ShardActResult = { rebuilt: 0, handedOff: 0, bytes: 0 }
+    const throttle = async (bytes: number) => {
+      await o.throttle(bytes)
+      result.bytes += bytes
+    }
+    const handoffs: Array<{ e: ShardEvaluated; index: number }> = []
+    await forEachBounded(evaluated, o.concurrency, async (e) => {
+      if (o.stopped()) return
+      const d = e.decision
+      if ((d.responsible || o.force) && d.missing.length > 0) {
+        result.rebuilt += await this.rebuild(e, self, throttle, o.force === true || d.role === 'misplaced')
+      }
+      for (const index of d.handOff) {
+        if (await this.sendToOwner(e, index, throttle)) handoffs.push({ e, index })
+      }
+    })
+    if (!o.stopped()) result.handedOff = await this.dropConfirmed(handoffs, self)
+    return result
+  }
+
+  /** ListShards to each node of `groups[i]` for block `cids[i]`, one call per node. */
+  private async survey(
+    groups: ReadonlyArray<readonly NodeHandle[]>,
+    cids: readonly CID[],
+    self: Member,
+  ): Promise<Array<Array<ShardRef[] | undefined>>> {
+    const asks = new Map<string, { node: NodeHandle; cids: CID[] }>()
+    groups.forEach((nodes, i) => {
+      for (const node of nodes) {
+        if (node.id === self.id) continue
+        const ask = asks.get(node.id) ?? { node, cids: [] }
+        ask.cids.push(cids[i] as CID)
+        asks.set(node.id, ask)
+      }
+    })
     const answers = new Map<string, Map<string, ShardRef[]>>()
     await Promise.all(
-      [...asks.values()].map(async ({ node, cids }) => {
-        const listed = await listShardsOn(node, cids, this.cfg.rpcTimeoutMs)
+      [...asks.values()].map(async ({ node, cids: asked }) => {
+        const listed = await listShardsOn(node, asked, this.cfg.rpcTimeoutMs)
         if (listed === undefined) return
         const byCid = new Map<string, ShardRef[]>()
-        for (const [i, cid] of cids.entries()) byCid.set(cid.toString(), listed[i] ?? [])
+        asked.forEach((cid, i) => {
+          byCid.set(cid.toString(), listed[i] ?? [])
+        })
         answers.set(node.id, byCid)
       }),
     )
-    for (const p of plans) {
-      if (this.stopped) return
-      figures.blocks++
-      const listings = p.owners.map((o) => answers.get(o.id)?.get(p.cid.toString()))
-      await this.repairBlock(p.cid, p.g.k, p.g.m, self, false, listings, figures)
-    }
+    return groups.map((nodes, i) => nodes.map((n) => answers.get(n.id)?.get((cids[i] as CID).toString())))
   }
 
-  private async repairBlock(
-    cid: CID,
-    k: number,
-    m: number,
+  private decide(
+    block: CodedBlock,
+    owners: readonly NodeHandle[],
     self: Member,
+    mine: readonly ShardRef[],
+    listings: ReadonlyArray<ShardRef[] | undefined>,
+    elsewhere: readonly number[] = [],
+  ): ShardDecision {
+    const indices = (refs: readonly ShardRef[] | undefined) =>
+      refs?.filter((r) => r.k === block.k && r.m === block.m).map((r) => r.index)
+    return decideShards({
+      k: block.k,
+      m: block.m,
+      owners,
+      selfId: self.id,
+      local: indices(mine) ?? [],
+      listings: listings.map(indices),
+      elsewhere,
+    })
+  }
+
+  /** repairShards for one block, from the survey; the number of shards written. */
+  private async rebuild(
+    e: ShardEvaluated,
+    self: Member,
+    throttle: (bytes: number) => Promise<void>,
     force: boolean,
-    listings: ReadonlyArray<ShardRef[] | undefined> | undefined,
-    figures?: ShardPassFigures,
-  ): Promise<void> {
-    const nodes = this.c.clients.nodes
-    const repair = {
-      rpcTimeoutMs: this.cfg.rpcTimeoutMs,
-      logger: this.log,
-      throttle: (bytes: number) => this.bucket.take(bytes, this.abort.signal),
-    }
+  ): Promise<number> {
+    const { cid, k, m } = e.block
     try {
-      // Shard data is read only to hand a shard off; the survey needs the index alone.
-      const owners = placeCopies(blockKey(cid), nodes, k + m)
-      const [refs = []] = await this.c.shards.list([cid])
-      let handed = false
-      for (const ref of refs) {
-        if (ref.k !== k || ref.m !== m || owners[ref.index]?.id === self.id) continue
-        const { shards } = await this.c.shards.get(cid, { k, m, indices: [ref.index] })
-        for (const shard of shards) {
-          const drop = () => this.c.shards.delete(cid, [shard]).then(() => undefined)
-          const result = await handOffShard(shard, nodes, self.id, drop, repair)
-          if (result === 'handed_off' || result === 'owner_has') {
-            handed = true
-            this.counters.handedOff++
-            this.c.metrics.repairs.inc({ result: 'handed_off' })
-            this.log.info(
-              { cid: cid.toString(), shard: shard.index, result },
-              'misplaced shard handed off to its owner',
-            )
-          }
-        }
-      }
-      // A handoff above changed what the owners hold: survey again.
+      const { shards: local } = await this.c.shards.get(cid, { k, m })
       const report = await repairShards(
-        { cid, k, m, nodes, self: self.id, force, ...(listings && !handed ? { listings } : {}) },
-        repair,
+        { cid, k, m, nodes: this.c.clients.nodes, self: self.id, force, local, listings: e.listings },
+        { rpcTimeoutMs: this.cfg.rpcTimeoutMs, logger: this.log, throttle },
       )
       this.c.metrics.repairBlocksChecked.inc()
-      if (!report.skipped && figures) figures.missing += report.missing.length
       if (report.rebuilt.length > 0) {
-        this.counters.rebuilt += report.rebuilt.length
         this.c.metrics.repairs.inc({ result: 'rebuilt' }, report.rebuilt.length)
         this.log.info(
           { cid: cid.toString(), rebuilt: report.rebuilt, k, m },
           'rebuilt missing shards on their owners',
         )
       }
-      if (report.unrecoverable) {
-        if (figures) figures.unrecoverable++
-        this.c.metrics.repairs.inc({ result: 'unrecoverable' })
-      }
+      if (report.unrecoverable) this.c.metrics.repairs.inc({ result: 'unrecoverable' })
       const failed =
         report.skipped || report.unrecoverable ? 0 : report.missing.length - report.rebuilt.length
       if (failed > 0) this.c.metrics.repairs.inc({ result: 'failed' }, failed)
+      return report.rebuilt.length
     } catch (err) {
-      if (isAbortError(err) || this.stopped) throw err
       this.c.metrics.repairs.inc({ result: 'failed' })
       this.log.warn({ cid: cid.toString(), err: String(err) }, 'shard repair of a block failed')
+      return 0
     }
   }
 
-  private async scrubLoop(): Promise<void> {
-    const last = await readStateJson<number>(this.c.state, STATE_SCRUB_LAST)
-    let delay = last === undefined ? 0 : Math.max(0, last + this.cfg.scrubIntervalMs - Date.now())
-    const bucket = new TokenBucket(this.cfg.scrubRateBytesPerSecond)
-    while (!this.stopped) {
-      await this.scrubWakeup.wait(delay)
-      if (this.stopped) break
-      try {
-        await this.scrubPass(bucket)
-        await writeStateJson(this.c.state, STATE_SCRUB_LAST, Date.now())
-        this.c.metrics.scrubPasses.inc()
-        delay = this.cfg.scrubIntervalMs
-      } catch (err) {
-        if (this.stopped || isAbortError(err)) break
-        this.log.error({ err: String(err) }, 'shard scrub pass failed; retrying in 5 s')
-        delay = 5_000
+  /** Makes sure the owner of shard `index` holds it (writing this node's verified copy there). */
+  private async sendToOwner(
+    e: ShardEvaluated,
+    index: number,
+    throttle: (bytes: number) => Promise<void>,
+  ): Promise<boolean> {
+    const { cid, k, m } = e.block
+    const owner = e.owners[index] as NodeHandle
+    const has = e.listings[index]?.some((r) => r.k === k && r.m === m && r.index === index) ?? false
+    if (has) return true
+    // A shard that fails verification here is dropped by the store (scrub and repair restore it).
+    const [shard] = (await this.c.shards.get(cid, { k, m, indices: [index] })).shards
+    if (shard === undefined) return false
+    try {
+      await throttle(shard.bytes.byteLength)
+      await writeShard(owner, cid, shard.bytes, { rpcTimeoutMs: this.cfg.rpcTimeoutMs, logger: this.log })
+      return true
+    } catch (err) {
+      this.c.metrics.repairs.inc({ result: 'failed' })
+      this.log.warn(
+        { cid: cid.toString(), shard: index, peer: owner.address, err: String(err) },
+        'shard handoff failed',
+      )
+      return false
+    }
+  }
+
+  /**
+   * Drops the handed-off shards whose owner confirms it holds them, checked right before the
+   * delete against the membership of that moment: the owner must still be the shard's owner and
+   * routable, and this node not its owner.
+   */
+  private async dropConfirmed(
+    handoffs: ReadonlyArray<{ e: ShardEvaluated; index: number }>,
+    self: Member,
+  ): Promise<number> {
+    const nodes = this.c.clients.nodes
+    const byOwner = new Map<
+      string,
+      { node: NodeHandle; items: Array<{ e: ShardEvaluated; index: number }> }
+    >()
+    for (const h of handoffs) {
+      const { cid, k, m } = h.e.block
+      const now = placeCopies(blockKey(cid), nodes, k + m)[h.index]
+      if (now === undefined || now.id !== h.e.owners[h.index]?.id || now.id === self.id || !isRoutable(now)) {
+        continue
       }
+      const entry = byOwner.get(now.id) ?? { node: now, items: [] }
+      entry.items.push(h)
+      byOwner.set(now.id, entry)
     }
-  }
-
-  /** Verifies every stored shard at the scrub rate; a corrupt one is dropped and rebuilt now. */
-  private async scrubPass(bucket: TokenBucket): Promise<void> {
-    let after: Buffer | undefined
-    for (;;) {
-      const entries = await this.c.shards.scan(after, DEFAULT_PAGE)
-      if (entries.length === 0) return
-      for (const entry of entries) {
-        if (this.stopped) return
-        await bucket.take(entry.size, this.abort.signal)
-        const good = await this.c.shards.verify(entry)
-        this.c.metrics.scrubbedBytes.inc(entry.size)
-        const self = this.currentSelf()
-        if (!good && self !== undefined && isRoutable(self)) {
-          // The store counted it and dropped it: rebuild this node's shard from K others.
-          await this.repairBlock(cidOfMultihash(entry.multihash), entry.k, entry.m, self, true, undefined)
+    let dropped = 0
+    await Promise.all(
+      [...byOwner.values()].map(async ({ node, items }) => {
+        const listed = await listShardsOn(
+          node,
+          items.map((h) => h.e.block.cid),
+          this.cfg.rpcTimeoutMs,
+        )
+        if (listed === undefined) return
+        for (const [i, { e, index }] of items.entries()) {
+          const { cid, k, m } = e.block
+          if (!listed[i]?.some((r) => r.k === k && r.m === m && r.index === index)) continue
+          if ((await this.c.shards.delete(cid, [{ k, m, index }])) > 0) {
+            dropped++
+            this.c.metrics.repairs.inc({ result: 'handed_off' })
+            this.log.info(
+              { cid: cid.toString(), shard: index, peer: node.address },
+              'misplaced shard handed off to its owner',
+            )
+          }
         }
-      }
-      after = entries.at(-1)?.key
-    }
-  }
-
-  private currentSelf(): Member | undefined {
-    const self = this.c.self()
-    if (self === undefined) return undefined
-    return this.c.membership.members().find((m) => m.id === self.id) ?? self
+      }),
+    )
+    return dropped
   }
 }

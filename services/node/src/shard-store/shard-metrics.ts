@@ -6,7 +6,6 @@ export class ShardMetrics {
   readonly served: Counter
   readonly corrupt: Counter<'found_by'>
   readonly scrubbedBytes: Counter
-  readonly scrubPasses: Counter
   readonly repairBlocksChecked: Counter
   readonly repairs: Counter<'result'>
 
@@ -42,11 +41,6 @@ export class ShardMetrics {
     this.scrubbedBytes = new Counter({
       name: 'mycel_node_shard_scrub_bytes_total',
       help: 'Bytes of stored shards re-verified by scrub',
-      registers,
-    })
-    this.scrubPasses = new Counter({
-      name: 'mycel_node_shard_scrub_passes_total',
-      help: 'Completed scrub passes over every stored shard',
       registers,
     })
     this.repairBlocksChecked = new Counter({
