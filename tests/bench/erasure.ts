@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { decodeBlock, encodeShards } from '@mycel/core'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
-import { waitForNodesUp } from '../helpers/erasure.js'
+import { RESTART_TIMEOUT_MS } from '../helpers/erasure.js'
+import { allAlive } from '../helpers/membership.js'
 import { cpuSnapshot } from './proc.js'
 
 const MiB = 1 << 20
@@ -118,7 +119,8 @@ interface PolicyResult {
 async function measurePolicy(opts: ErasureBenchOptions, policy: string): Promise<PolicyResult> {
   const dataDir = join(opts.dir, `ec-${policy.replace(/[^a-z0-9]/g, '-')}`)
   opts.log(`erasure: ${policy} on 6 nodes`)
-  const cluster = await startCluster({ nodes: 6, dataDir })
+  // Nodes killed for the degraded reads stay suspect (no repair meanwhile): reads alone are timed.
+  const cluster = await startCluster({ nodes: 6, dataDir, env: { MYCEL_DEAD_AFTER_MS: '600000' } })
   opts.onCleanup(() => cluster.stop())
   const nodeDirs = cluster.nodes.map((_, i) => join(dataDir, `node-${i}`, 'blocks'))
   const emptyDisk = (await Promise.all(nodeDirs.map(duBytes))).reduce((a, b) => a + b, 0)
@@ -152,7 +154,7 @@ async function measurePolicy(opts: ErasureBenchOptions, policy: string): Promise
   const degraded: number[] = []
   for (let r = 0; r < opts.runs; r++) degraded.push(await download(cluster, up.cid, opts.file))
   await Promise.all([cluster.nodes[0]!.start(), cluster.nodes[1]!.start()])
-  await waitForNodesUp(cluster, 6)
+  await allAlive(cluster, RESTART_TIMEOUT_MS)
   const status = (await (await fetch(`${cluster.gatewayUrl}/mycel/v1/status`)).json()) as {
     nodes: Array<{ blockBytes?: number; shardBytes?: number }>
   }

@@ -10,16 +10,17 @@ import { sha256 } from '../helpers/data.js'
 import {
   corruptShard,
   download,
-  eventually,
   getShards,
   leavesOf,
   listShards,
   metricValue,
   placementOf,
-  waitForNodesUp,
+  RESTART_TIMEOUT_MS,
 } from '../helpers/erasure.js'
 import { hasBlocks, rawBlock, readyBlockClient } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
+import { allAlive, everyoneSees, poll } from '../helpers/membership.js'
+import { clusterStatus, waitForRepairQuiet } from '../helpers/repair.js'
 
 interface StoredFile {
   bytes: Buffer
@@ -29,6 +30,10 @@ interface StoredFile {
 }
 
 const q = (policy: string) => `?durability=${encodeURIComponent(policy)}`
+
+/** Polls `check` until it holds (conditions, never fixed sleeps); deadlines are generous. */
+const eventually = (what: string, check: () => Promise<boolean>, timeoutMs = 120_000) =>
+  poll(what, timeoutMs, async () => ((await check()) ? true : undefined))
 
 async function upload(cluster: TestCluster, size: number, policy?: string): Promise<StoredFile> {
   const bytes = randomBytes(size)
@@ -53,97 +58,108 @@ async function killAll(cluster: TestCluster, nodes: number[]): Promise<void> {
   await Promise.all(nodes.map((i) => cluster.nodes[i]!.kill()))
 }
 
+/** Starts the nodes again and waits until every node and the gateway see all of them alive. */
 async function restartAll(cluster: TestCluster, nodes: number[]): Promise<void> {
-  await Promise.all(nodes.map((i) => cluster.nodes[i]!.start()))
-  await waitForNodesUp(cluster, cluster.nodes.length)
+  await Promise.all(nodes.filter((i) => !cluster.nodes[i]!.running).map((i) => cluster.nodes[i]!.start()))
+  await allAlive(cluster, RESTART_TIMEOUT_MS)
 }
 
-// Scrub is off and repair passes are 10 minutes apart here, so these tests see the read path alone.
-describe('erasure coding: 2+1, 4+2 and 6+3 on 9 nodes', () => {
+/**
+ * Killed nodes stay suspect (still placed, asked last) for the whole suite, so placement holds
+ * still while nodes are down and restarted; scrub is off and repair passes are minutes apart, so
+ * these tests see the read path alone.
+ */
+const READ_PATH_ENV = { MYCEL_SCRUB_RATE_BYTES: '0', MYCEL_DEAD_AFTER_MS: '600000' }
+
+/**
+ * For ec:K+M: random files round-trip with every shard on its placement node; with any M nodes
+ * down every file reads back (degraded reads counted); with M+1 down a read fails with a clear
+ * error and never returns wrong bytes.
+ */
+function codeTests(cluster: () => TestCluster, k: number, m: number, randomKills: boolean): void {
+  const policy = `ec:${k}+${m}`
+  let files: StoredFile[] = []
+
+  it(`${policy}: random files round-trip, each shard on its placement node`, async () => {
+    const c = cluster()
+    // One coded block, three leaves (the last one small, so replicated), and a small file.
+    files = [
+      await upload(c, 70_000 + k, policy),
+      await upload(c, 2 * 262_144 + 1000, policy),
+      await upload(c, 5000, policy),
+    ]
+    await assertReadsBack(c, files, 'all nodes up')
+    for (const leaf of files.flatMap((f) => f.coded)) {
+      const owners = placementOf(c, leaf, k + m).slice(0, k + m)
+      for (const [index, node] of owners.entries()) {
+        const held = await listShards(c.nodeAddress(node), leaf)
+        assert.deepEqual(held, [{ k, m, index }], `node ${node} holds shard ${index} of ${leaf}`)
+      }
+    }
+  })
+
+  it(`${policy}: every file reads back with any ${m} nodes down; degraded reads are counted`, async () => {
+    const c = cluster()
+    const first = files[0]!.coded[0]!
+    const owners = placementOf(c, first, k + m)
+    // The owners of the first data shards: that block must be decoded from parity.
+    const dataOwners = owners.slice(0, m)
+    // Then the owners of the parity shards: every data shard is there, no decoding.
+    const parityOwners = owners.slice(k, k + m)
+    const random = [...c.nodes.keys()].sort(() => Math.random() - 0.5).slice(0, m)
+    const degradedReads = () =>
+      metricValue(c.gatewayUrl, 'mycel_gateway_ec_reads_total', { result: 'degraded' })
+    for (const down of randomKills ? [dataOwners, parityOwners, random] : [dataOwners, parityOwners]) {
+      await killAll(c, down)
+      try {
+        // The single-block file first: its one block is the one these kill sets aim at.
+        const before = await degradedReads()
+        await assertReadsBack(c, files.slice(0, 1), `nodes ${down.join(',')} down`)
+        const degraded = (await degradedReads()) - before
+        if (down === dataOwners) assert.equal(degraded, 1, 'the decoded read is counted as degraded')
+        if (down === parityOwners) assert.equal(degraded, 0, 'data shards only: no decode')
+        await assertReadsBack(c, files, `nodes ${down.join(',')} down`)
+      } finally {
+        await restartAll(c, down)
+      }
+    }
+  })
+
+  it(`${policy}: with ${m + 1} nodes down a read fails with a clear error, never wrong bytes`, async () => {
+    const c = cluster()
+    const single = files[0]!
+    const down = placementOf(c, single.coded[0]!, k + m).slice(0, m + 1)
+    await killAll(c, down)
+    try {
+      const got = await download(c.gatewayUrl, single.cid)
+      assert.equal(got.status, 504)
+      assert.match(
+        got.text ?? '',
+        new RegExp(`is erasure-coded \\(ec:${k}\\+${m}\\): found ${k - 1} of the ${k} shards needed`),
+      )
+      for (const f of files) {
+        const other = await download(c.gatewayUrl, f.cid)
+        // A file whose blocks all kept K shards may still be read; a failure is never a body.
+        if (other.hash !== undefined) assert.equal(other.hash, sha256(f.bytes), 'never wrong bytes')
+      }
+    } finally {
+      await restartAll(c, down)
+    }
+  })
+}
+
+describe('erasure coding: 2+1 and 4+2 on 6 nodes, the read path', () => {
   let cluster: TestCluster
   before(async () => {
-    cluster = await startCluster({
-      nodes: 9,
-      env: { MYCEL_SCRUB_RATE_BYTES: '0' },
-    })
+    cluster = await startCluster({ nodes: 6, env: READ_PATH_ENV })
   })
   after(async () => {
     await cluster?.destroy()
   })
 
-  for (const [k, m] of [
-    [2, 1],
-    [4, 2],
-    [6, 3],
-  ] as const) {
-    const policy = `ec:${k}+${m}`
-    let files: StoredFile[] = []
-
-    it(`${policy}: random files round-trip, each shard on its placement node`, async () => {
-      // One coded block, three leaves (the last one small, so replicated), and a small file.
-      files = [
-        await upload(cluster, 70_000 + k, policy),
-        await upload(cluster, 2 * 262_144 + 1000, policy),
-        await upload(cluster, 5000, policy),
-      ]
-      await assertReadsBack(cluster, files, 'all nodes up')
-      for (const leaf of files.flatMap((f) => f.coded)) {
-        const owners = placementOf(cluster, leaf, k + m).slice(0, k + m)
-        for (const [index, node] of owners.entries()) {
-          const held = await listShards(cluster.nodeAddress(node), leaf)
-          assert.deepEqual(held, [{ k, m, index }], `node ${node} holds shard ${index} of ${leaf}`)
-        }
-      }
-    })
-
-    it(`${policy}: every file reads back with any ${m} nodes down; degraded reads are counted`, async () => {
-      const first = files[0]!.coded[0]!
-      const owners = placementOf(cluster, first, k + m)
-      // The owners of the first data shards: that block must be decoded from parity.
-      const dataOwners = owners.slice(0, m)
-      // Then the owners of the parity shards: every data shard is there, no decoding.
-      const parityOwners = owners.slice(k, k + m)
-      // For 4+2 also m nodes picked at random (one more restart cycle; the others keep the suite short).
-      const random = [...cluster.nodes.keys()].sort(() => Math.random() - 0.5).slice(0, m)
-      const degradedReads = () =>
-        metricValue(cluster.gatewayUrl, 'mycel_gateway_ec_reads_total', { result: 'degraded' })
-      for (const down of k === 4 ? [dataOwners, parityOwners, random] : [dataOwners, parityOwners]) {
-        await killAll(cluster, down)
-        try {
-          // The single-block file first: its one block is the one these kill sets aim at.
-          const before = await degradedReads()
-          await assertReadsBack(cluster, files.slice(0, 1), `nodes ${down.join(',')} down`)
-          const degraded = (await degradedReads()) - before
-          if (down === dataOwners) assert.equal(degraded, 1, 'the decoded read is counted as degraded')
-          if (down === parityOwners) assert.equal(degraded, 0, 'data shards only: no decode')
-          await assertReadsBack(cluster, files, `nodes ${down.join(',')} down`)
-        } finally {
-          await restartAll(cluster, down)
-        }
-      }
-    })
-
-    it(`${policy}: with ${m + 1} nodes down a read fails with a clear error, never wrong bytes`, async () => {
-      const single = files[0]!
-      const down = placementOf(cluster, single.coded[0]!, k + m).slice(0, m + 1)
-      await killAll(cluster, down)
-      try {
-        const got = await download(cluster.gatewayUrl, single.cid)
-        assert.equal(got.status, 504)
-        assert.match(
-          got.text ?? '',
-          new RegExp(`is erasure-coded \\(ec:${k}\\+${m}\\): found ${k - 1} of the ${k} shards needed`),
-        )
-        for (const f of files) {
-          const other = await download(cluster.gatewayUrl, f.cid)
-          // A file whose blocks all kept K shards may still be read; a failure is never a body.
-          if (other.hash !== undefined) assert.equal(other.hash, sha256(f.bytes), 'never wrong bytes')
-        }
-      } finally {
-        await restartAll(cluster, down)
-      }
-    })
-  }
+  codeTests(() => cluster, 2, 1, false)
+  // For 4+2 also M nodes picked at random (one more restart cycle; the others keep the suite short).
+  codeTests(() => cluster, 4, 2, true)
 
   it('a corrupt shard is detected on read, the read succeeds, and the shard is written back', async () => {
     const [k, m] = [4, 2]
@@ -151,7 +167,6 @@ describe('erasure coding: 2+1, 4+2 and 6+3 on 9 nodes', () => {
     const leaf = file.coded[0]!
     const owner = placementOf(cluster, leaf, k + m)[1]!
     await corruptShard(cluster, owner, leaf, k, m, 1)
-    await waitForNodesUp(cluster, 9)
     const corruptBefore = await metricValue(cluster.adminUrl(owner), 'mycel_node_shards_corrupt_total')
     await assertReadsBack(cluster, [file], 'one shard corrupt')
     assert.equal(
@@ -170,29 +185,26 @@ describe('erasure coding: 2+1, 4+2 and 6+3 on 9 nodes', () => {
     const bytes = randomBytes(90_000)
     const { cid } = rawBlock(bytes)
     const order = placementOf(cluster, cid, 3)
-    await cluster.nodes[order[1]!]!.kill()
-    let up: Awaited<ReturnType<typeof rawUpload>>
+    const down = [order[1]!]
+    await killAll(cluster, down)
     try {
-      up = await rawUpload(cluster.gatewayUrl, bytes, q('ec:2+1'))
+      const up = await rawUpload(cluster.gatewayUrl, bytes, q('ec:2+1'))
       assert.equal(up.status, 201, up.text)
-    } finally {
-      await restartAll(cluster, [order[1]!])
-    }
-    assert.equal(up.body.cid, cid.toString())
-    assert.deepEqual(await listShards(cluster.nodeAddress(order[3]!), cid), [{ k: 2, m: 1, index: 1 }])
-    // The owner of shard 1 is back but empty: with the owner of shard 0 down, shard 1 must come
-    // from the node ranked after the owners.
-    await killAll(cluster, [order[0]!])
-    try {
+      assert.equal(up.body.cid, cid.toString())
+      assert.deepEqual(await listShards(cluster.nodeAddress(order[3]!), cid), [{ k: 2, m: 1, index: 1 }])
+      // With the owners of shards 0 and 1 both down, shard 1 can only come from the node ranked
+      // after the owners (the read's sweep); the owner of shard 1 being down keeps it there.
+      down.push(order[0]!)
+      await killAll(cluster, [order[0]!])
       const got = await download(cluster.gatewayUrl, cid.toString())
       assert.equal(got.status, 200, got.text)
       assert.equal(got.hash, sha256(bytes))
     } finally {
-      await restartAll(cluster, [order[0]!])
+      await restartAll(cluster, down)
     }
   })
 
-  it('the public gRPC Add takes ec:K+M as the HTTP upload does; the pin records the policy', async () => {
+  it('the public gRPC API (SDK) adds with ec:K+M: shards on their placement nodes, the pin records it, nodes count coded reads', async () => {
     const sdk = new MycelClient({ nodes: [cluster.nodeAddress(0)] })
     try {
       const bytes = randomBytes(2 * 262_144 + 5000)
@@ -204,24 +216,45 @@ describe('erasure coding: 2+1, 4+2 and 6+3 on 9 nodes', () => {
           assert.deepEqual(await listShards(cluster.nodeAddress(node), leaf), [{ k: 2, m: 1, index }])
         }
       }
+      const before = await metricValue(cluster.adminUrl(0), 'mycel_node_ec_reads_total')
       const chunks: Buffer[] = []
       for await (const chunk of sdk.cat(added.cid)) chunks.push(Buffer.from(chunk))
       assert.equal(sha256(Buffer.concat(chunks)), sha256(bytes))
+      assert.ok(
+        (await metricValue(cluster.adminUrl(0), 'mycel_node_ec_reads_total')) - before >= 2,
+        'node 0 counts the coded reads it coordinated',
+      )
       const [pin] = await sdk.listPins({ cids: [added.cid] })
       assert.equal(pin?.durability, 'ec:2+1')
+      await assert.rejects(
+        sdk.add(Buffer.from('x'), { durability: 'ec:6+3' }),
+        /ec:6\+3 needs 9 storage nodes/,
+      )
     } finally {
       sdk.close()
     }
   })
 
   it('a policy the cluster cannot place is refused with 400', async () => {
-    const up = await rawUpload(cluster.gatewayUrl, randomBytes(100_000), q('ec:6+4'))
+    const up = await rawUpload(cluster.gatewayUrl, randomBytes(100_000), q('ec:4+3'))
     assert.equal(up.status, 400, up.text)
-    assert.match(up.text, /ec:6\+4 needs 10 storage nodes \(one per shard\); the cluster has 9/)
+    assert.match(up.text, /ec:4\+3 needs 7 storage nodes \(one per shard\); the cluster has 6/)
   })
 })
 
-// Scrub and repair run every few hundred milliseconds here.
+describe('erasure coding: 6+3 on 9 nodes, the read path', () => {
+  let cluster: TestCluster
+  before(async () => {
+    cluster = await startCluster({ nodes: 9, env: READ_PATH_ENV })
+  })
+  after(async () => {
+    await cluster?.destroy()
+  })
+
+  codeTests(() => cluster, 6, 3, false)
+})
+
+// Scrub and repair run every few hundred milliseconds here; killed nodes stay suspect.
 describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes', () => {
   let cluster: TestCluster
   const files = new Map<string, StoredFile>()
@@ -232,6 +265,7 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
         MYCEL_SCRUB_RATE_BYTES: String(64 * 1024 * 1024),
         MYCEL_SCRUB_INTERVAL_MS: '300',
         MYCEL_REPAIR_INTERVAL_MS: '300',
+        MYCEL_DEAD_AFTER_MS: '600000',
       },
     })
   })
@@ -252,38 +286,13 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
     await assertPolicies(cluster, files)
   })
 
-  it('the public gRPC API (SDK) adds with ec:K+M, records it with the pin, and nodes read coded content', async () => {
-    const sdk = new MycelClient({ nodes: [cluster.nodeAddress(0)] })
-    try {
-      const bytes = randomBytes(3 * 262_144 + 100)
-      const added = await sdk.add(bytes, { durability: 'ec:2+1' })
-      const chunks: Buffer[] = []
-      for await (const c of sdk.cat(added.cid)) chunks.push(Buffer.from(c))
-      assert.equal(sha256(Buffer.concat(chunks)), sha256(bytes))
-      const pins = await sdk.listPins()
-      assert.equal(pins.find((p) => p.cid === added.cid)?.durability, 'ec:2+1')
-      const leaves = await leavesOf(cluster.gatewayUrl, added.cid)
-      const listed = (
-        await Promise.all(cluster.nodes.map((_, i) => listShards(cluster.nodeAddress(i), leaves[0]!)))
-      ).flat()
-      assert.equal(listed.length, 3, 'the first leaf is stored as 2+1 shards')
-      assert.ok(
-        (await metricValue(cluster.adminUrl(0), 'mycel_node_ec_reads_total')) >= 3,
-        'node 0 counts the coded reads it coordinated',
-      )
-      await assert.rejects(
-        sdk.add(Buffer.from('x'), { durability: 'ec:6+3' }),
-        /ec:6\+3 needs 9 storage nodes/,
-      )
-    } finally {
-      sdk.close()
-    }
-  })
-
   it('policies survive a restart of the whole cluster', async () => {
     await cluster.stop()
+    const restarted = new Date()
     await cluster.start()
     await assertReadsBack(cluster, [...files.values()], 'after restart')
+    // Nodes that came up first ran passes over a partial membership: whatever they moved goes home.
+    await waitForRepairQuiet(cluster.gatewayUrl, 6, restarted)
     await assertPolicies(cluster, files)
   })
 
@@ -292,7 +301,6 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
     const leaf = file.coded[0]!
     const owner = placementOf(cluster, leaf, 6)[2]!
     await corruptShard(cluster, owner, leaf, 4, 2, 2)
-    await waitForNodesUp(cluster, 6)
     await eventually('scrub reports the corrupt shard', async () => {
       return (
         (await metricValue(cluster.adminUrl(owner), 'mycel_node_shards_corrupt_total', {
@@ -309,10 +317,10 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
   it('repair restores the shards of a node that lost its disk; then any 2 other nodes may fail', async () => {
     const coded = [await upload(cluster, 200_000, 'ec:4+2'), await upload(cluster, 150_000, 'ec:4+2')]
     const lost = 3
+    const rebuiltBefore = (await clusterStatus(cluster.gatewayUrl)).repair.shardsRebuilt
     await cluster.nodes[lost]!.stop()
     await rm(join(cluster.dataDir, `node-${lost}`, 'blocks'), { recursive: true, force: true })
-    await cluster.nodes[lost]!.start()
-    await waitForNodesUp(cluster, 6)
+    await restartAll(cluster, [lost])
     for (const f of coded) {
       const leaf = f.coded[0]!
       const index = placementOf(cluster, leaf, 6).indexOf(lost)
@@ -321,12 +329,10 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
         return held.some((s) => s.index === index)
       })
     }
-    const status = (await (await fetch(`${cluster.gatewayUrl}/mycel/v1/status`)).json()) as {
-      repair: { shardsRebuilt: number }
-    }
+    const status = await clusterStatus(cluster.gatewayUrl)
     assert.ok(
-      status.repair.shardsRebuilt >= 2,
-      `the status counts rebuilt shards (${status.repair.shardsRebuilt})`,
+      status.repair.shardsRebuilt - rebuiltBefore >= 2,
+      `the status counts rebuilt shards (${status.repair.shardsRebuilt - rebuiltBefore})`,
     )
     // With 6 nodes and 4+2, any 2 down leave exactly 4 shards: the rebuilt one is needed.
     const down = [0, 1, 2, 4, 5].filter((i) => i !== lost).slice(0, 2)
@@ -337,43 +343,60 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
       await restartAll(cluster, down)
     }
   })
+})
 
-  it('a node removed from the membership: repair moves every shard to its new owner; then M more may fail', async () => {
-    const coded = [await upload(cluster, 100_000, 'ec:2+1'), await upload(cluster, 120_000, 'ec:2+1')]
-    // Static membership: restarting every process with node 5 left out of MYCEL_PEERS is what
-    // gossip does when it declares the node dead. Same ports and data: the others keep their ids.
-    await cluster.stop()
-    const smaller = await startCluster({
-      nodes: 5,
-      dataDir: cluster.dataDir,
-      ports: cluster.ports,
-      env: {
-        MYCEL_SCRUB_RATE_BYTES: '0',
-        MYCEL_REPAIR_INTERVAL_MS: '300',
-      },
+// Gossip declares a killed node dead after 3 s here, so repair starts at once.
+describe('erasure coding: a node killed and declared dead on 6 nodes', () => {
+  let cluster: TestCluster
+  before(async () => {
+    cluster = await startCluster({
+      nodes: 6,
+      env: { MYCEL_DEAD_AFTER_MS: '3000', MYCEL_SCRUB_RATE_BYTES: '0', MYCEL_REPAIR_INTERVAL_MS: '300' },
     })
-    try {
-      for (const f of coded) {
-        const leaf = f.coded[0]!
-        const owners = placementOf(smaller, leaf, 3).slice(0, 3)
-        await eventually(`every shard of ${leaf} on its owner, and only there`, async () => {
-          const held = await Promise.all(
-            smaller.nodes.map((_, i) => listShards(smaller.nodeAddress(i), leaf)),
-          )
-          return held.every((refs, node) => {
-            const index = owners.indexOf(node)
+  })
+  after(async () => {
+    await cluster?.destroy()
+  })
+
+  it('repair restores every shard on the new owners; then M other nodes may fail and every file reads back', async () => {
+    const files = [
+      await upload(cluster, 100_000, 'ec:2+1'),
+      await upload(cluster, 120_000, 'ec:2+1'),
+      await upload(cluster, 140_000, 'ec:3+2'),
+      await upload(cluster, 2 * 262_144 + 70_000, 'ec:3+2'),
+    ]
+    const codeOf = (f: StoredFile) => (files.indexOf(f) < 2 ? { k: 2, m: 1 } : { k: 3, m: 2 })
+    // The owner of the first shard of the first file dies: its shards must be rebuilt elsewhere.
+    const dead = placementOf(cluster, files[0]!.coded[0]!, 3)[0]!
+    const live = [...cluster.nodes.keys()].filter((i) => i !== dead)
+    const killed = new Date()
+    await cluster.nodes[dead]!.kill()
+    await everyoneSees(cluster, dead, ['dead'], live, RESTART_TIMEOUT_MS)
+    for (const f of files) {
+      const { k, m } = codeOf(f)
+      for (const leaf of f.coded) {
+        const owners = placementOf(cluster, leaf, k + m, [dead]).slice(0, k + m)
+        await eventually(`every shard of ${leaf} on its new owner, and only there`, async () => {
+          const held = await Promise.all(live.map((i) => listShards(cluster.nodeAddress(i), leaf)))
+          return held.every((refs, j) => {
+            const index = owners.indexOf(live[j]!)
             return index < 0 ? refs.length === 0 : refs.length === 1 && refs[0]!.index === index
           })
         })
       }
-      const down = placementOf(smaller, coded[0]!.coded[0]!, 3)[0]!
-      await smaller.nodes[down]!.kill()
-      await assertReadsBack(smaller, coded, `node 5 gone, node ${down} down`)
-    } finally {
-      await smaller.stop()
-      await cluster.start()
-      await waitForNodesUp(cluster, 6)
     }
+    const quiet = await waitForRepairQuiet(cluster.gatewayUrl, 5, killed)
+    assert.ok(quiet.repair.shardsRebuilt > 0, 'the status counts the rebuilt shards')
+    // One more node down (an owner of the first rebuilt block): every file still reads back.
+    const first = placementOf(cluster, files[0]!.coded[0]!, 3, [dead]).slice(0, 1)
+    await killAll(cluster, first)
+    await assertReadsBack(cluster, files, `node ${dead} dead, node ${first[0]} down`)
+    // A second one: the ec:3+2 files survive M = 2 losses after repair.
+    const second = placementOf(cluster, files[2]!.coded[0]!, 5, [dead])
+      .filter((i) => !first.includes(i))
+      .slice(0, 1)
+    await killAll(cluster, second)
+    await assertReadsBack(cluster, files.slice(2), `node ${dead} dead, nodes ${[...first, ...second]} down`)
   })
 })
 

@@ -1,5 +1,4 @@
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { credentials, Metadata } from '@grpc/grpc-js'
 import { decode as decodeDagPb } from '@ipld/dag-pb'
 import { blockKey, type CID, createLogger, parseCid, placeCopies, shardKey } from '@mycel/core'
@@ -7,18 +6,16 @@ import { RocksBlockStore, RocksShardStore } from '@mycel/node'
 import { type ShardRef, ShardServiceClient } from '@mycel/proto'
 import type { TestCluster } from './cluster.js'
 import { sha256 } from './data.js'
+import { allAlive } from './membership.js'
 
 /**
  * Indices of the cluster's nodes in the placement order of `cid` for `count` copies or shards
- * (placement ranks the gossip node ids).
+ * (placement ranks the gossip node ids), over every node but `without` (members declared dead).
  */
-export function placementOf(cluster: TestCluster, cid: CID, count: number): number[] {
-  const nodes = cluster.nodes.map((_, i) => ({
-    id: cluster.nodeId(i),
-    zone: 'default',
-    weight: 1,
-    index: i,
-  }))
+export function placementOf(cluster: TestCluster, cid: CID, count: number, without: number[] = []): number[] {
+  const nodes = cluster.nodes
+    .map((_, i) => ({ id: cluster.nodeId(i), zone: 'default', weight: 1, index: i }))
+    .filter((n) => !without.includes(n.index))
   return placeCopies(blockKey(cid), nodes, count).map((n) => n.index)
 }
 
@@ -63,7 +60,8 @@ export async function getShards(address: string, cid: CID): Promise<Buffer[]> {
 
 /**
  * Damages shard `index` of `cid` on node `node` the way a bad disk would: with the node stopped,
- * its stored value is overwritten in RocksDB (same length, flipped bytes), then the node restarts.
+ * its stored value is overwritten in RocksDB (same length, flipped bytes), then the node restarts
+ * and the call returns once every node sees it alive.
  */
 export async function corruptShard(
   cluster: TestCluster,
@@ -92,37 +90,14 @@ export async function corruptShard(
     await blocks.close()
   }
   await cluster.nodes[node]!.start()
+  await allAlive(cluster, RESTART_TIMEOUT_MS)
 }
 
-/** Polls the gateway's status until `count` nodes answer. */
-export async function waitForNodesUp(cluster: TestCluster, count: number): Promise<void> {
-  const until = Date.now() + 30_000
-  let down: unknown[] = []
-  while (Date.now() < until) {
-    const s = (await (await fetch(`${cluster.gatewayUrl}/mycel/v1/status`)).json()) as {
-      nodesUp: number
-      nodes: Array<{ state: string }>
-    }
-    if (s.nodesUp === count) return
-    down = s.nodes.filter((n) => n.state !== 'up')
-    await sleep(200)
-  }
-  throw new Error(`gateway did not see ${count} nodes up: ${JSON.stringify(down)}`)
-}
-
-/** Polls `check` until it returns true (conditions, never fixed sleeps). */
-export async function eventually(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return
-    await sleep(200)
-  }
-  throw new Error(`timed out waiting for: ${what}`)
-}
+/**
+ * How long a restarted node may take until every node and the gateway see it alive again: a
+ * restart takes seconds here, but two busy cores shared by several clusters stretch it.
+ */
+export const RESTART_TIMEOUT_MS = 120_000
 
 /** Sum of a Prometheus metric's samples whose labels include `labels`. */
 export async function metricValue(

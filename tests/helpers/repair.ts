@@ -52,8 +52,13 @@ export interface ClusterStatus {
   underReplicated: number
   misplaced: number
   unavailable: number
+  /** Erasure-coded shards missing on their owners, held off their owners, and blocks short of K. */
+  shardsMissing: number
+  shardsMisplaced: number
+  shardBlocksUnrecoverable: number
   repair: {
     queued: number
+    shardsRebuilt: number
     bytesRepaired: number
     blocksHandedOff: number
     rate: number
@@ -98,7 +103,7 @@ export function liveMembers(s: ClusterStatus): StatusNode[] {
 /**
  * Repair has nothing left: exactly `nodes` members alive and answering, each with a complete pass
  * that started after `since` (so it saw the membership of that moment), no block under-replicated,
- * misplaced or waiting on an unreachable target, queues empty.
+ * misplaced or waiting on an unreachable target, no shard missing or off its owner, queues empty.
  */
 export function repairQuiet(s: ClusterStatus, nodes: number, since: Date): boolean {
   const after = since.toISOString()
@@ -116,6 +121,9 @@ export function repairQuiet(s: ClusterStatus, nodes: number, since: Date): boole
     s.underReplicated === 0 &&
     s.misplaced === 0 &&
     s.unavailable === 0 &&
+    s.shardsMissing === 0 &&
+    s.shardsMisplaced === 0 &&
+    s.shardBlocksUnrecoverable === 0 &&
     s.repair.queued === 0
   )
 }
