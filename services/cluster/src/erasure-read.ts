@@ -289,6 +289,7 @@ export async function writeShardsOf(
       writeShard(
         node,
         cid,
+        index,
         encodeShard({ cid, blockSize: block.byteLength, k, m, index }, data[index] as Uint8Array),
         cfg,
       ),
@@ -296,10 +297,14 @@ export async function writeShardsOf(
   )
 }
 
-/** Writes one encoded shard to one node (repair and read repair); resolves once it is durable. */
+/**
+ * Writes shard `index` (encoded, with its header) to one node, its owner (repair, read repair,
+ * handoff); resolves once it is durable.
+ */
 export async function writeShard(
   node: NodeHandle,
   cid: CID,
+  index: number,
   shard: Uint8Array,
   cfg: { rpcTimeoutMs: number; logger: Logger },
 ): Promise<void> {
@@ -312,7 +317,7 @@ export async function writeShard(
     logger: cfg.logger,
   })
   try {
-    await session.sendTo(node, (seq) => encodePutShardRequest(seq, cid.bytes, shard))
+    await session.sendTo(node, index, (seq) => encodePutShardRequest(seq, cid.bytes, shard))
   } finally {
     await session.close()
   }

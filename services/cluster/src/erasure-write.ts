@@ -93,7 +93,7 @@ export class ErasureWriteSession implements BlockWriter {
         active++
         const shard = shards[index] as Uint8Array
         this.replicated
-          .sendTo(node, (seq) => encodePutShardRequest(seq, cid.bytes, shard))
+          .sendTo(node, order.indexOf(node), (seq) => encodePutShardRequest(seq, cid.bytes, shard))
           .then(
             () => {
               active--

@@ -1,6 +1,7 @@
 import 'reflect-metadata'
 import { createServer, type Server } from 'node:http'
 import { createLogger, exitGracefullyOnSignals, loadGatewayEnv, nestLogger, splitHostPort } from '@mycel/core'
+import { shutdownTelemetry } from '@mycel/telemetry'
 import { NestFactory } from '@nestjs/core'
 import type { NestExpressApplication } from '@nestjs/platform-express'
 import { GatewayModule } from './gateway.module.js'
@@ -27,23 +28,34 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
   })
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
-  exitGracefullyOnSignals(() => app.close(), logger, 30_000)
+  // Request rate and latency by route, for every route (registered before Nest's routes).
+  app.use(app.get(GatewayRuntime).metrics.httpMiddleware())
+  // Spans still buffered are exported before the process exits.
+  exitGracefullyOnSignals(() => app.close().then(shutdownTelemetry), logger, 30_000)
   const gw = splitHostPort(config.MYCEL_GATEWAY_LISTEN)
-  await app.listen(gw.port, gw.host)
-  const main = app.getHttpServer() as Server
-  tuneServer(main)
-  const addresses: Record<string, string> = { gateway: `${gw.host}:${portOf(main, gw.port)}` }
+  let main: Server
+  const addresses: Record<string, string> = {}
   let rpcServer: Server | undefined
-  if (config.MYCEL_RPC_LISTEN !== 'off') {
-    const rpc = splitHostPort(config.MYCEL_RPC_LISTEN)
-    const server = createServer(app.getHttpAdapter().getInstance())
-    rpcServer = server
-    tuneServer(server)
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(rpc.port, rpc.host, resolve)
-    })
-    addresses.rpc = `${rpc.host}:${portOf(server, rpc.port)}`
+  try {
+    await app.listen(gw.port, gw.host)
+    main = app.getHttpServer() as Server
+    tuneServer(main)
+    addresses.gateway = `${gw.host}:${portOf(main, gw.port)}`
+    if (config.MYCEL_RPC_LISTEN !== 'off') {
+      const rpc = splitHostPort(config.MYCEL_RPC_LISTEN)
+      const server = createServer(app.getHttpAdapter().getInstance())
+      rpcServer = server
+      tuneServer(server)
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(rpc.port, rpc.host, resolve)
+      })
+      addresses.rpc = `${rpc.host}:${portOf(server, rpc.port)}`
+    }
+  } catch (err) {
+    // A listener that cannot bind: close what Nest opened (membership watch, node clients).
+    await app.close().catch(() => undefined)
+    throw err
   }
   // Nest closes its own server on shutdown; the second listener closes with it.
   main.once('close', () => rpcServer?.close())

@@ -1,5 +1,11 @@
-import type { Logger } from '@mycel/core'
 import { StoreUnavailableError } from '@mycel/core'
+
+export interface GroupCommitHooks<Op, R> {
+  /** After a batch was committed, with what `commit` returned. */
+  committed?: (result: R) => void
+  /** A batch failed: log it (its operations are then rejected with StoreUnavailableError). */
+  failed: (error: Error, ops: Op[]) => void
+}
 
 /**
  * Group commit: operations queue up, and one writer at a time commits everything queued as one
@@ -7,15 +13,14 @@ import { StoreUnavailableError } from '@mycel/core'
  * resolves or rejects each operation itself; when it throws, every operation of the batch is
  * rejected with StoreUnavailableError.
  */
-export class GroupCommit<Op extends { reject: (err: Error) => void }> {
+export class GroupCommit<Op extends { reject: (err: Error) => void }, R = void> {
   private queue: Op[] = []
   private writing = false
   private idleWaiters: Array<() => void> = []
 
   constructor(
-    private readonly commit: (ops: Op[]) => Promise<void>,
-    private readonly logger: Logger,
-    private readonly what: string,
+    private readonly commit: (ops: Op[]) => Promise<R>,
+    private readonly hooks: GroupCommitHooks<Op, R>,
   ) {}
 
   enqueue(op: Op): void {
@@ -37,10 +42,10 @@ export class GroupCommit<Op extends { reject: (err: Error) => void }> {
     while (this.queue.length > 0) {
       const ops = this.queue.splice(0)
       try {
-        await this.commit(ops)
+        this.hooks.committed?.(await this.commit(ops))
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err))
-        this.logger.error({ err: error, ops: ops.length }, `${this.what} write failed`)
+        this.hooks.failed(error, ops)
         for (const op of ops) op.reject(new StoreUnavailableError(`write failed: ${error.message}`))
       }
     }

@@ -1,6 +1,7 @@
 import { NodeClients, nodeChannelCredentials } from '@mycel/cluster'
 import { cidOfMultihash, type MembershipView, type NodeEnv, replicate } from '@mycel/core'
 import type { GetNodeStatsResponse, RepairStats, ScrubStats } from '@mycel/proto'
+import { untraced } from '@mycel/telemetry'
 import { Inject, Injectable } from '@nestjs/common'
 import { MEMBERSHIP } from '../membership/membership.provider.js'
 import type { NodeComponent, NodeContext } from '../node-component.js'
@@ -77,8 +78,7 @@ export class RepairComponent implements NodeComponent {
         intervalMs: cfg.MYCEL_REPAIR_INTERVAL_MS,
       },
     )
-    this.engine = engine
-    this.scrubber = new Scrubber(
+    const scrubber = new Scrubber(
       {
         ...common,
         ...(shards && shardMetrics
@@ -103,8 +103,14 @@ export class RepairComponent implements NodeComponent {
         intervalMs: cfg.MYCEL_SCRUB_INTERVAL_MS,
       },
     )
-    await this.engine.start()
-    await this.scrubber.start()
+    // Background loops run untraced: every pass and drain would otherwise start root traces of
+    // their gRPC calls (HasBlocks, PutBlocks, GetBlock, ListShards) on each node, all the time.
+    this.engine = engine
+    this.scrubber = scrubber
+    await untraced(async () => {
+      await engine.start()
+      await scrubber.start()
+    })
   }
 
   async stop(): Promise<void> {

@@ -265,7 +265,10 @@ export class ShardRepair {
     if (shard === undefined) return false
     try {
       await throttle(shard.bytes.byteLength)
-      await writeShard(owner, cid, shard.bytes, { rpcTimeoutMs: this.cfg.rpcTimeoutMs, logger: this.log })
+      await writeShard(owner, cid, index, shard.bytes, {
+        rpcTimeoutMs: this.cfg.rpcTimeoutMs,
+        logger: this.log,
+      })
       return true
     } catch (err) {
       this.c.metrics.repairs.inc({ result: 'failed' })

@@ -11,7 +11,7 @@ import {
 } from '@mycel/core'
 import { planRecordBatch, u64 } from '../block-store/counted-records.js'
 import { GroupCommit } from '../block-store/group-commit.js'
-import type { SharedRocks } from '../block-store/rocks-block-store.js'
+import type { SharedColumn, SharedRocks } from '../block-store/rocks-block-store.js'
 import type { ShardFilter, ShardRef, ShardStore, ShardStoreStats, StoredShardEntry } from './shard-store.js'
 
 type Op =
@@ -45,23 +45,19 @@ export class RocksShardStore implements ShardStore {
   private readonly commits: GroupCommit<Op>
   private closed = false
   private counts: ShardStoreStats = { shards: 0, bytes: 0 }
-  private readonly shards: unknown
-  private readonly sizes: unknown
-  private readonly meta: unknown
 
   private constructor(
     private readonly rocks: SharedRocks,
     private readonly config: RocksShardStoreConfig,
   ) {
-    this.shards = rocks.column('shards')
-    this.sizes = rocks.column('shard-sizes')
-    this.meta = rocks.column('meta')
-    this.commits = new GroupCommit((ops) => this.writeBatch(ops), config.logger, 'shard store')
+    this.commits = new GroupCommit((ops) => this.writeBatch(ops), {
+      failed: (err, ops) => config.logger.error({ err, ops: ops.length }, 'shard store write failed'),
+    })
   }
 
   static async open(rocks: SharedRocks, config: RocksShardStoreConfig): Promise<RocksShardStore> {
     const store = new RocksShardStore(rocks, config)
-    const [n, bytes] = await store.read(store.meta, [META_SHARDS, META_SHARD_BYTES])
+    const [n, bytes] = await store.read('meta', [META_SHARDS, META_SHARD_BYTES])
     store.counts = {
       shards: n ? Number(n.readBigUInt64BE(0)) : 0,
       bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
@@ -97,7 +93,7 @@ export class RocksShardStore implements ShardStore {
               (indices === undefined || indices.length === 0 || indices.includes(r.index)),
           )
     const values = await this.read(
-      this.shards,
+      'shards',
       refs.map((r) => shardKey(cid.multihash.bytes, r.k, r.m, r.index)),
     )
     const shards: Shard[] = []
@@ -138,7 +134,11 @@ export class RocksShardStore implements ShardStore {
 
   async scan(after: Buffer | undefined, limit: number): Promise<StoredShardEntry[]> {
     this.assertOpen()
-    const it = this.rocks.db.iterator({ column: this.sizes, limit, ...(after ? { gt: after } : {}) })
+    const it = this.rocks.db.iterator({
+      column: this.rocks.column('shard-sizes'),
+      limit,
+      ...(after ? { gt: after } : {}),
+    })
     try {
       const entries = await it.nextv(limit)
       return entries.map(([key, size]) => ({ key, ...parseShardKey(key), size: size?.readUInt32BE(0) ?? 0 }))
@@ -149,7 +149,7 @@ export class RocksShardStore implements ShardStore {
 
   async verify(entry: StoredShardEntry): Promise<boolean> {
     this.assertOpen()
-    const [value] = await this.read(this.shards, [entry.key])
+    const [value] = await this.read('shards', [entry.key])
     if (value === undefined) return true
     try {
       const shard = decodeShard(value)
@@ -205,7 +205,11 @@ export class RocksShardStore implements ShardStore {
   }
 
   private async refsOf(multihash: Uint8Array): Promise<ShardRef[]> {
-    const it = this.rocks.db.iterator({ column: this.sizes, values: false, ...shardKeyRange(multihash) })
+    const it = this.rocks.db.iterator({
+      column: this.rocks.column('shard-sizes'),
+      values: false,
+      ...shardKeyRange(multihash),
+    })
     try {
       const refs: ShardRef[] = []
       for (;;) {
@@ -221,15 +225,19 @@ export class RocksShardStore implements ShardStore {
     }
   }
 
-  private async read(column: unknown, keys: Buffer[]): Promise<Array<Buffer | undefined>> {
+  /** Reads keys of one of this store's columns (handles are looked up per call: see SharedRocks). */
+  private async read(column: SharedColumn, keys: Buffer[]): Promise<Array<Buffer | undefined>> {
     if (keys.length === 0) return []
-    return (await this.rocks.db.getMany(keys, { column, valueEncoding: 'buffer' })) as Array<
-      Buffer | undefined
-    >
+    this.rocks.assertOpen()
+    return (await this.rocks.db.getMany(keys, {
+      column: this.rocks.column(column),
+      valueEncoding: 'buffer',
+    })) as Array<Buffer | undefined>
   }
 
   private assertOpen(): void {
     if (this.closed) throw new StoreUnavailableError('shard store is closed')
+    this.rocks.assertOpen()
   }
 
   private enqueue(op: Op): void {
@@ -238,7 +246,7 @@ export class RocksShardStore implements ShardStore {
 
   private async writeBatch(ops: Op[]): Promise<void> {
     const sizes = await this.read(
-      this.sizes,
+      'shard-sizes',
       ops.map((op) => op.key),
     )
     // A shard is content-derived: a second put of the same key carries the same bytes.
