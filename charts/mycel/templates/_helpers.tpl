@@ -147,6 +147,7 @@ gateway's config checks). Every broken rule is listed, then rendering fails.
 {{- $messages := list -}}
 {{- $messages = append $messages (include "mycel.validateValues.replication" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.writeQuorum" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.durability" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.nodePdb" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.gracePeriod" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.deadAfter" .) -}}
@@ -168,6 +169,16 @@ replication: {{ .Values.replication }} copies need at least as many nodes, but n
 {{- define "mycel.validateValues.writeQuorum" -}}
 {{- if and (not (kindIs "invalid" .Values.writeQuorum)) (gt (int .Values.writeQuorum) (int .Values.replication)) -}}
 writeQuorum: {{ .Values.writeQuorum }} must not exceed replication ({{ .Values.replication }})
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.durability" -}}
+{{- if hasPrefix "ec:" .Values.durability -}}
+{{- $code := splitList "+" (trimPrefix "ec:" .Values.durability) -}}
+{{- $shards := add (int (first $code)) (int (last $code)) -}}
+{{- if gt (int $shards) (int .Values.node.replicas) -}}
+durability: {{ .Values.durability }} places {{ $shards }} shards on distinct nodes, but node.replicas is {{ .Values.node.replicas }}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 

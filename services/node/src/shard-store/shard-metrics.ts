@@ -45,7 +45,7 @@ export class ShardMetrics {
     })
     this.repairBlocksChecked = new Counter({
       name: 'mycel_node_shard_repair_blocks_checked_total',
-      help: 'Erasure-coded blocks whose shards repair checked on their owners',
+      help: 'Erasure-coded blocks whose missing shards repair tried to rebuild',
       registers,
     })
     this.repairs = new Counter({
@@ -54,5 +54,8 @@ export class ShardMetrics {
       labelNames: ['result'],
       registers,
     })
+    // Every series exists from the start (dashboards and alerts see 0, not "no data").
+    for (const foundBy of ['read', 'scrub']) this.corrupt.inc({ found_by: foundBy }, 0)
+    for (const result of ['rebuilt', 'handed_off', 'unrecoverable', 'failed']) this.repairs.inc({ result }, 0)
   }
 }
