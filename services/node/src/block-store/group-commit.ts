@@ -42,7 +42,9 @@ export class GroupCommit<Op extends { reject: (err: Error) => void }, R = void> 
     while (this.queue.length > 0) {
       const ops = this.queue.splice(0)
       try {
-        this.hooks.committed?.(await this.commit(ops))
+        // Not `committed?.(await ...)`: an optional call skips its arguments when the hook is absent.
+        const result = await this.commit(ops)
+        this.hooks.committed?.(result)
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err))
         this.hooks.failed(error, ops)
