@@ -24,7 +24,8 @@ endif
 .PHONY: help node install proto build lint format run test test-unit test-integration bench kubo images base-image chart-tools chart-test chart-e2e clean
 
 help:
-	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it)"
+	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it); TLS=1 for mutual TLS"
+	@echo "make certs           a cluster CA and node/gateway certificates in .data/tls (openssl)"
 	@echo "make test            everything CI checks"
 	@echo "make bench           benchmarks against the machine's limits and Kubo"
 	@echo "make images          build the container image with podman (offline base image first)"
@@ -62,8 +63,17 @@ lint: install
 format: install
 	npx biome format --write .
 
-run: build
-	node services/cli/dist/bin.js local --nodes $(NODES) --data-dir $(CURDIR)/.data
+# make run TLS=1: mutual TLS between the nodes and the gateway, with certificates from make certs.
+TLS ?=
+TLS_DIR := $(CURDIR)/.data/tls
+
+run: build $(if $(TLS),certs)
+	node services/cli/dist/bin.js local --nodes $(NODES) --data-dir $(CURDIR)/.data $(if $(TLS),--tls-dir $(TLS_DIR))
+
+# A cluster CA and node/gateway certificates for local use (openssl), kept in .data/tls.
+.PHONY: certs
+certs:
+	deploy/tls/make-certs.sh $(TLS_DIR) $(NODES)
 
 # The chart checks (make chart-test) run first; their counts join the last line of tests/run.mjs
 # through MYCEL_EXTRA_RESULTS. A chart check that fails is counted there, so the node suites still run.

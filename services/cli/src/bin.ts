@@ -13,6 +13,7 @@ commands:
   gateway    start the HTTP gateway (configured by MYCEL_* environment variables)
   local      start a local cluster of storage nodes and a gateway as processes
              --nodes N (default 3)  --data-dir DIR (default ./.data)
+             --tls-dir DIR (mutual TLS with deploy/tls/make-certs.sh certificates)
 
 Run 'mycel <command> --help' for a command's options.`
 
@@ -35,11 +36,12 @@ async function main(argv: string[]): Promise<number> {
         options: {
           nodes: { type: 'string', default: '3' },
           'data-dir': { type: 'string', default: './.data' },
+          'tls-dir': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
       })
       if (values.help) {
-        console.log('usage: mycel local [--nodes N] [--data-dir DIR]')
+        console.log('usage: mycel local [--nodes N] [--data-dir DIR] [--tls-dir DIR]')
         return 0
       }
       const nodes = Number(values.nodes)
@@ -48,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
         return 2
       }
       const { runLocalCluster } = await import('./local-cluster.js')
-      return runLocalCluster({ nodes, dataDir: values['data-dir'] ?? './.data' })
+      return runLocalCluster({ nodes, dataDir: values['data-dir'] ?? './.data', tlsDir: values['tls-dir'] })
     }
     case undefined:
     case '-h':

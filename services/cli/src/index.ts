@@ -4,4 +4,5 @@ export {
   type LocalClusterOptions,
   type LocalClusterPorts,
   ServiceProcess,
+  tlsEnvFor,
 } from './local-cluster.js'

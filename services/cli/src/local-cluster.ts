@@ -29,6 +29,22 @@ export interface LocalClusterOptions {
   gatewayEnv?: Record<string, string>
   /** How long a process may take to report ready. */
   readyTimeoutMs?: number
+  /**
+   * Mutual TLS between the processes: a directory made by deploy/tls/make-certs.sh (ca.crt,
+   * node-<i>.crt/.key, gateway.crt/.key).
+   */
+  tlsDir?: string
+}
+
+/** MYCEL_TLS_* for the process whose certificate is `name`.crt in `dir`. */
+export function tlsEnvFor(dir: string | undefined, name: string): Record<string, string> {
+  if (dir === undefined) return {}
+  const d = resolve(dir)
+  return {
+    MYCEL_TLS_CERT_FILE: join(d, `${name}.crt`),
+    MYCEL_TLS_KEY_FILE: join(d, `${name}.key`),
+    MYCEL_TLS_CA_FILE: join(d, 'ca.crt'),
+  }
 }
 
 /** Children still running; if the supervisor itself dies, they go with it. */
@@ -161,6 +177,7 @@ export class LocalCluster {
             MYCEL_DATA_DIR: join(dataDir, `node-${i}`),
             MYCEL_GRPC_LISTEN: `${this.host}:${this.ports.grpc + i}`,
             MYCEL_ADMIN_LISTEN: `${this.host}:${this.ports.admin + i}`,
+            ...tlsEnvFor(options.tlsDir, `node-${i}`),
             ...options.env,
           },
           join(dataDir, 'logs', `node-${i}.log`),
@@ -176,6 +193,7 @@ export class LocalCluster {
         MYCEL_GATEWAY_LISTEN: `${this.host}:${this.ports.gateway}`,
         MYCEL_RPC_LISTEN: this.ports.rpc === 'off' ? 'off' : `${this.host}:${this.ports.rpc}`,
         MYCEL_REPLICATION: String(Math.min(3, options.nodes)),
+        ...tlsEnvFor(options.tlsDir, 'gateway'),
         ...options.env,
         ...options.gatewayEnv,
       },
@@ -214,8 +232,12 @@ export class LocalCluster {
 }
 
 /** `mycel local`: start the cluster, print where it answers, stop cleanly on Ctrl-C. */
-export async function runLocalCluster(opts: { nodes: number; dataDir: string }): Promise<number> {
-  const cluster = new LocalCluster({ nodes: opts.nodes, dataDir: opts.dataDir })
+export async function runLocalCluster(opts: {
+  nodes: number
+  dataDir: string
+  tlsDir?: string | undefined
+}): Promise<number> {
+  const cluster = new LocalCluster({ nodes: opts.nodes, dataDir: opts.dataDir, tlsDir: opts.tlsDir })
   process.stdout.write(
     `starting ${opts.nodes} storage nodes and a gateway (data in ${resolve(opts.dataDir)})\n`,
   )
@@ -246,6 +268,9 @@ export async function runLocalCluster(opts: { nodes: number; dataDir: string }):
         `  ${n.name.padEnd(12)} grpc ${cluster.nodeAddress(i)}   admin ${cluster.adminUrl(i)}   id ${String(n.readyInfo?.nodeId ?? '?')}`,
     ),
     `  logs         ${join(resolve(opts.dataDir), 'logs')}`,
+    opts.tlsDir === undefined
+      ? ''
+      : `  mutual TLS   between nodes and gateway, certificates in ${resolve(opts.tlsDir)}`,
     '',
     'Try:',
     `  curl -s -T FILE ${cluster.gatewayUrl}/mycel/v1/upload`,

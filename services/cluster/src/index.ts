@@ -4,4 +4,5 @@
 export * from './cluster-blockstore.js'
 export * from './import.js'
 export * from './node-clients.js'
+export * from './tls.js'
 export * from './write-session.js'

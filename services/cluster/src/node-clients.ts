@@ -85,6 +85,8 @@ const CHANNEL_OPTIONS: ChannelOptions = {
 export interface NodeClientsOptions {
   /** Channel credentials for every node (insecure by default; mutual TLS in production). */
   credentials?: ChannelCredentials
+  /** Extra channel options (the TLS server name override). */
+  channelOptions?: ChannelOptions
 }
 
 /**
@@ -95,6 +97,7 @@ export interface NodeClientsOptions {
 export class NodeClients {
   private readonly clients = new Map<string, BlockServiceClient>()
   private readonly credentials: ChannelCredentials
+  private readonly channelOptions: ChannelOptions
   private readonly unsubscribe: () => void
   /** Handles of the placeable members, rebuilt after a membership change (reads use it per block). */
   private cached: NodeHandle[] | undefined
@@ -104,6 +107,7 @@ export class NodeClients {
     options: NodeClientsOptions = {},
   ) {
     this.credentials = options.credentials ?? credentials.createInsecure()
+    this.channelOptions = { ...CHANNEL_OPTIONS, ...options.channelOptions }
     this.unsubscribe = membership.onChange((members) => {
       this.cached = undefined
       this.closeDeparted(members)
@@ -122,7 +126,7 @@ export class NodeClients {
   clientFor(address: string): BlockServiceClient {
     let client = this.clients.get(address)
     if (!client) {
-      client = new BlockServiceClientWithPreEncodedPuts(address, this.credentials, CHANNEL_OPTIONS)
+      client = new BlockServiceClientWithPreEncodedPuts(address, this.credentials, this.channelOptions)
       this.clients.set(address, client)
     }
     return client

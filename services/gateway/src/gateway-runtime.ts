@@ -1,7 +1,13 @@
 import type { Server } from 'node:http'
 import { Metadata } from '@grpc/grpc-js'
-import { ClusterBlockstore, deadlineIn, NodeClients, type NodeHandle } from '@mycel/cluster'
-import { type GatewayEnv, type Logger, StaticMembership } from '@mycel/core'
+import {
+  ClusterBlockstore,
+  clusterClientOptions,
+  deadlineIn,
+  NodeClients,
+  type NodeHandle,
+} from '@mycel/cluster'
+import { type GatewayEnv, type Logger, StaticMembership, TlsFiles, tlsFilesConfig } from '@mycel/core'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -41,6 +47,8 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   readonly clients: NodeClients
   readonly cluster: ClusterBlockstore
   readonly log: Logger
+  /** The gateway's client certificate and the cluster CA (mutual TLS to the nodes), if configured. */
+  readonly tls: TlsFiles | undefined
   private readonly statuses = new Map<string, NodeStatus>()
   private probeTimer: NodeJS.Timeout | undefined
   private readonly servers: Server[] = []
@@ -50,7 +58,12 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     @Inject(LOGGER) logger: Logger,
   ) {
     this.log = logger
-    this.clients = new NodeClients(StaticMembership.fromAddresses(config.MYCEL_PEERS))
+    const tlsFiles = tlsFilesConfig(config)
+    this.tls = tlsFiles && TlsFiles.load(tlsFiles, logger.child({ component: 'gateway:tls' }))
+    this.clients = new NodeClients(
+      StaticMembership.fromAddresses(config.MYCEL_PEERS),
+      clusterClientOptions(this.tls, config.MYCEL_TLS_SERVER_NAME),
+    )
     this.cluster = new ClusterBlockstore(
       this.clients,
       {
@@ -86,6 +99,7 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   onApplicationShutdown(): void {
     clearInterval(this.probeTimer)
     this.clients.close()
+    this.tls?.close()
   }
 
   /** Node states from the latest probe, in configured order. */

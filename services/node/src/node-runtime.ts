@@ -1,9 +1,16 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { Server } from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
-import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, splitHostPort } from '@mycel/core'
+import {
+  type Logger,
+  MAX_GRPC_MESSAGE_BYTES,
+  type NodeEnv,
+  splitHostPort,
+  TlsFiles,
+  tlsFilesConfig,
+} from '@mycel/core'
 import { BlockServiceService } from '@mycel/proto'
 import {
   type BeforeApplicationShutdown,
@@ -17,6 +24,7 @@ import { NodeMetrics } from './admin/metrics.js'
 import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
 import { createBlockService } from './grpc/block-service.js'
+import { ALWAYS_PUBLIC_SERVICES, nodeServerCredentials, requireClusterPeer } from './grpc/peer-auth.js'
 import { loadOrCreateNodeId } from './identity.js'
 import { NODE_COMPONENTS, type NodeComponent, type NodeContext } from './node-component.js'
 
@@ -34,6 +42,12 @@ const HTTP2_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 const HTTP2_CONNECTION_WINDOW_BYTES = 32 * 1024 * 1024
 /** Larger DATA frames: a 256 KiB block arrives in a few frames instead of sixteen. */
 const HTTP2_MAX_FRAME_BYTES = 1024 * 1024
+
+/**
+ * With TLS, connections are closed gracefully (GOAWAY, calls in flight finish) after this age, so
+ * a rotated CA or certificate applies to every peer within the hour, not only to new peers.
+ */
+const TLS_MAX_CONNECTION_AGE_MS = 3_600_000
 
 function widenHttp2Windows(server: Server): void {
   const internals = server as unknown as {
@@ -70,6 +84,8 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
   readonly metrics: NodeMetrics
   private store: BlockStore | undefined
   private server: Server | undefined
+  /** This node's certificate, key and the cluster CA, reloaded on change; undefined without TLS. */
+  tls: TlsFiles | undefined
   private readonly health = new HealthImplementation({
     '': 'NOT_SERVING',
     'mycel.v1.BlockService': 'NOT_SERVING',
@@ -99,7 +115,14 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       syncWrites: cfg.MYCEL_SYNC_WRITES,
       logger: this.log,
     })
+    const tlsFiles = tlsFilesConfig(cfg)
+    this.tls = tlsFiles && TlsFiles.load(tlsFiles, this.log.child({ component: 'node:tls' }))
+    const publicServices = new Set(ALWAYS_PUBLIC_SERVICES)
     const server = new Server({
+      // With TLS, internal services need a cluster certificate (the gate needs TLS to tell).
+      interceptors: this.tls ? [requireClusterPeer((service) => publicServices.has(service))] : [],
+      ...(this.tls ? { 'grpc.max_connection_age_ms': TLS_MAX_CONNECTION_AGE_MS } : {}),
+      'grpc.max_concurrent_streams': cfg.MYCEL_GRPC_MAX_CONCURRENT_STREAMS,
       'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,
       // Peers ping every 10 s at most; answer pings even between calls so idle links stay up.
@@ -124,11 +147,16 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       store: this.store,
       metrics: this.metrics,
       logger: this.log,
+      tls: this.tls,
     }
     const protoFiles = ['mycel/v1/block.proto']
     for (const c of this.components) {
       await c.register?.(ctx, {
-        addService: (definition, implementation, protoFile) => {
+        addService: (definition, implementation, protoFile, options) => {
+          if (options?.public) {
+            for (const m of Object.values(definition))
+              publicServices.add(m.path.slice(1, m.path.lastIndexOf('/')))
+          }
           server.addService(definition, implementation)
           protoFiles.push(protoFile)
         },
@@ -144,7 +172,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(
         `${host.includes(':') ? `[${host}]` : host}:${port}`,
-        ServerCredentials.createInsecure(),
+        nodeServerCredentials(this.tls),
         (err, p) => (err ? reject(err) : resolve(p)),
       ),
     )
@@ -180,6 +208,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       })
     })
     this.server = undefined
+    this.tls?.close()
   }
 
   async onApplicationShutdown(): Promise<void> {

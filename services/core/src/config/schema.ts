@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { DEFAULT_REPLICATION } from '../constants.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
+import { checkTlsEnv, nodeLimitsEnv, tlsEnv } from './security.js'
 
 /** Comma-separated host:port list. */
 const peerList = z
@@ -14,27 +15,31 @@ const peerList = z
   .pipe(z.array(hostPort))
 
 /** Storage node settings. */
-export const nodeEnvSchema = z.object({
-  /** Where RocksDB and the node id live. */
-  MYCEL_DATA_DIR: z.string().default('./.data/node-0'),
-  /** Public and internal gRPC listener. */
-  MYCEL_GRPC_LISTEN: hostPort.default('127.0.0.1:7070'),
-  /** Admin HTTP listener: /metrics, /healthz, /readyz. */
-  MYCEL_ADMIN_LISTEN: hostPort.default('127.0.0.1:9100'),
-  /** Address peers and gateways dial to reach this node; default MYCEL_GRPC_LISTEN. */
-  MYCEL_ADVERTISE_ADDRESS: hostPort.optional(),
-  /** Other storage nodes' gRPC addresses, comma-separated host:port (may include this one). */
-  MYCEL_PEERS: peerList.default([]),
-  /** Failure-domain label. */
-  MYCEL_ZONE: z.string().min(1).default('default'),
-  /** Capacity offered, in bytes; 0 means unlimited (bounded by the disk). */
-  MYCEL_CAPACITY_BYTES: nonNegativeInt.default(0),
-  /** Sync the RocksDB WAL before acknowledging writes. Only tests of raw speed turn it off. */
-  MYCEL_SYNC_WRITES: boolFlag.default(true),
-  /** How long shutdown waits for in-flight writes before closing the store. */
-  MYCEL_SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
-  MYCEL_LOG_LEVEL: logLevel,
-})
+export const nodeEnvSchema = z
+  .object({
+    /** Where RocksDB and the node id live. */
+    MYCEL_DATA_DIR: z.string().default('./.data/node-0'),
+    /** Public and internal gRPC listener. */
+    MYCEL_GRPC_LISTEN: hostPort.default('127.0.0.1:7070'),
+    /** Admin HTTP listener: /metrics, /healthz, /readyz. */
+    MYCEL_ADMIN_LISTEN: hostPort.default('127.0.0.1:9100'),
+    /** Address peers and gateways dial to reach this node; default MYCEL_GRPC_LISTEN. */
+    MYCEL_ADVERTISE_ADDRESS: hostPort.optional(),
+    /** Other storage nodes' gRPC addresses, comma-separated host:port (may include this one). */
+    MYCEL_PEERS: peerList.default([]),
+    /** Failure-domain label. */
+    MYCEL_ZONE: z.string().min(1).default('default'),
+    /** Capacity offered, in bytes; 0 means unlimited (bounded by the disk). */
+    MYCEL_CAPACITY_BYTES: nonNegativeInt.default(0),
+    /** Sync the RocksDB WAL before acknowledging writes. Only tests of raw speed turn it off. */
+    MYCEL_SYNC_WRITES: boolFlag.default(true),
+    /** How long shutdown waits for in-flight writes before closing the store. */
+    MYCEL_SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
+    MYCEL_LOG_LEVEL: logLevel,
+    ...tlsEnv,
+    ...nodeLimitsEnv,
+  })
+  .superRefine(checkTlsEnv)
 export type NodeEnv = z.infer<typeof nodeEnvSchema>
 
 /** Gateway settings. */
@@ -57,8 +62,10 @@ const gatewayEnvShape = z.object({
   /** Largest accepted upload body, in bytes. */
   MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
   MYCEL_LOG_LEVEL: logLevel,
+  ...tlsEnv,
 })
 export const gatewayEnvSchema = gatewayEnvShape
+  .superRefine(checkTlsEnv)
   .superRefine((cfg, ctx) => {
     if (cfg.MYCEL_WRITE_QUORUM !== undefined && cfg.MYCEL_WRITE_QUORUM > cfg.MYCEL_REPLICATION) {
       ctx.addIssue({
