@@ -11,17 +11,8 @@ import type { BlockServiceClient } from '@mycel/proto'
 import { freePortRange, startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
 import { getBlock, hasBlocks, putBlocks, rawBlock } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
+import { eventually } from '../helpers/raw-http.js'
 import { makeCerts, tlsBlockClient, tlsCredentials } from '../helpers/tls.js'
-
-/** Polls `check` until it returns true (timings on a shared machine are noisy). */
-async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check().catch(() => false)) return
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
 
 /** The serial number of the certificate the server at `address` presents now. */
 function serverCertSerial(address: string, caDir: string): Promise<string> {
@@ -141,6 +132,7 @@ describe('mutual TLS between cluster processes', () => {
           MYCEL_TLS_CERT_FILE: join(foreignDir, 'gateway.crt'),
           MYCEL_TLS_KEY_FILE: join(foreignDir, 'gateway.key'),
           MYCEL_TLS_CA_FILE: caFile,
+          MYCEL_AUTH: 'off',
           MYCEL_LOG_LEVEL: 'error',
         },
         join(tmp, 'foreign-gateway.log'),

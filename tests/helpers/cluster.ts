@@ -45,6 +45,9 @@ export async function startCluster(
     readyTimeoutMs: 60_000,
     ...opts,
     env: { MYCEL_LOG_LEVEL: 'warn', ...opts.env },
+    // Suites (and benchmarks) send requests as fast as they can from one address; the rate limit
+    // has its own suite (limits.test.ts).
+    gatewayEnv: { MYCEL_RATE_LIMIT_RPS: '0', ...opts.gatewayEnv },
     dataDir,
   }) as TestCluster
   cluster.dataDir = dataDir

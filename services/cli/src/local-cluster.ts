@@ -193,6 +193,8 @@ export class LocalCluster {
         MYCEL_GATEWAY_LISTEN: `${this.host}:${this.ports.gateway}`,
         MYCEL_RPC_LISTEN: this.ports.rpc === 'off' ? 'off' : `${this.host}:${this.ports.rpc}`,
         MYCEL_REPLICATION: String(Math.min(3, options.nodes)),
+        // A local cluster is for development: no tokens unless the caller asks for them.
+        MYCEL_AUTH: 'off',
         ...tlsEnvFor(options.tlsDir, 'gateway'),
         ...options.env,
         ...options.gatewayEnv,

@@ -1,3 +1,4 @@
+export * from './auth/tokens.js'
 export * from './cid/cid.js'
 export * from './cid/unixfs.js'
 export * from './config/env.js'

@@ -7,7 +7,14 @@ import {
   NodeClients,
   type NodeHandle,
 } from '@mycel/cluster'
-import { type GatewayEnv, type Logger, StaticMembership, TlsFiles, tlsFilesConfig } from '@mycel/core'
+import {
+  type GatewayEnv,
+  type Logger,
+  StaticMembership,
+  TlsFiles,
+  TokenStore,
+  tlsFilesConfig,
+} from '@mycel/core'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -15,6 +22,7 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common'
+import { RequestGuard } from './http/guard.js'
 import { GatewayMetrics } from './metrics.js'
 
 export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG')
@@ -49,6 +57,10 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   readonly log: Logger
   /** The gateway's client certificate and the cluster CA (mutual TLS to the nodes), if configured. */
   readonly tls: TlsFiles | undefined
+  /** Bearer tokens (MYCEL_TOKENS_FILE, reloaded on change); undefined when MYCEL_AUTH=off. */
+  readonly tokens: TokenStore | undefined
+  /** Authentication and limits in front of every route. */
+  readonly guard: RequestGuard
   private readonly statuses = new Map<string, NodeStatus>()
   private probeTimer: NodeJS.Timeout | undefined
   private readonly servers: Server[] = []
@@ -60,6 +72,11 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     this.log = logger
     const tlsFiles = tlsFilesConfig(config)
     this.tls = tlsFiles && TlsFiles.load(tlsFiles, logger.child({ component: 'gateway:tls' }))
+    this.tokens =
+      config.MYCEL_AUTH === 'required' && config.MYCEL_TOKENS_FILE !== undefined
+        ? TokenStore.load(config.MYCEL_TOKENS_FILE, logger.child({ component: 'gateway:auth' }))
+        : undefined
+    this.guard = new RequestGuard({ config, tokens: this.tokens, metrics: this.metrics, log: logger })
     this.clients = new NodeClients(
       StaticMembership.fromAddresses(config.MYCEL_PEERS),
       clusterClientOptions(this.tls, config.MYCEL_TLS_SERVER_NAME),
@@ -100,6 +117,8 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     clearInterval(this.probeTimer)
     this.clients.close()
     this.tls?.close()
+    this.tokens?.close()
+    this.guard.close()
   }
 
   /** Node states from the latest probe, in configured order. */

@@ -1,14 +1,31 @@
 import 'reflect-metadata'
-import { createServer, type Server } from 'node:http'
-import { createLogger, exitGracefullyOnSignals, loadGatewayEnv, nestLogger, splitHostPort } from '@mycel/core'
+import type { Server } from 'node:http'
+import {
+  createLogger,
+  exitGracefullyOnSignals,
+  type GatewayEnv,
+  loadGatewayEnv,
+  nestLogger,
+  splitHostPort,
+} from '@mycel/core'
+import type { NestApplicationOptions } from '@nestjs/common'
 import { NestFactory } from '@nestjs/core'
-import type { NestExpressApplication } from '@nestjs/platform-express'
+import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express'
 import { GatewayModule } from './gateway.module.js'
 import { GatewayRuntime } from './gateway-runtime.js'
+import { answerClientErrors, createGatewayServer } from './http/guard.js'
 
-/** Header and idle timeouts: slow or idle clients cannot hold sockets forever. */
-const HEADERS_TIMEOUT_MS = 30_000
-const KEEP_ALIVE_TIMEOUT_MS = 65_000
+/** Nest's Express adapter, serving on an HTTP server with the gateway's connection limits. */
+class LimitedExpressAdapter extends ExpressAdapter {
+  constructor(private readonly config: GatewayEnv) {
+    super()
+  }
+
+  override initHttpServer(options: NestApplicationOptions): void {
+    super.initHttpServer(options)
+    this.setHttpServer(createGatewayServer(this.config, this.getInstance()))
+  }
+}
 
 /**
  * Starts the stateless HTTP gateway from MYCEL_* environment variables: the gateway listener,
@@ -17,26 +34,34 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000
 export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadGatewayEnv(env)
   const logger = createLogger('mycel-gateway', config.MYCEL_LOG_LEVEL)
-  const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(config, logger), {
-    // Bodies are streams: uploads are never parsed into memory.
-    bodyParser: false,
-    logger: nestLogger(logger.child({ component: 'gateway:nest' })),
-    abortOnError: false,
-  })
+  const app = await NestFactory.create<NestExpressApplication>(
+    GatewayModule.forRoot(config, logger),
+    new LimitedExpressAdapter(config),
+    {
+      // Bodies are streams: uploads are never parsed into memory.
+      bodyParser: false,
+      logger: nestLogger(logger.child({ component: 'gateway:nest' })),
+      abortOnError: false,
+    },
+  )
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
+  if (config.MYCEL_TRUSTED_PROXIES !== undefined) app.set('trust proxy', config.MYCEL_TRUSTED_PROXIES)
+  const runtime = app.get(GatewayRuntime)
+  // Authentication and limits run before any route.
+  app.use(runtime.guard.middleware)
   exitGracefullyOnSignals(() => app.close(), logger, 30_000)
   const gw = splitHostPort(config.MYCEL_GATEWAY_LISTEN)
   await app.listen(gw.port, gw.host)
   const main = app.getHttpServer() as Server
-  tuneServer(main)
+  answerClientErrors(main, config, runtime.metrics)
   const addresses: Record<string, string> = { gateway: `${gw.host}:${portOf(main, gw.port)}` }
   let rpcServer: Server | undefined
   if (config.MYCEL_RPC_LISTEN !== 'off') {
     const rpc = splitHostPort(config.MYCEL_RPC_LISTEN)
-    const server = createServer(app.getHttpAdapter().getInstance())
+    const server = createGatewayServer(config, app.getHttpAdapter().getInstance())
     rpcServer = server
-    tuneServer(server)
+    answerClientErrors(server, config, runtime.metrics)
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(rpc.port, rpc.host, resolve)
@@ -45,7 +70,6 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
   }
   // Nest closes its own server on shutdown; the second listener closes with it.
   main.once('close', () => rpcServer?.close())
-  const runtime = app.get(GatewayRuntime)
   runtime.registerServer(main)
   if (rpcServer) runtime.registerServer(rpcServer)
   // The ready line is printed whatever the log level: supervisors and tests wait for it.
@@ -60,13 +84,6 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
     },
     'gateway ready',
   )
-}
-
-function tuneServer(server: Server): void {
-  server.headersTimeout = HEADERS_TIMEOUT_MS
-  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
-  // requestTimeout stays 0: an upload of many GiB may take long; progress is what matters.
-  server.requestTimeout = 0
 }
 
 function portOf(server: Server, fallback: number): number {

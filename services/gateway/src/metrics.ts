@@ -33,6 +33,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   })
 
+  readonly refusedRequests = new Counter({
+    name: 'mycel_gateway_refused_requests_total',
+    help: 'Requests refused by a limit or by authentication, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  })
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'mycel_gateway_' })
   }

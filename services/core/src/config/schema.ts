@@ -1,7 +1,15 @@
 import { z } from 'zod'
 import { DEFAULT_REPLICATION } from '../constants.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
-import { checkTlsEnv, nodeLimitsEnv, tlsEnv } from './security.js'
+import {
+  checkAuthEnv,
+  checkTlsEnv,
+  checkTrustedProxies,
+  gatewayAuthEnv,
+  gatewayLimitsEnv,
+  nodeLimitsEnv,
+  tlsEnv,
+} from './security.js'
 
 /** Comma-separated host:port list. */
 const peerList = z
@@ -63,9 +71,13 @@ const gatewayEnvShape = z.object({
   MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
   MYCEL_LOG_LEVEL: logLevel,
   ...tlsEnv,
+  ...gatewayLimitsEnv,
+  ...gatewayAuthEnv,
 })
 export const gatewayEnvSchema = gatewayEnvShape
   .superRefine(checkTlsEnv)
+  .superRefine(checkAuthEnv)
+  .superRefine(checkTrustedProxies)
   .superRefine((cfg, ctx) => {
     if (cfg.MYCEL_WRITE_QUORUM !== undefined && cfg.MYCEL_WRITE_QUORUM > cfg.MYCEL_REPLICATION) {
       ctx.addIssue({

@@ -1,6 +1,7 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import type { TlsFilesConfig } from '../tls/cert-files.js'
-import { positiveInt } from './env.js'
+import { boolFlag, nonNegativeInt, positiveInt } from './env.js'
 
 /**
  * Mutual TLS between cluster processes (nodes and gateways), shared by the node and gateway
@@ -69,4 +70,85 @@ export const nodeLimitsEnv = {
    * well above what one gateway uses (reads: 8 per download; writes: one stream per upload).
    */
   MYCEL_GRPC_MAX_CONCURRENT_STREAMS: positiveInt.default(1000),
+}
+
+/** Limits at the gateway's HTTP listeners; each breach is answered with its own status. */
+export const gatewayLimitsEnv = {
+  /** Largest request line plus headers (Node's maxHeaderSize); larger requests get 431. */
+  MYCEL_MAX_HEADER_BYTES: positiveInt
+    .min(1024)
+    .max(1024 * 1024)
+    .default(16 * 1024),
+  /** Time a client has to send the request line and headers; slower ones get 408. */
+  MYCEL_HEADERS_TIMEOUT_MS: positiveInt.default(30_000),
+  /**
+   * Body progress: over each period of this length during which the gateway waits for body bytes
+   * (time the gateway itself applies backpressure does not count), the client must send at least
+   * MYCEL_BODY_MIN_RATE bytes per second, else 408 and the connection is closed.
+   */
+  MYCEL_BODY_TIMEOUT_MS: positiveInt.default(30_000),
+  /** Bytes per second a request body must average (see MYCEL_BODY_TIMEOUT_MS); 0 only needs some progress. */
+  MYCEL_BODY_MIN_RATE: nonNegativeInt.default(1024),
+  /** Requests in progress at once, over all clients; past it 503 with Retry-After. */
+  MYCEL_MAX_CONCURRENT_REQUESTS: positiveInt.default(1024),
+  /** Requests in progress at once per client (token, or IP address when anonymous); past it 429. */
+  MYCEL_MAX_CONCURRENT_PER_CLIENT: positiveInt.default(64),
+  /** Sustained requests per second per client (token bucket); 0 turns the rate limit off. */
+  MYCEL_RATE_LIMIT_RPS: nonNegativeInt.default(500),
+  /** Requests a client may make at once above the sustained rate (the bucket's size). */
+  MYCEL_RATE_LIMIT_BURST: positiveInt.default(1000),
+  /**
+   * Proxies whose X-Forwarded-For is believed when identifying a client (Express "trust proxy":
+   * comma-separated addresses or CIDRs, or loopback, linklocal, uniquelocal). Unset: the peer
+   * address is the client.
+   */
+  MYCEL_TRUSTED_PROXIES: z.string().optional(),
+}
+
+/** Bearer-token authentication at the gateway (services/core/src/auth). */
+export const gatewayAuthEnv = {
+  /**
+   * `required`: writes, pins and admin calls need a token with the right scope (and reads too
+   * unless MYCEL_PUBLIC_READS). `off`: no authentication (make run, trusted networks only).
+   */
+  MYCEL_AUTH: z.enum(['required', 'off']).default('required'),
+  /** Token file: lines `SHA256HEX SCOPE[,SCOPE] NAME` (hashes only), reloaded on change. */
+  MYCEL_TOKENS_FILE: z.string().optional(),
+  /** Whether anyone may read content (a public gateway); false: reads need a `read` token. */
+  MYCEL_PUBLIC_READS: boolFlag.default(true),
+}
+
+/** superRefine rule: required authentication needs a token file. */
+export function checkAuthEnv(
+  cfg: { MYCEL_AUTH: 'required' | 'off'; MYCEL_TOKENS_FILE?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (cfg.MYCEL_AUTH === 'required' && cfg.MYCEL_TOKENS_FILE === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['MYCEL_TOKENS_FILE'],
+      message:
+        'required when MYCEL_AUTH=required (the default); an empty file means nobody may write. Set MYCEL_AUTH=off for a gateway without authentication',
+    })
+  }
+}
+
+/** superRefine rule: MYCEL_TRUSTED_PROXIES holds what Express's "trust proxy" understands. */
+export function checkTrustedProxies(
+  cfg: { MYCEL_TRUSTED_PROXIES?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  for (const item of (cfg.MYCEL_TRUSTED_PROXIES ?? '').split(',').map((s) => s.trim())) {
+    if (item === '' || ['loopback', 'linklocal', 'uniquelocal'].includes(item)) continue
+    const [ip = '', prefix] = item.split('/')
+    const version = isIP(ip)
+    const bits = prefix === undefined ? 0 : Number(prefix)
+    if (version === 0 || !Number.isInteger(bits) || bits < 0 || bits > (version === 4 ? 32 : 128)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MYCEL_TRUSTED_PROXIES'],
+        message: `"${item}" is not an IP address, a CIDR, loopback, linklocal or uniquelocal`,
+      })
+    }
+  }
 }

@@ -1,6 +1,6 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
-import { type FSWatcher, readFileSync, watch } from 'node:fs'
-import { dirname } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { watchFiles } from '../config/watch-files.js'
 import { ConfigInvalidError } from '../errors.js'
 import type { Logger } from '../logger.js'
 
@@ -29,9 +29,6 @@ export interface TlsMaterial {
 type CaListener = (update: { caCertificate: Buffer } | null) => void
 type IdentityListener = (update: { certificate: Buffer; privateKey: Buffer } | null) => void
 
-/** Debounce of file-system events: a Secret update renames several entries at once. */
-const WATCH_DEBOUNCE_MS = 200
-
 /**
  * Reads and validates this process's certificate, key and the cluster CA, and reloads them when
  * the files change (fs.watch on their directories, which sees Kubernetes' atomic `..data` symlink
@@ -48,9 +45,7 @@ export class TlsFiles {
   private readonly caListeners = new Set<CaListener>()
   private readonly identityListeners = new Set<IdentityListener>()
   private readonly changeListeners = new Set<(m: TlsMaterial) => void>()
-  private readonly watchers: FSWatcher[] = []
-  private timer: NodeJS.Timeout | undefined
-  private debounce: NodeJS.Timeout | undefined
+  private stopWatching: () => void = () => {}
 
   private constructor(
     readonly config: TlsFilesConfig,
@@ -74,7 +69,11 @@ export class TlsFiles {
     }
     const files = new TlsFiles(config, log, initial)
     files.warnIfExpiring()
-    files.watch()
+    files.stopWatching = watchFiles(
+      [config.certFile, config.keyFile, config.caFile],
+      config.reloadIntervalMs,
+      () => files.reload(),
+    )
     return files
   }
 
@@ -116,10 +115,7 @@ export class TlsFiles {
   }
 
   close(): void {
-    clearInterval(this.timer)
-    clearTimeout(this.debounce)
-    for (const w of this.watchers) w.close()
-    this.watchers.length = 0
+    this.stopWatching()
   }
 
   // grpc-js CertificateProvider. Listeners get the current set asynchronously, as grpc-js's own
@@ -145,27 +141,6 @@ export class TlsFiles {
 
   removeIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.delete(listener)
-  }
-
-  private watch(): void {
-    const dirs = new Set(
-      [this.config.certFile, this.config.keyFile, this.config.caFile].map((f) => dirname(f)),
-    )
-    for (const dir of dirs) {
-      try {
-        const w = watch(dir, { persistent: false }, () => {
-          clearTimeout(this.debounce)
-          this.debounce = setTimeout(() => this.reload(), WATCH_DEBOUNCE_MS)
-          this.debounce.unref()
-        })
-        w.on('error', () => w.close())
-        this.watchers.push(w)
-      } catch {
-        // Some file systems cannot be watched; the periodic re-read still sees changes.
-      }
-    }
-    this.timer = setInterval(() => this.reload(), this.config.reloadIntervalMs)
-    this.timer.unref()
   }
 
   private warnIfExpiring(): void {
