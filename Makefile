@@ -26,7 +26,7 @@ endif
 help:
 	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it); TLS=1 for mutual TLS"
 	@echo "make certs           a cluster CA and node/gateway certificates in .data/tls (openssl)"
-	@echo "make token           a bearer token and its MYCEL_TOKENS_FILE line (SCOPES=read,write NAME=ci)"
+	@echo "make token           a bearer token and its MYCEL_API_TOKENS_FILE line (SCOPES=read,write NAME=ci)"
 	@echo "make test            everything CI checks"
 	@echo "make bench           benchmarks against the machine's limits and Kubo"
 	@echo "make images          build the container image with podman (offline base image first)"
@@ -76,13 +76,13 @@ run: build $(if $(TLS),certs)
 certs:
 	deploy/tls/make-certs.sh $(TLS_DIR) $(NODES)
 
-# A new bearer token for the gateway: prints the token (for the client) and its line for
-# MYCEL_TOKENS_FILE (only the SHA-256 is stored). make token SCOPES=read,write NAME=ci
+# A new bearer token: prints the token (for the client) and its line for MYCEL_API_TOKENS_FILE
+# (NAME SCOPES SHA256: only the hash is stored). make token SCOPES=read,write NAME=ci
 .PHONY: token
 token:
 	@t="mycel_$$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')"; \
 	  echo "token (give to the client): $$t"; \
-	  echo "line for MYCEL_TOKENS_FILE: $$(printf '%s' "$$t" | sha256sum | cut -d' ' -f1) $(or $(SCOPES),read) $(or $(NAME),client-$$(date +%s))"
+	  echo "line for MYCEL_API_TOKENS_FILE: $(or $(NAME),client-$$(date +%s)) $(or $(SCOPES),read) $$(printf '%s' "$$t" | sha256sum | cut -d' ' -f1)"
 
 # The chart checks (make chart-test) run first; their counts join the last line of tests/run.mjs
 # through MYCEL_EXTRA_RESULTS. A chart check that fails is counted there, so the node suites still run.

@@ -5,18 +5,18 @@ import { mkdtemp } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { ServiceProcess } from '@mycel/cli'
-import { hashToken, newToken } from '@mycel/core'
+import { createToken, tokenFileLine } from '@mycel/core'
 import { create } from 'kubo-rpc-client'
 import { rawBlock, writeCar } from '../helpers/car.js'
 import { freePortRange, startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
 import { eventually } from '../helpers/raw-http.js'
 
-const tokens = { read: newToken(), write: newToken(), admin: newToken(), writeOnly: newToken() }
+const tokens = { read: createToken(), write: createToken(), admin: createToken(), writeOnly: createToken() }
 type Who = keyof typeof tokens | 'anonymous' | 'bogus'
 
 function authHeaders(who: Who): Record<string, string> {
   if (who === 'anonymous') return {}
-  if (who === 'bogus') return { Authorization: `Bearer ${newToken()}` }
+  if (who === 'bogus') return { Authorization: `Bearer ${createToken()}` }
   return { Authorization: `Bearer ${tokens[who]}` }
 }
 
@@ -53,18 +53,18 @@ describe('authentication and authorisation at the gateway', () => {
     writeFileSync(
       tokensFile,
       [
-        '# sha256(token) scopes name',
-        `${hashToken(tokens.read)} read reader`,
-        `${hashToken(tokens.write)} read,write uploader`,
-        `${hashToken(tokens.admin)} admin operator`,
-        `${hashToken(tokens.writeOnly)} write robot`,
+        '# name scopes sha256(token)',
+        tokenFileLine('reader', ['read'], tokens.read),
+        tokenFileLine('uploader', ['read', 'write'], tokens.write),
+        tokenFileLine('operator', ['admin'], tokens.admin),
+        tokenFileLine('robot', ['write'], tokens.writeOnly),
         '',
       ].join('\n'),
     )
     // Tokens required (the local cluster's default is off); reads public (the default).
     cluster = await startCluster({
       nodes: 2,
-      gatewayEnv: { MYCEL_AUTH: 'required', MYCEL_TOKENS_FILE: tokensFile },
+      gatewayEnv: { MYCEL_AUTH: 'required', MYCEL_API_TOKENS_FILE: tokensFile },
     })
     const up = await fetch(`${cluster.gatewayUrl}/mycel/v1/upload`, {
       method: 'POST',
@@ -95,10 +95,10 @@ describe('authentication and authorisation at the gateway', () => {
           assert.equal(body.Type, 'error')
           assert.match(
             body.Message,
-            who === 'bogus' ? /invalid credentials: unknown token/ : /authentication required/,
+            who === 'bogus' ? /invalid credentials: unknown or revoked token/ : /authentication required/,
           )
         } else {
-          assert.match(text, who === 'bogus' ? /unknown token/ : /scope "write"/)
+          assert.match(text, who === 'bogus' ? /unknown or revoked token/ : /scope "write"/)
         }
       }
     }
@@ -112,7 +112,7 @@ describe('authentication and authorisation at the gateway', () => {
         headers: authHeaders('read'),
       })
       assert.equal(res.status, 403, r.name)
-      assert.match(await res.text(), /token \\?"reader\\?" lacks the scope \\?"write\\?"/)
+      assert.match(await res.text(), /token \\?"reader\\?" lacks the \\?"write\\?" scope/)
       assert.match(res.headers.get('www-authenticate') ?? '', /insufficient_scope/)
     }
   })
@@ -176,7 +176,7 @@ describe('authentication and authorisation at the gateway', () => {
   })
 
   it('a token added to or removed from the file applies without a restart', async () => {
-    const late = newToken()
+    const late = createToken()
     const headers = { Authorization: `Bearer ${late}` }
     const upload = () =>
       fetch(`${cluster.gatewayUrl}/mycel/v1/upload`, {
@@ -185,7 +185,7 @@ describe('authentication and authorisation at the gateway', () => {
         headers,
       }).then((r) => r.status)
     assert.equal(await upload(), 401)
-    appendFileSync(tokensFile, `${hashToken(late)} write late-comer\n`)
+    appendFileSync(tokensFile, `${tokenFileLine('late-comer', ['write'], late)}\n`)
     await eventually(async () => (await upload()) === 201, 'the new token to be accepted')
     const kept = readFileSync(tokensFile, 'utf8').split('\n')
     writeFileSync(tokensFile, kept.filter((l) => !l.includes('late-comer')).join('\n'))
@@ -207,7 +207,7 @@ describe('authentication and authorisation at the gateway', () => {
           MYCEL_RPC_LISTEN: 'off',
           MYCEL_REPLICATION: '2',
           MYCEL_AUTH: 'required',
-          MYCEL_TOKENS_FILE: tokensFile,
+          MYCEL_API_TOKENS_FILE: tokensFile,
           MYCEL_PUBLIC_READS: 'false',
           MYCEL_LOG_LEVEL: 'warn',
         },

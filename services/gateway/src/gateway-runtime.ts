@@ -12,7 +12,7 @@ import {
   type Logger,
   StaticMembership,
   TlsFiles,
-  TokenStore,
+  TokenAuthenticator,
   tlsFilesConfig,
 } from '@mycel/core'
 import {
@@ -57,8 +57,8 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   readonly log: Logger
   /** The gateway's client certificate and the cluster CA (mutual TLS to the nodes), if configured. */
   readonly tls: TlsFiles | undefined
-  /** Bearer tokens (MYCEL_TOKENS_FILE, reloaded on change); undefined when MYCEL_AUTH=off. */
-  readonly tokens: TokenStore | undefined
+  /** Bearer tokens (MYCEL_API_TOKENS_FILE, reloaded on change); undefined when MYCEL_AUTH=off. */
+  readonly tokens: TokenAuthenticator | undefined
   /** Authentication and limits in front of every route. */
   readonly guard: RequestGuard
   private readonly statuses = new Map<string, NodeStatus>()
@@ -73,8 +73,11 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     const tlsFiles = tlsFilesConfig(config)
     this.tls = tlsFiles && TlsFiles.load(tlsFiles, logger.child({ component: 'gateway:tls' }))
     this.tokens =
-      config.MYCEL_AUTH === 'required' && config.MYCEL_TOKENS_FILE !== undefined
-        ? TokenStore.load(config.MYCEL_TOKENS_FILE, logger.child({ component: 'gateway:auth' }))
+      config.MYCEL_AUTH === 'required' && config.MYCEL_API_TOKENS_FILE !== undefined
+        ? TokenAuthenticator.fromFile(
+            config.MYCEL_API_TOKENS_FILE,
+            logger.child({ component: 'gateway:auth' }),
+          )
         : undefined
     this.guard = new RequestGuard({ config, tokens: this.tokens, metrics: this.metrics, log: logger })
     this.clients = new NodeClients(

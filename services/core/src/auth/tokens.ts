@@ -1,150 +1,177 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { watchFiles } from '../config/watch-files.js'
-import { ConfigInvalidError } from '../errors.js'
+import { readFileSync, type Stats, unwatchFile, watchFile } from 'node:fs'
+import { ConfigInvalidError, PermissionDeniedError, UnauthenticatedError } from '../errors.js'
 import type { Logger } from '../logger.js'
 
 /**
- * What a bearer token allows. `read`: fetch content; `write`: store content and change pins;
- * `admin`: everything, including cluster status. Scopes are explicit: a write-only token (an
- * upload robot) cannot read, and a read token cannot write.
+ * Bearer tokens with scopes, for the public APIs (the nodes' gRPC ApiService today, the gateway
+ * later). Tokens are configured only as SHA-256 hashes in a file, so the file is not a secret
+ * worth stealing; the client sends the token itself (`authorization: Bearer <token>`).
+ *
+ * File format, one token per line, `#` starts a comment:
+ *
+ *     # name   scopes        sha256 of the token, hex
+ *     ci       read,write    4f6c…(64 hex digits)
+ *     ops      admin         9a0b…
+ *
+ * Scopes: `read` (cat, stat, list, pin listing), `write` (add, pin, unpin), `admin` (everything,
+ * including cluster status). `mycel token create` prints a new token and its line.
  */
-export const SCOPES = ['read', 'write', 'admin'] as const
-export type Scope = (typeof SCOPES)[number]
+export type Scope = 'read' | 'write' | 'admin'
+export const SCOPES: readonly Scope[] = ['read', 'write', 'admin']
 
-export interface TokenEntry {
-  /** Who the token belongs to (logs and per-client limits; never the token itself). */
+export interface ApiToken {
   name: string
   scopes: ReadonlySet<Scope>
+  /** SHA-256 of the token, hex. */
+  hash: string
 }
 
-/** The form tokens are stored in: lowercase hex SHA-256 of the whole token string. */
+/** SHA-256 of a token, hex: what the tokens file holds. */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex')
 }
 
-/** A new random token (256 bits); the prefix lets secret scanners recognise a leaked one. */
-export function newToken(): string {
+/** A new random token (256 bits, base64url) with a recognisable prefix. */
+export function createToken(): string {
   return `mycel_${randomBytes(32).toString('base64url')}`
 }
 
-export function hasScope(entry: TokenEntry, scope: Scope): boolean {
-  return entry.scopes.has(scope) || entry.scopes.has('admin')
+/** The line of the tokens file for a token. */
+export function tokenFileLine(name: string, scopes: readonly Scope[], token: string): string {
+  return `${name} ${scopes.join(',')} ${hashToken(token)}`
 }
 
-/**
- * Parses a token file: one token per line, `SHA256HEX SCOPE[,SCOPE] NAME` (whitespace-separated;
- * `#` starts a comment line). Only hashes are stored, so the file grants nothing if it leaks.
- * Every bad line is reported with its number.
- */
-export function parseTokenFile(text: string, source = 'token file'): Map<string, TokenEntry> {
-  const tokens = new Map<string, TokenEntry>()
+/** Parses a tokens file; ConfigInvalidError lists every bad line. */
+export function parseTokenFile(text: string, source = 'tokens file'): ApiToken[] {
+  const tokens: ApiToken[] = []
   const issues: string[] = []
   const names = new Set<string>()
   text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim()
-    if (line === '' || line.startsWith('#')) return
+    const line = raw.replace(/#.*$/, '').trim()
+    if (line === '') return
     const where = `${source} line ${i + 1}`
-    const [hash = '', scopeList = '', name, ...rest] = line.split(/\s+/)
-    if (name === undefined || rest.length > 0) {
-      issues.push(`${where}: expected "SHA256HEX SCOPE[,SCOPE] NAME"`)
+    const fields = line.split(/\s+/)
+    if (fields.length !== 3) {
+      issues.push(`${where}: expected "NAME SCOPES SHA256", got ${fields.length} fields`)
       return
+    }
+    const [name, scopeText, hash] = fields as [string, string, string]
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(name)) {
+      issues.push(`${where}: name "${name}" must be 1-64 letters, digits or ._@-`)
+    } else if (names.has(name)) {
+      issues.push(`${where}: name "${name}" appears twice`)
+    }
+    names.add(name)
+    const scopes = scopeText.split(',')
+    const unknown = scopes.filter((s) => !SCOPES.includes(s as Scope))
+    if (unknown.length > 0) {
+      issues.push(`${where}: unknown scope "${unknown.join(',')}" (scopes: ${SCOPES.join(', ')})`)
     }
     if (!/^[0-9a-fA-F]{64}$/.test(hash)) {
-      issues.push(`${where}: "${hash.slice(0, 16)}…" is not a hex SHA-256 (store the hash, never the token)`)
-      return
+      issues.push(`${where}: the third field must be the token's SHA-256 in hex (64 digits)`)
     }
-    const scopes = scopeList.split(',').filter((s) => s !== '')
-    const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s))
-    if (scopes.length === 0 || unknown.length > 0) {
-      issues.push(
-        `${where}: unknown scope "${unknown.join(',') || scopeList}" (scopes: ${SCOPES.join(', ')})`,
-      )
-      return
-    }
-    if (tokens.has(hash.toLowerCase())) issues.push(`${where}: the same token hash appears twice`)
-    if (names.has(name)) issues.push(`${where}: the name "${name}" is used twice`)
-    names.add(name)
-    tokens.set(hash.toLowerCase(), { name, scopes: new Set(scopes as Scope[]) })
+    tokens.push({ name, scopes: new Set(scopes as Scope[]), hash: hash.toLowerCase() })
   })
   if (issues.length > 0) throw new ConfigInvalidError(issues)
   return tokens
 }
 
+/** `admin` grants every scope. */
+export function hasScope(token: ApiToken, scope: Scope): boolean {
+  return token.scopes.has(scope) || token.scopes.has('admin')
+}
+
+/** The token of an `authorization` header value, or undefined when there is no bearer token. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = /^\s*Bearer\s+(\S+)\s*$/i.exec(header ?? '')
+  return m?.[1]
+}
+
+/** How often the tokens file is checked for changes. */
+const RELOAD_INTERVAL_MS = 2_000
+
 /**
- * The tokens of a file, reloaded when it changes (adding or revoking a token needs no restart).
- * A changed file that does not parse is logged and ignored: the previous tokens stay in force.
+ * Checks bearer tokens against a set of hashed tokens. From a file, the set is reloaded when the
+ * file changes (a bad edit is logged and the previous set stays), so tokens can be added and
+ * revoked without a restart.
  */
-export class TokenStore {
-  private tokens: Map<string, TokenEntry>
-  private text: string
-  private stopWatching: () => void = () => {}
+export class TokenAuthenticator {
+  private byHash = new Map<string, ApiToken>()
+  private readonly unwatch: () => void
 
   private constructor(
-    readonly file: string | undefined,
-    private readonly log: Logger | undefined,
-    text: string,
+    tokens: readonly ApiToken[],
+    private readonly file?: { path: string; log?: Logger | undefined },
   ) {
-    this.text = text
-    this.tokens = parseTokenFile(text, file)
+    this.set(tokens)
+    if (file === undefined) {
+      this.unwatch = () => {}
+      return
+    }
+    const onChange = (curr: Stats, prev: Stats) => {
+      if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size) return
+      try {
+        this.set(parseTokenFile(readFileSync(file.path, 'utf8'), file.path))
+        file.log?.info({ path: file.path, tokens: this.byHash.size }, 'API tokens reloaded')
+      } catch (err) {
+        file.log?.error(
+          { path: file.path, err: (err as Error).message },
+          'API tokens file changed but is not valid: keeping the previous tokens',
+        )
+      }
+    }
+    watchFile(file.path, { interval: RELOAD_INTERVAL_MS, persistent: false }, onChange)
+    this.unwatch = () => unwatchFile(file.path, onChange)
   }
 
-  /** Reads the file (ConfigInvalidError if unreadable or invalid) and watches it. */
-  static load(file: string, log?: Logger, reloadIntervalMs = 10_000): TokenStore {
+  static fromTokens(tokens: readonly ApiToken[]): TokenAuthenticator {
+    return new TokenAuthenticator(tokens)
+  }
+
+  /** Reads the file now (ConfigInvalidError if it is missing or invalid) and follows its changes. */
+  static fromFile(path: string, log?: Logger): TokenAuthenticator {
     let text: string
     try {
-      text = readFileSync(file, 'utf8')
+      text = readFileSync(path, 'utf8')
     } catch (err) {
-      throw new ConfigInvalidError([
-        `MYCEL_TOKENS_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-      ])
+      throw new ConfigInvalidError([`MYCEL_API_TOKENS_FILE: cannot read ${path}: ${(err as Error).message}`])
     }
-    const store = new TokenStore(file, log, text)
-    store.stopWatching = watchFiles([file], reloadIntervalMs, () => store.reload())
-    return store
-  }
-
-  /** Tokens given directly (tests, or a process without a file). */
-  static of(text: string): TokenStore {
-    return new TokenStore(undefined, undefined, text)
+    return new TokenAuthenticator(parseTokenFile(text, path), { path, log })
   }
 
   get size(): number {
-    return this.tokens.size
+    return this.byHash.size
   }
 
-  lookup(token: string): TokenEntry | undefined {
-    return this.tokens.get(hashToken(token))
-  }
-
-  /** Re-reads the file; returns whether the tokens changed. */
-  reload(): boolean {
-    if (this.file === undefined) return false
-    let text: string
-    try {
-      text = readFileSync(this.file, 'utf8')
-      if (text === this.text) return false
-      this.tokens = parseTokenFile(text, this.file)
-    } catch (err) {
-      this.log?.error(
-        { err: (err as Error).message },
-        'token file changed but is not valid: keeping the previous tokens',
+  /**
+   * The token an `authorization` header value carries, if it grants `scope`.
+   * UnauthenticatedError without a known token, PermissionDeniedError without the scope.
+   */
+  authorize(authorization: string | undefined, scope: Scope): ApiToken {
+    const presented = bearerToken(authorization)
+    if (presented === undefined) {
+      throw new UnauthenticatedError(
+        authorization === undefined || authorization === ''
+          ? 'this API requires a token: send "authorization: Bearer <token>"'
+          : 'malformed authorization: expected "Bearer <token>"',
       )
-      return false
     }
-    this.text = text
-    this.log?.info({ tokens: this.tokens.size }, 'token file reloaded')
-    return true
+    const token = this.byHash.get(hashToken(presented))
+    if (token === undefined) throw new UnauthenticatedError('unknown or revoked token')
+    if (!hasScope(token, scope)) {
+      throw new PermissionDeniedError(
+        `token "${token.name}" lacks the "${scope}" scope (it has: ${[...token.scopes].join(', ')})`,
+      )
+    }
+    return token
   }
 
   close(): void {
-    this.stopWatching()
+    this.unwatch()
   }
-}
 
-/** The token of an `Authorization: Bearer TOKEN` header; undefined without one. */
-export function bearerToken(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined
-  const m = /^\s*Bearer\s+(\S+)\s*$/i.exec(header)
-  return m?.[1]
+  private set(tokens: readonly ApiToken[]): void {
+    this.byHash = new Map(tokens.map((t) => [t.hash, t]))
+  }
 }

@@ -112,21 +112,24 @@ export const gatewayAuthEnv = {
    * unless MYCEL_PUBLIC_READS). `off`: no authentication (make run, trusted networks only).
    */
   MYCEL_AUTH: z.enum(['required', 'off']).default('required'),
-  /** Token file: lines `SHA256HEX SCOPE[,SCOPE] NAME` (hashes only), reloaded on change. */
-  MYCEL_TOKENS_FILE: z.string().optional(),
+  /**
+   * Token file (the format of auth/tokens.ts, shared with the nodes' public gRPC API): lines
+   * `NAME SCOPE[,SCOPE] SHA256HEX`, hashes only; reloaded when it changes.
+   */
+  MYCEL_API_TOKENS_FILE: z.string().min(1).optional(),
   /** Whether anyone may read content (a public gateway); false: reads need a `read` token. */
   MYCEL_PUBLIC_READS: boolFlag.default(true),
 }
 
 /** superRefine rule: required authentication needs a token file. */
 export function checkAuthEnv(
-  cfg: { MYCEL_AUTH: 'required' | 'off'; MYCEL_TOKENS_FILE?: string | undefined },
+  cfg: { MYCEL_AUTH: 'required' | 'off'; MYCEL_API_TOKENS_FILE?: string | undefined },
   ctx: z.RefinementCtx,
 ): void {
-  if (cfg.MYCEL_AUTH === 'required' && cfg.MYCEL_TOKENS_FILE === undefined) {
+  if (cfg.MYCEL_AUTH === 'required' && cfg.MYCEL_API_TOKENS_FILE === undefined) {
     ctx.addIssue({
       code: 'custom',
-      path: ['MYCEL_TOKENS_FILE'],
+      path: ['MYCEL_API_TOKENS_FILE'],
       message:
         'required when MYCEL_AUTH=required (the default); an empty file means nobody may write. Set MYCEL_AUTH=off for a gateway without authentication',
     })

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { requiredScope } from './access.js'
+import { createToken, hashToken, parseTokenFile, TokenAuthenticator, tokenFileLine } from '@mycel/core'
+import { decideAccess, requiredScope } from './access.js'
 import { addressKey, ConcurrencyLimits, TokenBuckets, watchBodyProgress } from './limits.js'
 
 describe('route scopes', () => {
@@ -30,6 +31,36 @@ describe('route scopes', () => {
     ]
     for (const [method, path, scope] of cases)
       assert.equal(requiredScope(method, path), scope, `${method} ${path}`)
+  })
+})
+
+describe('access decisions', () => {
+  const read = createToken()
+  const robot = createToken()
+  const tokens = TokenAuthenticator.fromTokens(
+    parseTokenFile(
+      [tokenFileLine('reader', ['read'], read), tokenFileLine('robot', ['write'], robot)].join('\n'),
+    ),
+  )
+  const decide = (header: string | undefined, need: 'read' | 'write' | 'admin', publicReads = true) =>
+    decideAccess(header, need, publicReads, tokens, 'ip:10.0.0.1')
+
+  it('public reads need no token; a token that cannot read may still read what is public', () => {
+    assert.deepEqual(decide(undefined, 'read'), { key: 'ip:10.0.0.1' })
+    assert.deepEqual(decide(`Bearer ${robot}`, 'read'), { key: `token:${hashToken(robot)}` })
+    assert.deepEqual(decide(`Bearer ${read}`, 'read'), { key: 'token:reader' })
+  })
+
+  it('refuses missing, unknown and malformed credentials (counted by address) and missing scopes', () => {
+    assert.equal(decide(undefined, 'write').refusal?.code, 'UNAUTHENTICATED')
+    const unknown = decide(`Bearer ${createToken()}`, 'read')
+    assert.equal(unknown.refusal?.code, 'UNAUTHENTICATED', 'even for a public read')
+    assert.equal(unknown.key, 'ip:10.0.0.1')
+    assert.equal(decide('Basic dXNlcjpwYXNz', 'read').refusal?.code, 'UNAUTHENTICATED')
+    assert.equal(decide(`Bearer ${read}`, 'write').refusal?.code, 'PERMISSION_DENIED')
+    assert.equal(decide(`Bearer ${robot}`, 'read', false).refusal?.code, 'PERMISSION_DENIED')
+    assert.equal(decide(`Bearer ${robot}`, 'write').refusal, undefined)
+    assert.equal(decide(`Bearer ${robot}`, 'admin').refusal?.code, 'PERMISSION_DENIED')
   })
 })
 

@@ -1,4 +1,11 @@
-import { bearerToken, type Scope, type TokenEntry, type TokenStore } from '@mycel/core'
+import {
+  bearerToken,
+  hashToken,
+  PermissionDeniedError,
+  type Scope,
+  type TokenAuthenticator,
+  UnauthenticatedError,
+} from '@mycel/core'
 
 /** What a request needs: nothing (probes, metrics, the API description) or a token scope. */
 export type Requirement = 'open' | Scope
@@ -47,16 +54,39 @@ export function requiredScope(method: string, rawPath: string): Requirement {
   return 'admin'
 }
 
-/** Who sent a request: a known token, nobody, or credentials that are not valid. */
-export type Caller =
-  | { kind: 'token'; token: TokenEntry }
-  | { kind: 'anonymous' }
-  | { kind: 'invalid'; reason: string }
+/**
+ * The decision on one request: the key its per-client limits count under (the token's name,
+ * else the caller's address) and, when it may not proceed, why.
+ */
+export interface AccessDecision {
+  key: string
+  refusal?: UnauthenticatedError | PermissionDeniedError
+}
 
-export function identify(authorization: string | undefined, tokens: TokenStore | undefined): Caller {
-  if (authorization === undefined) return { kind: 'anonymous' }
-  const token = bearerToken(authorization)
-  if (token === undefined) return { kind: 'invalid', reason: 'use "Authorization: Bearer TOKEN"' }
-  const entry = tokens?.lookup(token)
-  return entry === undefined ? { kind: 'invalid', reason: 'unknown token' } : { kind: 'token', token: entry }
+/**
+ * Authorises a request that needs `need` with the bearer token in its Authorization header.
+ * Public reads need no token, and a token that cannot read may still read what is public; a
+ * token that is not valid is refused even there. Unknown tokens count under the caller's address,
+ * so cycling made-up tokens does not escape the per-address limits.
+ */
+export function decideAccess(
+  authorization: string | undefined,
+  need: Scope,
+  publicReads: boolean,
+  tokens: TokenAuthenticator,
+  address: string,
+): AccessDecision {
+  const publicRead = need === 'read' && publicReads
+  if (publicRead && authorization === undefined) return { key: address }
+  try {
+    return { key: `token:${tokens.authorize(authorization, need).name}` }
+  } catch (err) {
+    if (err instanceof PermissionDeniedError) {
+      // A known token: its limits are its own (keyed by its hash, which is not a secret).
+      const key = `token:${hashToken(bearerToken(authorization) ?? '')}`
+      return publicRead ? { key } : { key, refusal: err }
+    }
+    if (err instanceof UnauthenticatedError) return { key: address, refusal: err }
+    throw err
+  }
 }

@@ -2,19 +2,18 @@ import { createServer, type RequestListener, type Server, STATUS_CODES } from 'n
 import type { Socket } from 'node:net'
 import {
   type GatewayEnv,
-  hasScope,
   type Logger,
   OverloadedError,
   PermissionDeniedError,
   RateLimitedError,
   RequestTimeoutError,
   type Scope,
-  type TokenStore,
+  type TokenAuthenticator,
   UnauthenticatedError,
 } from '@mycel/core'
 import type { NextFunction, Request, Response } from 'express'
 import type { GatewayMetrics } from '../metrics.js'
-import { type Caller, identify, requiredScope } from './access.js'
+import { decideAccess, requiredScope } from './access.js'
 import { errorBody, sendError } from './error-response.js'
 import { addressKey, ConcurrencyLimits, TokenBuckets, watchBodyProgress } from './limits.js'
 
@@ -32,7 +31,7 @@ interface Refusal {
 export interface RequestGuardComponents {
   config: GatewayEnv
   /** Undefined when MYCEL_AUTH=off. */
-  tokens: TokenStore | undefined
+  tokens: TokenAuthenticator | undefined
   metrics: GatewayMetrics
   log: Logger
 }
@@ -69,12 +68,22 @@ export class RequestGuard {
       next()
       return
     }
-    const caller =
+    const address = addressKey(req.ip)
+    const access =
       this.c.tokens === undefined
-        ? ({ kind: 'anonymous' } as const)
-        : identify(req.headers.authorization, this.c.tokens)
-    const key = caller.kind === 'token' ? `token:${caller.token.name}` : addressKey(req.ip)
-    const refusal = this.rateLimit(key) ?? this.authorize(caller, need) ?? this.admit(key)
+        ? { key: address }
+        : decideAccess(
+            req.headers.authorization,
+            need,
+            this.c.config.MYCEL_PUBLIC_READS,
+            this.c.tokens,
+            address,
+          )
+    const key = access.key
+    const refusal =
+      this.rateLimit(key) ??
+      this.authRefusal(access.refusal, need, req.headers.authorization !== undefined) ??
+      this.admit(key)
     if (refusal !== undefined) {
       this.c.metrics.refusedRequests.inc({ reason: refusal.reason })
       sendError(req, res, refusal.err, refusal.headers)
@@ -97,31 +106,27 @@ export class RequestGuard {
     }
   }
 
-  private authorize(caller: Caller, need: Scope): Refusal | undefined {
-    if (this.c.tokens === undefined) return undefined
-    if (caller.kind === 'invalid') {
+  private authRefusal(err: Error | undefined, need: Scope, hadCredentials: boolean): Refusal | undefined {
+    if (err === undefined) return undefined
+    if (err instanceof PermissionDeniedError) {
+      return {
+        reason: 'forbidden',
+        err,
+        headers: { 'WWW-Authenticate': `Bearer realm="mycel", error="insufficient_scope", scope="${need}"` },
+      }
+    }
+    if (hadCredentials) {
       return {
         reason: 'unauthenticated',
-        err: new UnauthenticatedError(`invalid credentials: ${caller.reason}`),
+        err: new UnauthenticatedError(`invalid credentials: ${err.message}`),
         headers: { 'WWW-Authenticate': 'Bearer realm="mycel", error="invalid_token"' },
       }
     }
-    if (need === 'read' && this.c.config.MYCEL_PUBLIC_READS) return undefined
-    if (caller.kind === 'anonymous') {
-      return {
-        reason: 'unauthenticated',
-        err: new UnauthenticatedError(
-          `authentication required: send "Authorization: Bearer TOKEN" with a token of scope "${need}"`,
-        ),
-      }
-    }
-    if (hasScope(caller.token, need)) return undefined
     return {
-      reason: 'forbidden',
-      err: new PermissionDeniedError(
-        `token "${caller.token.name}" lacks the scope "${need}" this request needs`,
+      reason: 'unauthenticated',
+      err: new UnauthenticatedError(
+        `authentication required: send "Authorization: Bearer TOKEN" with a token of scope "${need}"`,
       ),
-      headers: { 'WWW-Authenticate': `Bearer realm="mycel", error="insufficient_scope", scope="${need}"` },
     }
   }
 

@@ -13,6 +13,8 @@ import type { TlsFiles } from '@mycel/core'
  * unless it is registered as public (the client-facing API, which checks its own tokens).
  */
 export const ALWAYS_PUBLIC_SERVICES: readonly string[] = [
+  // The client API: it checks bearer tokens itself (MYCEL_API_TOKENS_FILE).
+  'mycel.v1.ApiService',
   'grpc.health.v1.Health',
   'grpc.reflection.v1.ServerReflection',
   'grpc.reflection.v1alpha.ServerReflection',
