@@ -7,6 +7,7 @@ import { GatewayErrorFilter } from './http/error.filter.js'
 import { IpfsController } from './http/ipfs.controller.js'
 import { KuboDagController } from './http/kubo-dag.controller.js'
 import { KuboRpcController } from './http/kubo-rpc.controller.js'
+import { OpenApiController } from './http/openapi.controller.js'
 import { UploadController } from './http/upload.controller.js'
 
 @Module({})
@@ -14,7 +15,14 @@ export class GatewayModule {
   static forRoot(config: GatewayEnv, logger: Logger): DynamicModule {
     return {
       module: GatewayModule,
-      controllers: [IpfsController, UploadController, KuboRpcController, KuboDagController, AdminController],
+      controllers: [
+        IpfsController,
+        UploadController,
+        KuboRpcController,
+        KuboDagController,
+        AdminController,
+        OpenApiController,
+      ],
       providers: [
         { provide: GATEWAY_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },

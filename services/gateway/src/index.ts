@@ -1,2 +1,3 @@
 export { parseRange } from './http/range.js'
 export { runGateway } from './main.js'
+export { GatewayModule } from './gateway.module.js'
