@@ -82,13 +82,22 @@ describe('OpenAPI description (services/gateway/openapi.yaml)', () => {
     const routes = nestRoutes()
     const documented = new Set(Object.keys(doc.paths))
     const served = new Set(routes.map((r) => r.path))
-    assert.deepEqual([...served].filter((p) => !documented.has(p)), [], 'served but not documented')
-    assert.deepEqual([...documented].filter((p) => !served.has(p)), [], 'documented but not served')
+    assert.deepEqual(
+      [...served].filter((p) => !documented.has(p)),
+      [],
+      'served but not documented',
+    )
+    assert.deepEqual(
+      [...documented].filter((p) => !served.has(p)),
+      [],
+      'documented but not served',
+    )
     for (const r of routes) {
       const item = doc.paths[r.path] ?? {}
       const methods = METHODS.filter((m) => item[m] !== undefined)
       if (r.method === 'ALL') assert.ok(methods.length > 0, `${r.path}: no method documented`)
-      else assert.ok(methods.includes(r.method.toLowerCase() as never), `${r.method} ${r.path} not documented`)
+      else
+        assert.ok(methods.includes(r.method.toLowerCase() as never), `${r.method} ${r.path} not documented`)
     }
   })
 
@@ -97,7 +106,10 @@ describe('OpenAPI description (services/gateway/openapi.yaml)', () => {
     before(async () => {
       cluster = await startCluster({ nodes: 1 })
       // The examples' CID: the empty file.
-      const up = await fetch(`${cluster.gatewayUrl}/mycel/v1/upload`, { method: 'POST', body: new Uint8Array() })
+      const up = await fetch(`${cluster.gatewayUrl}/mycel/v1/upload`, {
+        method: 'POST',
+        body: new Uint8Array(),
+      })
       assert.equal(up.status, 201)
     })
     after(async () => {
@@ -127,7 +139,10 @@ describe('OpenAPI description (services/gateway/openapi.yaml)', () => {
         }
         let body: Uint8Array | FormData | undefined
         if (op.requestBody !== undefined) {
-          const content = deref(op.requestBody as { content: Record<string, unknown> }, 'requestBodies').content
+          const content = deref(
+            op.requestBody as { content: Record<string, unknown> },
+            'requestBodies',
+          ).content
           if ('multipart/form-data' in content) {
             body = new FormData()
             body.append('file', new Blob([new Uint8Array([1, 2, 3])]), 'file')

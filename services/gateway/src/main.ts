@@ -4,6 +4,7 @@ import {
   createLogger,
   exitGracefullyOnSignals,
   type GatewayEnv,
+  keepServingOnUnhandledRejections,
   loadGatewayEnv,
   nestLogger,
   splitHostPort,
@@ -14,6 +15,8 @@ import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-ex
 import { GatewayModule } from './gateway.module.js'
 import { GatewayRuntime } from './gateway-runtime.js'
 import { answerClientErrors, createGatewayServer } from './http/guard.js'
+import { methodNotAllowed } from './http/methods.js'
+import { loadOpenApi } from './http/openapi.controller.js'
 
 /** Nest's Express adapter, serving on an HTTP server with the gateway's connection limits. */
 class LimitedExpressAdapter extends ExpressAdapter {
@@ -48,9 +51,11 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
   app.set('query parser', 'simple')
   if (config.MYCEL_TRUSTED_PROXIES !== undefined) app.set('trust proxy', config.MYCEL_TRUSTED_PROXIES)
   const runtime = app.get(GatewayRuntime)
-  // Authentication and limits run before any route.
+  // Methods the API does not have (405), then authentication and limits, before any route.
+  app.use(methodNotAllowed(loadOpenApi().document))
   app.use(runtime.guard.middleware)
   exitGracefullyOnSignals(() => app.close(), logger, 30_000)
+  keepServingOnUnhandledRejections(logger)
   const gw = splitHostPort(config.MYCEL_GATEWAY_LISTEN)
   await app.listen(gw.port, gw.host)
   const main = app.getHttpServer() as Server

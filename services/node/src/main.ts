@@ -2,6 +2,7 @@ import 'reflect-metadata'
 import {
   createLogger,
   exitGracefullyOnSignals,
+  keepServingOnUnhandledRejections,
   type Logger,
   loadNodeEnv,
   nestLogger,
@@ -24,6 +25,7 @@ export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<voi
   })
   // Nest's lifecycle hooks drain gRPC and close RocksDB; a clean drain exits 0.
   exitGracefullyOnSignals(() => app.close(), logger, config.MYCEL_SHUTDOWN_TIMEOUT_MS + 10_000)
+  keepServingOnUnhandledRejections(logger)
   const { host, port } = splitHostPort(config.MYCEL_ADMIN_LISTEN)
   await app.listen(port, host)
   const address = app.getHttpServer().address()

@@ -20,11 +20,12 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { GatewayRuntime } from '../gateway-runtime.js'
 import { CarSpool, pipeCar } from '../ipld/car.js'
 import { walkDag } from '../ipld/dag-walk.js'
+import { assertDecodable } from '../ipld/links.js'
 import { limitBytes } from '../upload/limit.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import { type Query, queryBool, queryValue, rejectUnknownOptions } from '../upload/params.js'
 import { requirePost } from './kubo-rpc.controller.js'
-import { formatContentPath, parseContentPath, resolveContentPath } from './resolve.js'
+import { formatContentPath, parseContentPath, readEntries, resolveContentPath } from './resolve.js'
 
 /** Sent by Kubo's HTTP clients on every call; Mycel's output format is fixed per command. */
 const CLIENT_OPTIONS = ['stream-channels', 'encoding']
@@ -109,7 +110,7 @@ export class KuboDagController {
     const entry = await resolveContentPath(this.runtime.cluster, path, abort.signal)
     const links: Array<{ Name: string; Hash: string; Size: number; Type: number; Target: string }> = []
     if (entry.type === 'directory') {
-      for await (const child of entry.entries({ signal: abort.signal })) {
+      for await (const child of readEntries(entry, arg, abort.signal)) {
         // Kubo's unixfs types: 1 directory, 2 file (a raw leaf reads as a file).
         links.push({
           Name: child.name,
@@ -347,7 +348,9 @@ export class KuboDagController {
   /** Kubo's ls Type: 1 for a directory (plain or HAMT), 2 for anything else read as a file. */
   private async unixfsType(cid: CID, signal: AbortSignal): Promise<number> {
     if (cid.code !== CODEC_DAG_PB) return 2
-    const node = dagPb.decode(await this.runtime.cluster.getBlock(cid, { signal }))
+    const bytes = await this.runtime.cluster.getBlock(cid, { signal })
+    assertDecodable(cid, bytes)
+    const node = dagPb.decode(bytes)
     if (node.Data === undefined) return 2
     const type = UnixFS.unmarshal(node.Data).type
     return type === 'directory' || type === 'hamt-sharded-directory' ? 1 : 2

@@ -1,7 +1,17 @@
 import type { ClusterBlockstore } from '@mycel/cluster'
-import { type CID, InvalidArgumentError, PathNotFoundError, parseCid } from '@mycel/core'
-import { exporter, type UnixFSEntry, walkPath } from 'ipfs-unixfs-exporter'
+import {
+  type CID,
+  InvalidArgumentError,
+  isAbortError,
+  isMycelError,
+  NotAFileError,
+  PathNotFoundError,
+  parseCid,
+  UnsupportedCodecError,
+} from '@mycel/core'
+import { exporter, type UnixFSDirectoryEntry, type UnixFSEntry, walkPath } from 'ipfs-unixfs-exporter'
 import type { Block } from '../ipld/dag-walk.js'
+import { assertDecodable } from '../ipld/links.js'
 
 /** An immutable content path: a root CID and the link names below it. */
 export interface ContentPath {
@@ -11,7 +21,9 @@ export interface ContentPath {
 
 /** Parses `CID`, `CID/a/b`, `/ipfs/CID[/a/b]` (the forms Kubo's RPC accepts as `arg`). */
 export function parseContentPath(arg: string): ContentPath {
-  let text = arg.trim()
+  // Leading white space is a copy-paste accident; trailing white space may belong to a name (the
+  // CID itself is trimmed by parseCid).
+  let text = arg.trimStart()
   if (text.startsWith('/ipns/')) {
     throw new InvalidArgumentError(`"${arg}": IPNS names are not supported; use an /ipfs/ path`)
   }
@@ -35,6 +47,17 @@ export function formatContentPath(p: ContentPath): string {
   return `/ipfs/${p.root.toString()}${p.segments.length > 0 ? `/${p.segments.join('/')}` : ''}`
 }
 
+/** The cluster's blocks as the UnixFS exporter reads them, each checked to decode (else a 400). */
+export function decodableBlocks(cluster: Pick<ClusterBlockstore, 'getBlock'>) {
+  return {
+    async *get(cid: CID, options: { signal?: AbortSignal } = {}) {
+      const bytes = await cluster.getBlock(cid, options)
+      assertDecodable(cid, bytes)
+      yield bytes
+    },
+  }
+}
+
 /**
  * Resolves a path with the UnixFS exporter (dag-pb directories, HAMT shards, dag-cbor paths).
  * `visited`, when given, receives every block the resolution read, in order: the blocks a
@@ -51,21 +74,19 @@ export async function resolveContentPath(
   roots?: CID[],
 ): Promise<UnixFSEntry> {
   const seen = roots === undefined ? undefined : new Map<string, Uint8Array>()
-  const store =
-    visited === undefined && seen === undefined
-      ? cluster
-      : {
-          async *get(cid: CID, options: { signal?: AbortSignal } = {}) {
-            const key = cid.toString()
-            let bytes = seen?.get(key)
-            if (bytes === undefined) {
-              bytes = await cluster.getBlock(cid, options)
-              seen?.set(key, bytes)
-              visited?.push({ cid, bytes })
-            }
-            yield bytes
-          },
-        }
+  const store = {
+    async *get(cid: CID, options: { signal?: AbortSignal } = {}) {
+      const key = cid.toString()
+      let bytes = seen?.get(key)
+      if (bytes === undefined) {
+        bytes = await cluster.getBlock(cid, options)
+        assertDecodable(cid, bytes)
+        seen?.set(key, bytes)
+        visited?.push({ cid, bytes })
+      }
+      yield bytes
+    },
+  }
   const text = [path.root.toString(), ...path.segments].join('/')
   try {
     if (roots !== undefined) {
@@ -76,13 +97,59 @@ export async function resolveContentPath(
     return await exporter(text, store, { signal })
   } catch (err) {
     const name = (err as { name?: string }).name
-    if (
-      name === 'NotFoundError' ||
-      name === 'ResolveError' ||
-      (err as { code?: string }).code === 'ERR_NOT_FOUND'
-    ) {
-      throw new PathNotFoundError(`no link named "${path.segments.join('/')}" under ${path.root.toString()}`)
-    }
-    throw err
+    const code = (err as { code?: string }).code
+    const noLink = () =>
+      new PathNotFoundError(`no link named "${path.segments.join('/')}" under ${path.root.toString()}`)
+    if (name === 'NotFoundError' || name === 'ResolveError' || code === 'ERR_NOT_FOUND') throw noLink()
+    // A dag-pb node that is not UnixFS, or a path into a file's chunks: the path names nothing a
+    // UnixFS reader can follow (the block itself is still served raw).
+    if (code === 'ERR_NOT_UNIXFS' && path.segments.length > 0) throw noLink()
+    throw unixfsReadError(err, formatContentPath(path))
   }
+}
+
+/** A directory's entries, with errors about the content as client errors (see unixfsReadError). */
+export async function* readEntries(
+  entry: UnixFSEntry,
+  what: string,
+  signal: AbortSignal,
+): AsyncGenerator<UnixFSDirectoryEntry> {
+  if (entry.type !== 'directory') return
+  try {
+    yield* entry.entries({ signal })
+  } catch (err) {
+    throw unixfsReadError(err, what)
+  }
+}
+
+/** Errors the UnixFS reader raises about the content it reads (not about the request or the cluster). */
+const CONTENT_ERROR_CODES = new Set([
+  'ERR_NOT_UNIXFS',
+  'ERR_OVER_READ',
+  'ERR_UNDER_READ',
+  'ERR_INVALID_TYPE',
+  'ERR_BAD_PATH',
+])
+
+/**
+ * Errors of the UnixFS reader about the content itself (a node that is not UnixFS, sizes that do
+ * not add up, a block that does not decode as the reader expects: protobuf errors and protons'
+ * RangeErrors) as a client error: the content cannot be read as a file or directory. Anything
+ * else (the cluster's errors, aborts) is returned as it is.
+ */
+export function unixfsReadError(err: unknown, what: string): unknown {
+  if (isMycelError(err) || isAbortError(err) || !(err instanceof Error)) return err
+  const code = (err as { code?: unknown }).code
+  if (code === 'ERR_NO_RESOLVER') {
+    // "No resolver for code N": a codec the reader cannot follow (501, as for CAR traversal).
+    return new UnsupportedCodecError(Number(/(\d+)\s*$/.exec(err.message)?.[1] ?? 0), what)
+  }
+  const content =
+    (typeof code === 'string' && CONTENT_ERROR_CODES.has(code)) ||
+    err instanceof RangeError ||
+    /^protobuf/i.test(err.message)
+  if (!content) return err
+  return new NotAFileError(
+    `${what} cannot be read as UnixFS: ${err.message}; read its blocks with format=raw`,
+  )
 }
