@@ -7,13 +7,7 @@ import { Metadata, status } from '@grpc/grpc-js'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { sha256 } from '../helpers/data.js'
 import { blockClient } from '../helpers/grpc.js'
-import {
-  eventually,
-  httpFrom,
-  rawConnection,
-  type SimpleResponse,
-  startRequest,
-} from '../helpers/raw-http.js'
+import { eventually, httpFrom, rawConnection, startRequest } from '../helpers/raw-http.js'
 
 /**
  * Every gateway limit, breached on purpose by one client (its own loopback address, 127.0.0.x)
@@ -164,18 +158,29 @@ describe('gateway limits: slow and oversized clients get clear errors, others ar
 
   it('more requests per second than MYCEL_RATE_LIMIT_RPS → 429 with Retry-After; other clients unaffected', async () => {
     const ip = client()
-    const statuses: SimpleResponse[] = []
-    for (let i = 0; i < 14; i++)
-      statuses.push(await httpFrom(`${url}/ipfs/${keep.cid}`, { localAddress: ip }))
-    const limited = statuses.filter((r) => r.status === 429)
-    assert.ok(statuses.slice(0, 10).every((r) => r.status === 200))
-    assert.ok(limited.length >= 2, `${limited.length} of 14 limited`)
-    assert.ok(Number(limited[0]?.headers['retry-after']) >= 1)
-    assert.match(limited[0]?.body ?? '', /rate limit of 2 requests per second exceeded/)
-    // Kubo's shape under /api/v0.
-    const rpc = await httpFrom(`${url}/api/v0/version`, { method: 'POST', localAddress: ip })
-    assert.equal(rpc.status, 429)
-    assert.equal(JSON.parse(rpc.body).Type, 'error')
+    // 30 requests at once: the bucket holds 10 and refills 2 per second, so however slow this
+    // machine is, most of them find it empty (Kubo RPC calls among them, for the JSON shape).
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        i % 3 === 0
+          ? httpFrom(`${url}/api/v0/version`, { method: 'POST', localAddress: ip })
+          : httpFrom(`${url}/ipfs/${keep.cid}`, { localAddress: ip }),
+      ),
+    )
+    const limited = answers.filter(
+      (r) => r.status === 429 && /rate limit of 2 requests per second/.test(r.body),
+    )
+    assert.ok(limited.length >= 15, `${limited.length} of 30 rate-limited`)
+    assert.ok(answers.filter((r) => r.status === 200).length <= 12)
+    for (const r of limited) {
+      assert.ok(Number(r.headers['retry-after']) >= 1)
+      if (r.headers['content-type']?.startsWith('application/json'))
+        assert.equal(JSON.parse(r.body).Type, 'error')
+    }
+    assert.ok(
+      limited.some((r) => r.headers['content-type']?.startsWith('application/json')),
+      'Kubo RPC calls get the JSON shape',
+    )
     // Probes are never limited; another client is served.
     assert.equal((await httpFrom(`${url}/healthz`, { localAddress: ip })).status, 200)
     await othersServed()

@@ -100,10 +100,7 @@ export class TokenAuthenticator {
   private byHash = new Map<string, ApiToken>()
   private readonly unwatch: () => void
 
-  private constructor(
-    tokens: readonly ApiToken[],
-    private readonly file?: { path: string; log?: Logger | undefined },
-  ) {
+  private constructor(tokens: readonly ApiToken[], file?: { path: string; log?: Logger | undefined }) {
     this.set(tokens)
     if (file === undefined) {
       this.unwatch = () => {}
