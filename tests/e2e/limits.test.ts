@@ -27,7 +27,7 @@ describe('gateway limits: slow and oversized clients get clear errors, others ar
       gatewayEnv: {
         MYCEL_MAX_HEADER_BYTES: '4096',
         MYCEL_HEADERS_TIMEOUT_MS: '1000',
-        MYCEL_BODY_TIMEOUT_MS: '1500',
+        MYCEL_BODY_TIMEOUT_MS: '3000',
         MYCEL_BODY_MIN_RATE: '1024',
         MYCEL_MAX_UPLOAD_BYTES: String(2_000_000),
         MYCEL_MAX_CONCURRENT_PER_CLIENT: '2',
@@ -124,7 +124,7 @@ describe('gateway limits: slow and oversized clients get clear errors, others ar
   })
 
   it('a fast client is never timed out while the gateway itself applies backpressure', async () => {
-    // 1.9 MB through the import (several chunks written to the nodes) with a 1.5 s progress window.
+    // 1.9 MB through the import (several chunks written to the nodes) with a 3 s progress window.
     const bytes = randomBytes(1_900_000)
     const res = await httpFrom(`${url}/mycel/v1/upload`, {
       method: 'POST',
