@@ -23,31 +23,30 @@ const peerList = z
   .pipe(z.array(hostPort))
 
 /** Storage node settings. */
-export const nodeEnvSchema = z
-  .object({
-    /** Where RocksDB and the node id live. */
-    MYCEL_DATA_DIR: z.string().default('./.data/node-0'),
-    /** Public and internal gRPC listener. */
-    MYCEL_GRPC_LISTEN: hostPort.default('127.0.0.1:7070'),
-    /** Admin HTTP listener: /metrics, /healthz, /readyz. */
-    MYCEL_ADMIN_LISTEN: hostPort.default('127.0.0.1:9100'),
-    /** Address peers and gateways dial to reach this node; default MYCEL_GRPC_LISTEN. */
-    MYCEL_ADVERTISE_ADDRESS: hostPort.optional(),
-    /** Other storage nodes' gRPC addresses, comma-separated host:port (may include this one). */
-    MYCEL_PEERS: peerList.default([]),
-    /** Failure-domain label. */
-    MYCEL_ZONE: z.string().min(1).default('default'),
-    /** Capacity offered, in bytes; 0 means unlimited (bounded by the disk). */
-    MYCEL_CAPACITY_BYTES: nonNegativeInt.default(0),
-    /** Sync the RocksDB WAL before acknowledging writes. Only tests of raw speed turn it off. */
-    MYCEL_SYNC_WRITES: boolFlag.default(true),
-    /** How long shutdown waits for in-flight writes before closing the store. */
-    MYCEL_SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
-    MYCEL_LOG_LEVEL: logLevel,
-    ...tlsEnv,
-    ...nodeLimitsEnv,
-  })
-  .superRefine(checkTlsEnv)
+const nodeEnvShape = z.object({
+  /** Where RocksDB and the node id live. */
+  MYCEL_DATA_DIR: z.string().default('./.data/node-0'),
+  /** Public and internal gRPC listener. */
+  MYCEL_GRPC_LISTEN: hostPort.default('127.0.0.1:7070'),
+  /** Admin HTTP listener: /metrics, /healthz, /readyz. */
+  MYCEL_ADMIN_LISTEN: hostPort.default('127.0.0.1:9100'),
+  /** Address peers and gateways dial to reach this node; default MYCEL_GRPC_LISTEN. */
+  MYCEL_ADVERTISE_ADDRESS: hostPort.optional(),
+  /** Other storage nodes' gRPC addresses, comma-separated host:port (may include this one). */
+  MYCEL_PEERS: peerList.default([]),
+  /** Failure-domain label. */
+  MYCEL_ZONE: z.string().min(1).default('default'),
+  /** Capacity offered, in bytes; 0 means unlimited (bounded by the disk). */
+  MYCEL_CAPACITY_BYTES: nonNegativeInt.default(0),
+  /** Sync the RocksDB WAL before acknowledging writes. Only tests of raw speed turn it off. */
+  MYCEL_SYNC_WRITES: boolFlag.default(true),
+  /** How long shutdown waits for in-flight writes before closing the store. */
+  MYCEL_SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
+  MYCEL_LOG_LEVEL: logLevel,
+  ...tlsEnv,
+  ...nodeLimitsEnv,
+})
+export const nodeEnvSchema = nodeEnvShape.superRefine(checkTlsEnv)
 export type NodeEnv = z.infer<typeof nodeEnvSchema>
 
 /** Gateway settings. */
@@ -94,6 +93,6 @@ export const gatewayEnvSchema = gatewayEnvShape
 export type GatewayEnv = z.infer<typeof gatewayEnvSchema>
 
 export const loadNodeEnv = (env: NodeJS.ProcessEnv = process.env) =>
-  parseEnv(nodeEnvSchema, Object.keys(nodeEnvSchema.shape), env)
+  parseEnv(nodeEnvSchema, Object.keys(nodeEnvShape.shape), env)
 export const loadGatewayEnv = (env: NodeJS.ProcessEnv = process.env) =>
   parseEnv(gatewayEnvSchema, Object.keys(gatewayEnvShape.shape), env)

@@ -122,33 +122,20 @@ export async function* readEntries(
   }
 }
 
-/** Errors the UnixFS reader raises about the content it reads (not about the request or the cluster). */
-const CONTENT_ERROR_CODES = new Set([
-  'ERR_NOT_UNIXFS',
-  'ERR_OVER_READ',
-  'ERR_UNDER_READ',
-  'ERR_INVALID_TYPE',
-  'ERR_BAD_PATH',
-])
-
 /**
- * Errors of the UnixFS reader about the content itself (a node that is not UnixFS, sizes that do
- * not add up, a block that does not decode as the reader expects: protobuf errors and protons'
- * RangeErrors) as a client error: the content cannot be read as a file or directory. Anything
- * else (the cluster's errors, aborts) is returned as it is.
+ * An error of the UnixFS reader as the client's: the reader's only inputs are the path and the
+ * blocks, and the blockstore reports the cluster's own problems as Mycel errors (not found,
+ * unreachable) or aborts, which pass unchanged. Anything else is about the content (a node that is
+ * not UnixFS, sizes that do not add up, a block that does not decode as the reader expects, from
+ * ipfs-unixfs-exporter, @ipld/dag-pb or protons alike): the content cannot be read as a file or
+ * directory. A codec the reader has no resolver for is 501, as for CAR traversal.
  */
 export function unixfsReadError(err: unknown, what: string): unknown {
   if (isMycelError(err) || isAbortError(err) || !(err instanceof Error)) return err
-  const code = (err as { code?: unknown }).code
-  if (code === 'ERR_NO_RESOLVER') {
-    // "No resolver for code N": a codec the reader cannot follow (501, as for CAR traversal).
+  if ((err as { code?: unknown }).code === 'ERR_NO_RESOLVER') {
+    // "No resolver for code N"
     return new UnsupportedCodecError(Number(/(\d+)\s*$/.exec(err.message)?.[1] ?? 0), what)
   }
-  const content =
-    (typeof code === 'string' && CONTENT_ERROR_CODES.has(code)) ||
-    err instanceof RangeError ||
-    /^protobuf/i.test(err.message)
-  if (!content) return err
   return new NotAFileError(
     `${what} cannot be read as UnixFS: ${err.message}; read its blocks with format=raw`,
   )
