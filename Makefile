@@ -21,7 +21,7 @@ ifneq ($(SYS_NODE_MAJOR),24)
   export PATH := $(NODE_HOME)/bin:$(PATH)
 endif
 
-.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo images base-image chart-tools chart-test chart-e2e clean
+.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo grpcurl images base-image chart-tools chart-test chart-e2e clean
 
 help:
 	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it); TLS=1 for mutual TLS"
@@ -86,10 +86,11 @@ token:
 
 # The chart checks (make chart-test) run first; their counts join the last line of tests/run.mjs
 # through MYCEL_EXTRA_RESULTS. A chart check that fails is counted there, so the node suites still run.
-test: build lint chart-tools schemathesis
+# Kubo is built first: tests/e2e/kubo-interop.test.ts runs the real `ipfs` beside Mycel.
+test: build lint chart-tools kubo grpcurl schemathesis
 	@rm -f $(CHART_RESULTS)
 	-@$(MAKE) --no-print-directory chart-test
-	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_SCHEMATHESIS=$(SCHEMATHESIS) node tests/run.mjs
+	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) MYCEL_SCHEMATHESIS=$(SCHEMATHESIS) node tests/run.mjs
 
 # Schemathesis (PyPI), pinned with its dependencies in tests/fuzz/requirements.txt, in a venv under
 # .tools; tests/e2e/fuzz.test.ts runs it against the gateway's OpenAPI description.
@@ -134,6 +135,18 @@ $(KUBO_BIN):
 	  && go get github.com/libp2p/go-libp2p@$(KUBO_LIBP2P) \
 	  && go build -o $@.tmp ./cmd/ipfs && mv $@.tmp $@
 	@$@ version
+
+# grpcurl, a generic gRPC client: tests/e2e/grpcurl.test.ts checks that the public API is usable
+# through reflection alone. Pinned, from the Go module proxy (its go.mod has no replace directive).
+GRPCURL_VERSION := v1.9.4
+GRPCURL := $(TOOLS)/grpcurl-$(GRPCURL_VERSION)/grpcurl
+
+grpcurl: $(GRPCURL)
+
+$(GRPCURL):
+	@mkdir -p $(dir $@)
+	@echo "building grpcurl $(GRPCURL_VERSION)"
+	GOBIN=$(dir $@) go install -ldflags "-s -w" github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 clean:
 	rm -rf services/*/dist tests/dist services/proto/src/gen node_modules

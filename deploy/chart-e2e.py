@@ -20,6 +20,7 @@ Everything created is removed at the end (containers, volumes, network), by name
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -78,13 +79,17 @@ def resolve_env(container, pod_name, pod_labels):
     env = {}
     for e in container.get('env', []):
         if 'value' in e:
-            env[e['name']] = str(e['value'])
+            # The kubelet expands $(VAR) with variables defined earlier in the list.
+            env[e['name']] = re.sub(r'\$\(([A-Za-z_][A-Za-z0-9_]*)\)',
+                                    lambda m: env.get(m.group(1), m.group(0)), str(e['value']))
         elif 'fieldRef' in e.get('valueFrom', {}):
             path = e['valueFrom']['fieldRef']['fieldPath']
             if path == 'metadata.name':
                 env[e['name']] = pod_name
             elif path == 'metadata.namespace':
                 env[e['name']] = NS
+            elif path == 'spec.nodeName':
+                env[e['name']] = 'podman-host'
             elif path.startswith("metadata.labels['"):
                 # The kubelet gives an empty string for a label the pod does not carry.
                 env[e['name']] = pod_labels.get(path[len("metadata.labels['"):-2], '')
@@ -194,6 +199,9 @@ def main():
         nodes.append({'pod': pod, 'ip': f'{base}.{10 + i}', 'cname': PREFIX + pod,
                       'fqdn': f'{pod}.{headless["metadata"]["name"]}.{NS}.svc.cluster.local'})
     hosts = [f'--add-host={n["fqdn"]}:{n["ip"]}' for n in nodes]
+    # The headless Service's own name lists every pod (the nodes' MYCEL_SEED_DNS).
+    headless_fqdn = f'{headless["metadata"]["name"]}.{NS}.svc.cluster.local'
+    hosts += [f'--add-host={headless_fqdn}:{n["ip"]}' for n in nodes]
 
     # Storage nodes: one container per ordinal, with the pod template as rendered.
     tmpl = sts['spec']['template']
@@ -273,6 +281,10 @@ def main():
     status, body = http('GET', f'{url}/mycel/v1/status')
     st = json.loads(body) if status == 200 else {}
     check('status lists every node', status == 200 and len(st.get('nodes', [])) == replicas, f'{status} {body[:300]!r}')
+    # The nodes found each other through the headless Service (MYCEL_SEED_DNS) and gossip.
+    addresses = sorted(n.get('address', '') for n in st.get('nodes', []) if n.get('state') == 'alive')
+    check('every node is alive, known by its advertised stable name',
+          addresses == sorted(f'{n["fqdn"]}:{named_port(node_c, "grpc")}' for n in nodes), ', '.join(addresses))
 
     def read_all():
         bad = []

@@ -8,6 +8,8 @@
  *   BENCH_SMALL_FILES   small files per round (default 10000), 4 KiB each
  *   BENCH_RUNS          repetitions of the cheap measurements, medians reported (default 3)
  *   BENCH_TIMEOUT_MIN   the whole run is aborted (and cleaned up) after this (default 45)
+ *   BENCH_REPAIR_MB     data held by the node the repair benchmark loses, in MiB (default 256)
+ *   BENCH_ONLY=repair   run only the repair benchmark (no Kubo comparison)
  *
  * Everything lives under .bench/run-XXXX and is removed at the end, on failure too; every process
  * started here is stopped by its PID.
@@ -21,8 +23,10 @@ import { connect } from 'node:net'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { freePortRange, startCluster, type TestCluster } from '../helpers/cluster.js'
-import { initKuboRepo, KUBO_VERSION, kuboBin, kuboEnv, ROOT } from './kubo-vectors.js'
+import { startCluster, type TestCluster } from '../helpers/cluster.js'
+import { startKubo as startKuboDaemon, stopChild } from '../helpers/kubo.js'
+import { KUBO_VERSION, kuboBin, ROOT } from './kubo-vectors.js'
+import { measureRepair, repairReport } from './repair.js'
 
 const MiB = 1 << 20
 const BIG_BYTES = envInt('BENCH_BIG_MB', 1024) * MiB
@@ -34,6 +38,10 @@ const SHA_BYTES = 256 * MiB
 const TCP_BYTES = 1024 * MiB
 const DISK_BYTES = 1024 * MiB
 const DSYNC_WRITES = 2000
+const REPAIR_MB = envInt('BENCH_REPAIR_MB', 256)
+const ONLY = process.env.BENCH_ONLY
+if (ONLY !== undefined && ONLY !== '' && ONLY !== 'repair')
+  throw new Error(`BENCH_ONLY must be "repair" (got "${ONLY}")`)
 /** Linux USER_HZ: the unit of /proc/PID/stat CPU times. */
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim() || 100)
 
@@ -240,23 +248,6 @@ function cleanupAll(): Promise<void> {
     }
   })()
   return cleaning
-}
-
-async function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((r) => child.once('exit', () => r()))
-  const signal = (sig: NodeJS.Signals) => {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
-    try {
-      process.kill(child.pid, sig)
-    } catch {
-      // already gone
-    }
-  }
-  signal('SIGTERM')
-  const timer = setTimeout(() => signal('SIGKILL'), graceMs)
-  await exited
-  clearTimeout(timer)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -565,39 +556,16 @@ function mycelTarget(cluster: TestCluster): Target {
 }
 
 async function startKubo(dir: string): Promise<{ child: ChildProcess; target: Target }> {
-  const bin = kuboBin()
-  const repo = join(dir, 'kubo')
-  const base = await freePortRange(2)
-  await initKuboRepo(bin, repo, base, base + 1)
-  const child = spawn(bin, ['daemon', '--offline'], { env: kuboEnv(repo), stdio: ['ignore', 'pipe', 'pipe'] })
-  cleanups.push(() => stopChild(child))
-  let output = ''
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kubo daemon not ready in 60 s: ${output}`)), 60_000)
-    const onData = (d: Buffer) => {
-      output += d.toString()
-      if (output.includes('Daemon is ready')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`kubo daemon exited (${code}): ${output}`))
-    })
-  })
-  // Keep draining its output so it never blocks on a full pipe.
-  child.stdout?.resume()
-  child.stderr?.resume()
-  const apiUrl = `http://127.0.0.1:${base}`
+  const kubo = await startKuboDaemon(dir)
+  const child = kubo.child
+  cleanups.push(() => kubo.stop())
+  const apiUrl = kubo.apiUrl
   return {
     child,
     target: {
       name: 'kubo',
       apiUrl,
-      gatewayUrl: `http://127.0.0.1:${base + 1}`,
+      gatewayUrl: kubo.gatewayUrl,
       async bigUpload(path, size, agent) {
         const { headers, body } = multipartFromFile(path, size)
         const res = await call(`${apiUrl}/api/v0/add?cid-version=1&quieter=true`, {
@@ -823,6 +791,18 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true })
     await rmdir(benchRoot).catch(() => undefined) // only when nothing else is in it
   })
+  const repair = () =>
+    measureRepair({
+      dir,
+      heldMiB: REPAIR_MB,
+      writeFile: writeBigFile,
+      log,
+      onCleanup: (fn) => cleanups.push(fn),
+    })
+  if (ONLY === 'repair') {
+    process.stdout.write(`${repairReport(await repair(), fmt)}\n`)
+    return
+  }
   const bin = kuboBin()
   const version = spawnSync(bin, ['version', '--number'], { encoding: 'utf8' })
   if (version.stdout?.trim() !== KUBO_VERSION) {
@@ -854,7 +834,10 @@ async function main(): Promise<void> {
   const kubo = await measure(kuboProc.target, big, { daemon: kuboProc.child.pid })
   await stopChild(kuboProc.child)
 
-  const text = report(limits, mycel, kubo)
+  log(`repair: losing one node holding ${REPAIR_MB} MiB`)
+  const repaired = await repair()
+
+  const text = `${report(limits, mycel, kubo)}\n${repairReport(repaired, fmt)}`
   const header =
     `\nMycel vs Kubo ${KUBO_VERSION} vs this machine (${new Date().toISOString().slice(0, 10)}, ` +
     `${cpus().length} cores, Node ${process.versions.node}; load average ${loadAtStart} at the start; ` +

@@ -64,6 +64,7 @@ describe('authentication and authorisation at the gateway', () => {
     // Tokens required (the local cluster's default is off); reads public (the default).
     cluster = await startCluster({
       nodes: 2,
+      statusToken: tokens.admin,
       gatewayEnv: { MYCEL_AUTH: 'required', MYCEL_API_TOKENS_FILE: tokensFile },
     })
     const up = await fetch(`${cluster.gatewayUrl}/mycel/v1/upload`, {

@@ -41,6 +41,7 @@ describe('schemathesis fuzzing of the gateway against its OpenAPI description', 
     writeFileSync(join(dir, 'tokens'), `${tokenFileLine('fuzzer', ['admin'], token)}\n`)
     cluster = await startCluster({
       nodes: 3,
+      statusToken: token,
       gatewayEnv: {
         MYCEL_AUTH: 'required',
         MYCEL_API_TOKENS_FILE: join(dir, 'tokens'),

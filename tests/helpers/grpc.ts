@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js'
-import { CID } from '@mycel/core'
-import { BlockServiceClient, type PutBlocksResponse } from '@mycel/proto'
+import { membersFromRecords } from '@mycel/cluster'
+import { CID, type Member } from '@mycel/core'
+import { BlockServiceClient, MembershipServiceClient, type PutBlocksResponse } from '@mycel/proto'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 
@@ -64,4 +65,18 @@ export function hasBlocks(client: BlockServiceClient, cids: CID[]): Promise<bool
       (err, res) => (err ? reject(err) : resolve(res.has)),
     ),
   )
+}
+
+/** A node's own view of the membership (GetMembership), or undefined when it does not answer. */
+export async function membershipOf(address: string, timeoutMs = 3_000): Promise<Member[] | undefined> {
+  const client = new MembershipServiceClient(address, credentials.createInsecure())
+  try {
+    return await new Promise((resolve) =>
+      client.getMembership({}, new Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err, res) =>
+        resolve(err ? undefined : membersFromRecords(res.members)),
+      ),
+    )
+  } finally {
+    client.close()
+  }
 }

@@ -53,3 +53,39 @@ export async function kuboAdd(
       : []
   return { status: res.status, lines, text }
 }
+
+/**
+ * An HTTP request read with node:http, which exposes trailers (fetch does not): Kubo's RPC
+ * reports failures after the status in the X-Stream-Error trailer.
+ */
+export async function requestWithTrailers(
+  url: string,
+  method = 'POST',
+): Promise<{
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+  trailers: Record<string, string | undefined>
+  complete: boolean
+}> {
+  const { request } = await import('node:http')
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      const done = () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks),
+          trailers: res.trailers,
+          complete: res.complete,
+        })
+      res.on('end', done)
+      res.on('aborted', done)
+      res.on('error', done)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}

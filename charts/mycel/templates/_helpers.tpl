@@ -89,9 +89,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
-mycel.peers: every node's stable DNS name and gRPC port, comma-separated, for the gateway's
-MYCEL_PEERS: <node-statefulset>-<i>.<headless>.<namespace>.svc.cluster.local:<grpcPort>.
-Membership is static in this version.
+mycel.peers: every node's stable DNS name and gRPC port, comma-separated, the gateway's seeds
+(MYCEL_PEERS): <node-statefulset>-<i>.<headless>.<namespace>.svc.cluster.local:<grpcPort>. The
+gateway follows the membership of whichever of them answers.
 */}}
 {{- define "mycel.peers" -}}
 {{- $sts := include "mycel.node.fullname" . -}}

@@ -1,80 +1,69 @@
 #!/usr/bin/env node
 /**
- * `mycel`: one entry point for every role. `mycel node` and `mycel gateway` start the services
- * (the container image runs these), `mycel local` starts a whole cluster of local processes.
+ * `mycel`: the client of a Mycel cluster (put, get, cat, stat, ls, pin, status over the nodes'
+ * public gRPC API) and the entry point of every role: `mycel node` and `mycel gateway` start the
+ * services (the container image runs these), `mycel local` a whole cluster of local processes.
  */
-import { parseArgs } from 'node:util'
 import { ConfigInvalidError } from '@mycel/core'
+import { Command, CommanderError } from 'commander'
+import { contentCommands } from './commands/content.js'
+import { pinCommands } from './commands/pins.js'
+import { serviceCommands } from './commands/services.js'
+import { statusCommand } from './commands/status.js'
+import { tokenCommand } from './commands/token.js'
+import { addGlobalOptions, EXIT, exitCodeOf } from './output.js'
 
-const USAGE = `usage: mycel <command> [options]
+const EXIT_CODES_HELP = `
+Environment: MYCEL_NODES (host:port list), MYCEL_TOKEN, MYCEL_CA_FILE, MYCEL_TLS=1, MYCEL_TIMEOUT_MS.
+Exit codes: 0 ok, 1 usage or invalid input, 2 not found, 3 unavailable or timed out,
+4 authentication or permission, 5 other failure, 78 invalid service configuration, 130 interrupted.`
 
-commands:
-  node       start a storage node (configured by MYCEL_* environment variables)
-  gateway    start the HTTP gateway (configured by MYCEL_* environment variables)
-  local      start a local cluster of storage nodes and a gateway as processes
-             --nodes N (default 3)  --data-dir DIR (default ./.data)
-             --tls-dir DIR (mutual TLS with deploy/tls/make-certs.sh certificates)
-
-Run 'mycel <command> --help' for a command's options.`
-
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
-  switch (command) {
-    case 'node': {
-      const { runNode } = await import('@mycel/node')
-      await runNode()
-      return -1
-    }
-    case 'gateway': {
-      const { runGateway } = await import('@mycel/gateway')
-      await runGateway()
-      return -1
-    }
-    case 'local': {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          nodes: { type: 'string', default: '3' },
-          'data-dir': { type: 'string', default: './.data' },
-          'tls-dir': { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      })
-      if (values.help) {
-        console.log('usage: mycel local [--nodes N] [--data-dir DIR] [--tls-dir DIR]')
-        return 0
-      }
-      const nodes = Number(values.nodes)
-      if (!Number.isInteger(nodes) || nodes < 1 || nodes > 32) {
-        console.error(`mycel local: --nodes must be an integer from 1 to 32 (got "${values.nodes}")`)
-        return 2
-      }
-      const { runLocalCluster } = await import('./local-cluster.js')
-      return runLocalCluster({ nodes, dataDir: values['data-dir'] ?? './.data', tlsDir: values['tls-dir'] })
-    }
-    case undefined:
-    case '-h':
-    case '--help':
-    case 'help':
-      console.log(USAGE)
-      return command === undefined ? 2 : 0
-    default:
-      console.error(`mycel: unknown command "${command}"\n\n${USAGE}`)
-      return 2
+function program(): Command {
+  const cmd = addGlobalOptions(
+    new Command('mycel')
+      .description('Mycel: a content-addressed storage cluster with IPFS-compatible CIDs')
+      .version('0.1.0', '-V, --version')
+      .showHelpAfterError('(run with --help for usage)')
+      .addHelpText('after', EXIT_CODES_HELP)
+      .exitOverride(),
+  )
+  contentCommands(cmd)
+  pinCommands(cmd)
+  statusCommand(cmd)
+  tokenCommand(cmd)
+  serviceCommands(cmd)
+  // Subcommands report usage errors the same way (exit 1, help hint), not with process.exit.
+  for (const sub of cmd.commands) {
+    sub.exitOverride().showHelpAfterError('(run with --help for usage)')
+    for (const subsub of sub.commands) subsub.exitOverride().showHelpAfterError('(run with --help for usage)')
   }
+  return cmd
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code >= 0) process.exitCode = code
-  },
-  (err: unknown) => {
+async function main(argv: string[]): Promise<void> {
+  const cmd = program()
+  if (argv.length === 0) {
+    cmd.outputHelp()
+    process.exitCode = EXIT.USAGE
+    return
+  }
+  try {
+    await cmd.parseAsync(argv, { from: 'user' })
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; a usage error has been printed by commander.
+      process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
+      return
+    }
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return // the reader went away (| head)
     if (err instanceof ConfigInvalidError) {
       console.error(`mycel: ${err.message}`)
       process.exitCode = 78 // EX_CONFIG
-    } else {
-      console.error('mycel: fatal:', err)
-      process.exitCode = 1
+      return
     }
-  },
-)
+    console.error(`mycel: ${err instanceof Error ? err.message : String(err)}`)
+    process.exitCode = exitCodeOf(err)
+  }
+}
+
+void main(process.argv.slice(2))

@@ -25,15 +25,28 @@ export interface LocalClusterOptions {
   host?: string
   /** Extra environment for every process (MYCEL_* overrides). */
   env?: Record<string, string>
+  /**
+   * Extra environment for node i only (zone labels, an advertised proxy address...), applied
+   * after `env`. A node's MYCEL_ADVERTISE_ADDRESS is also what the others and the gateway get as
+   * its seed address.
+   */
+  nodeEnv?: (i: number) => Record<string, string>
   /** Extra environment for the gateway only. */
   gatewayEnv?: Record<string, string>
-  /** How long a process may take to report ready. */
+  /** How long a process may take to report ready, and the cluster to converge. */
   readyTimeoutMs?: number
   /**
    * Mutual TLS between the processes: a directory made by deploy/tls/make-certs.sh (ca.crt,
    * node-<i>.crt/.key, gateway.crt/.key).
    */
   tlsDir?: string
+  /** A token with the admin scope, for the gateway's status when the gateway requires tokens. */
+  statusToken?: string
+  /**
+   * Nodes (by index) that are not members: not started, and left out of every MYCEL_PEERS (a
+   * node removed from the static membership). Their ports and data directories stay reserved.
+   */
+  exclude?: readonly number[]
 }
 
 /** MYCEL_TLS_* for the process whose certificate is `name`.crt in `dir`. */
@@ -45,6 +58,26 @@ export function tlsEnvFor(dir: string | undefined, name: string): Record<string,
     MYCEL_TLS_KEY_FILE: join(d, `${name}.key`),
     MYCEL_TLS_CA_FILE: join(d, 'ca.crt'),
   }
+}
+
+/**
+ * Membership timings for local clusters: a killed node is suspect within about two seconds and
+ * declared dead 15 s later, so failure handling can be watched in a minute. Production defaults
+ * are in the README (dead after 5 minutes).
+ */
+export const LOCAL_MEMBERSHIP_ENV: Record<string, string> = {
+  MYCEL_DEAD_AFTER_MS: '15000',
+  MYCEL_SYNC_INTERVAL_MS: '2000',
+}
+
+/** A member as the gateway's status shows it. */
+export interface MemberStatus {
+  id: string
+  address: string
+  zone: string
+  state: string
+  incarnation: number
+  reachable: boolean
 }
 
 /** Children still running; if the supervisor itself dies, they go with it. */
@@ -167,19 +200,30 @@ export class LocalCluster {
     this.host = options.host ?? '127.0.0.1'
     const dataDir = resolve(options.dataDir)
     const timeout = options.readyTimeoutMs ?? 60_000
-    const peers = Array.from({ length: options.nodes }, (_, i) => `${this.host}:${this.ports.grpc + i}`)
+    const nodeEnvs = Array.from(
+      { length: options.nodes },
+      (_, i): Record<string, string> => ({
+        MYCEL_DATA_DIR: join(dataDir, `node-${i}`),
+        MYCEL_GRPC_LISTEN: `${this.host}:${this.ports.grpc + i}`,
+        MYCEL_ADMIN_LISTEN: `${this.host}:${this.ports.admin + i}`,
+        // Every node coordinates public API requests, so it needs the cluster's R.
+        MYCEL_REPLICATION: String(Math.min(3, options.nodes)),
+        ...LOCAL_MEMBERSHIP_ENV,
+        ...tlsEnvFor(options.tlsDir, `node-${i}`),
+        ...options.env,
+        ...options.nodeEnv?.(i),
+      }),
+    )
+    // Every node is a seed of every other (and of the gateway): any one of them up is enough to join.
+    const peers = nodeEnvs
+      .map((e) => e.MYCEL_ADVERTISE_ADDRESS ?? (e.MYCEL_GRPC_LISTEN as string))
+      .filter((_, i) => !options.exclude?.includes(i))
     for (let i = 0; i < options.nodes; i++) {
       this.nodes.push(
         new ServiceProcess(
           `node-${i}`,
           'node',
-          {
-            MYCEL_DATA_DIR: join(dataDir, `node-${i}`),
-            MYCEL_GRPC_LISTEN: `${this.host}:${this.ports.grpc + i}`,
-            MYCEL_ADMIN_LISTEN: `${this.host}:${this.ports.admin + i}`,
-            ...tlsEnvFor(options.tlsDir, `node-${i}`),
-            ...options.env,
-          },
+          { MYCEL_PEERS: peers.join(','), ...nodeEnvs[i] },
           join(dataDir, 'logs', `node-${i}.log`),
           timeout,
         ),
@@ -216,15 +260,65 @@ export class LocalCluster {
     return `http://${this.host}:${this.ports.admin + i}`
   }
 
+  /** The member nodes (all but the excluded ones). */
+  get memberNodes(): ServiceProcess[] {
+    return this.nodes.filter((_, i) => !this.options.exclude?.includes(i))
+  }
+
+  /** Node i's id (known once it reported ready). */
+  nodeId(i: number): string {
+    return String(this.nodes[i]?.readyInfo?.nodeId ?? '')
+  }
+
+  /** Starts every node, then the gateway, and waits until the gateway sees every node alive. */
   async start(): Promise<void> {
     await mkdir(join(resolve(this.options.dataDir), 'logs'), { recursive: true })
     try {
-      await Promise.all(this.nodes.map((n) => n.start()))
+      await Promise.all(this.memberNodes.map((n) => n.start()))
       await this.gateway.start()
+      const n = this.memberNodes.length
+      await this.waitForMembers(
+        (ms) => ms.filter((m) => m.state === 'alive' && m.reachable).length >= n,
+        this.options.readyTimeoutMs ?? 60_000,
+        `all ${n} nodes alive`,
+      )
     } catch (err) {
       await this.stop()
       throw err
     }
+  }
+
+  /** The members in the gateway's status. */
+  async members(): Promise<MemberStatus[]> {
+    const token = this.options.statusToken
+    const res = await fetch(`${this.gatewayUrl}/mycel/v1/status`, {
+      signal: AbortSignal.timeout(10_000),
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+    })
+    if (!res.ok) throw new Error(`status answered ${res.status}`)
+    return ((await res.json()) as { nodes: MemberStatus[] }).nodes
+  }
+
+  /** Polls the gateway's status until `done(members)` holds; throws after `timeoutMs`. */
+  async waitForMembers(
+    done: (members: MemberStatus[]) => boolean,
+    timeoutMs: number,
+    what = 'membership condition',
+  ): Promise<MemberStatus[]> {
+    const until = Date.now() + timeoutMs
+    let last: MemberStatus[] = []
+    let error = ''
+    while (Date.now() < until) {
+      try {
+        last = await this.members()
+        if (done(last)) return last
+      } catch (err) {
+        error = err instanceof Error ? err.message : String(err)
+      }
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    const seen = last.map((m) => `${m.address} ${m.state}${m.reachable ? '' : ' (unreachable)'}`).join(', ')
+    throw new Error(`gateway: not ${what} within ${timeoutMs} ms; members: ${seen || 'none'} ${error}`)
   }
 
   async stop(): Promise<void> {
@@ -233,13 +327,30 @@ export class LocalCluster {
   }
 }
 
+/**
+ * Background timings for a local cluster, so repair and scrubbing can be watched within a minute
+ * (production defaults wait minutes to days). Variables set in the environment win.
+ */
+export const LOCAL_TIMINGS: Record<string, string> = {
+  MYCEL_REPAIR_INTERVAL_MS: '5000',
+  MYCEL_REPAIR_RATE_BYTES: String(256 * 1024 * 1024),
+  MYCEL_SCRUB_RATE_BYTES: String(64 * 1024 * 1024),
+  MYCEL_SCRUB_INTERVAL_MS: '60000',
+}
+
 /** `mycel local`: start the cluster, print where it answers, stop cleanly on Ctrl-C. */
 export async function runLocalCluster(opts: {
   nodes: number
   dataDir: string
   tlsDir?: string | undefined
 }): Promise<number> {
-  const cluster = new LocalCluster({ nodes: opts.nodes, dataDir: opts.dataDir, tlsDir: opts.tlsDir })
+  const timings = Object.fromEntries(Object.entries(LOCAL_TIMINGS).filter(([k]) => !process.env[k]))
+  const cluster = new LocalCluster({
+    nodes: opts.nodes,
+    dataDir: opts.dataDir,
+    env: timings,
+    tlsDir: opts.tlsDir,
+  })
   process.stdout.write(
     `starting ${opts.nodes} storage nodes and a gateway (data in ${resolve(opts.dataDir)})\n`,
   )
@@ -270,6 +381,7 @@ export async function runLocalCluster(opts: {
         `  ${n.name.padEnd(12)} grpc ${cluster.nodeAddress(i)}   admin ${cluster.adminUrl(i)}   id ${String(n.readyInfo?.nodeId ?? '?')}`,
     ),
     `  logs         ${join(resolve(opts.dataDir), 'logs')}`,
+    `  membership   a stopped node is suspect within ~2 s, dead after ${Number(LOCAL_MEMBERSHIP_ENV.MYCEL_DEAD_AFTER_MS) / 1000} s more (local timings)`,
     opts.tlsDir === undefined
       ? ''
       : `  mutual TLS   between nodes and gateway, certificates in ${resolve(opts.tlsDir)}`,
@@ -278,6 +390,7 @@ export async function runLocalCluster(opts: {
     `  curl -s -T FILE ${cluster.gatewayUrl}/mycel/v1/upload`,
     `  curl -s -F file=@FILE ${cluster.gatewayUrl}/api/v0/add`,
     `  curl -s -o OUT ${cluster.gatewayUrl}/ipfs/CID`,
+    `  npx mycel --node ${cluster.nodeAddress(0)} put FILE|DIR      (gRPC: also get, cat, stat, pin, status)`,
     '',
     'Press Ctrl-C to stop.',
   ]

@@ -5,13 +5,16 @@ import {
   blockKey,
   blockMatches,
   type CID,
+  type DurabilityPolicy,
   HASH_IDENTITY,
   isAbortError,
+  isRoutable,
   type Logger,
   placeCopies,
+  replicate,
   UpstreamUnavailableError,
 } from '@mycel/core'
-import { mycelCodeOf } from '@mycel/proto'
+import { fromProtoDurability, mycelCodeOf } from '@mycel/proto'
 import { deadlineIn, isServiceError, type NodeClients, type NodeHandle } from './node-clients.js'
 import { WriteSession } from './write-session.js'
 
@@ -54,14 +57,20 @@ export class ClusterBlockstore {
     return this.clients.nodes
   }
 
-  /** A write session; `replication` overrides the cluster's R for one upload (W follows as a majority). */
+  /**
+   * A write session; `replication` overrides the cluster's R for one upload (W follows as a
+   * majority). Every block carries the requested R as its durability record, even when fewer
+   * nodes exist now, so that repair completes its copies once nodes join.
+   */
   newWriteSession(replication?: number): WriteSession {
-    const r = Math.min(replication ?? this.config.replication, this.clients.nodes.length)
+    const requested = replication ?? this.config.replication
+    const r = Math.min(requested, this.clients.nodes.length)
     const w = replication === undefined ? this.config.writeQuorum : Math.floor(r / 2) + 1
     return new WriteSession({
       nodes: this.clients.nodes,
       replication: r,
       writeQuorum: Math.min(w, r),
+      durability: replicate(requested),
       ackTimeoutMs: this.config.rpcTimeoutMs,
       maxInflightPerNode: this.config.maxInflightPerNode,
       logger: this.log,
@@ -92,20 +101,29 @@ export class ClusterBlockstore {
    */
   async getBlock(cid: CID, options: AbortOptions = {}): Promise<Uint8Array> {
     if (cid.multihash.code === HASH_IDENTITY) return cid.multihash.digest
-    const order = placeCopies(blockKey(cid), this.clients.nodes, this.config.replication)
-    const unreachable: string[] = []
+    const placed = placeCopies(blockKey(cid), this.clients.nodes, this.config.replication)
+    // Members that left are not asked (they are stopping or down) though they may hold the block,
+    // so they count as unreachable. Suspects are asked after the others: they still hold their
+    // copies, but may be slow or cut off, and each attempt could wait for the full deadline.
+    const order = [
+      ...placed.filter((n) => n.state === 'alive'),
+      ...placed.filter((n) => n.state === 'suspect'),
+    ]
+    const unreachable: string[] = placed
+      .filter((n) => !isRoutable(n))
+      .map((n) => `${n.address}: not routable (${n.state})`)
     const corrupt: NodeHandle[] = []
     for (const node of order) {
       options.signal?.throwIfAborted()
       try {
-        const data = await this.fetchFrom(node, cid, options.signal)
+        const { data, durability } = await this.fetchFrom(node, cid, options.signal)
         if (!blockMatches(cid, data)) {
           // The node verifies before it serves, so this is damage in transit or a faulty peer.
           this.log.error({ cid: cid.toString(), peer: node.address }, 'block from node failed verification')
           corrupt.push(node)
           continue
         }
-        if (corrupt.length > 0) this.readRepair(cid, data, corrupt)
+        if (corrupt.length > 0) this.readRepair(cid, data, durability, corrupt)
         this.metrics.blockFetches.inc({ result: 'ok' })
         return data
       } catch (err) {
@@ -123,14 +141,18 @@ export class ClusterBlockstore {
     }
     if (unreachable.length >= this.config.writeQuorum) {
       throw new UpstreamUnavailableError(
-        `block ${cid.toString()} could not be fetched: ${unreachable.length} of ${order.length} nodes unreachable (${unreachable.join('; ')})`,
+        `block ${cid.toString()} could not be fetched: ${unreachable.length} of ${placed.length} nodes unreachable (${unreachable.join('; ')})`,
       )
     }
     if (corrupt.length > 0) throw new BlockCorruptError(cid.toString())
     throw new BlockNotFoundError(cid.toString())
   }
 
-  private fetchFrom(node: NodeHandle, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+  private fetchFrom(
+    node: NodeHandle,
+    cid: CID,
+    signal?: AbortSignal,
+  ): Promise<{ data: Uint8Array; durability: DurabilityPolicy | undefined }> {
     return new Promise((resolve, reject) => {
       const call = node.client.getBlock(
         { cid: Buffer.from(cid.bytes) },
@@ -139,7 +161,7 @@ export class ClusterBlockstore {
         (err, res) => {
           signal?.removeEventListener('abort', onAbort)
           if (err) reject(err)
-          else resolve(res.data)
+          else resolve({ data: res.data, durability: fromProtoDurability(res.durability) })
         },
       )
       const onAbort = () => call.cancel()
@@ -147,12 +169,21 @@ export class ClusterBlockstore {
     })
   }
 
-  /** Puts a good copy back on nodes whose copy failed verification (they dropped theirs). */
-  private readRepair(cid: CID, data: Uint8Array, nodes: NodeHandle[]): void {
+  /**
+   * Puts a good copy back on nodes whose copy failed verification (they dropped theirs), with the
+   * durability record of the node that served the good copy.
+   */
+  private readRepair(
+    cid: CID,
+    data: Uint8Array,
+    durability: DurabilityPolicy | undefined,
+    nodes: NodeHandle[],
+  ): void {
     const session = new WriteSession({
       nodes,
       replication: nodes.length,
       writeQuorum: nodes.length,
+      durability,
       ackTimeoutMs: this.config.rpcTimeoutMs,
       maxInflightPerNode: 1,
       logger: this.log,

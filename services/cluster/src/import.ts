@@ -68,3 +68,13 @@ export async function importToCluster(
   )
   return entries
 }
+
+/**
+ * The roots Kubo's add pins: the wrapping directory when wrapped, else every top-level entry
+ * (each file or directory named at the top of the upload).
+ */
+export function topLevelRoots(entries: readonly ImportedEntry[], wrapped: boolean): CID[] {
+  const root = entries.at(-1)
+  if (wrapped) return root === undefined ? [] : [root.cid]
+  return entries.filter((e) => !e.path.includes('/')).map((e) => e.cid)
+}

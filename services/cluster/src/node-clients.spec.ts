@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { PutBlocksRequest } from '@mycel/proto'
+import { replicate } from '@mycel/core'
+import { encodeDurability, fromProtoDurability, PutBlocksRequest, toProtoDurability } from '@mycel/proto'
 import { encodePutBlocksRequest } from './node-clients.js'
 
 describe('encodePutBlocksRequest', () => {
@@ -22,6 +23,23 @@ describe('encodePutBlocksRequest', () => {
       assert.equal(back.seq, seq)
       assert.ok(Buffer.from(back.cid).equals(cid))
       assert.ok(Buffer.from(back.data).equals(data))
+    }
+  })
+
+  it('carries the durability record like the generated encoder', () => {
+    for (const copies of [1, 3, 200]) {
+      const cid = randomBytes(36)
+      const data = randomBytes(1000)
+      const policy = replicate(copies)
+      const ours = encodePutBlocksRequest(9n, cid, data, encodeDurability(policy))
+      const generated = PutBlocksRequest.encode({
+        seq: 9n,
+        cid,
+        data,
+        durability: toProtoDurability(policy),
+      }).finish()
+      assert.ok(ours.equals(Buffer.from(generated)), `replicate:${copies}`)
+      assert.deepEqual(fromProtoDurability(PutBlocksRequest.decode(ours).durability), policy)
     }
   })
 })

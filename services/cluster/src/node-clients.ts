@@ -30,35 +30,49 @@ const BlockServiceClientWithPreEncodedPuts = makeGenericClientConstructor(
 ) => BlockServiceClient
 
 /**
- * Protobuf encoding of PutBlocksRequest {seq = 1, cid = 2, data = 3} with a single copy of the
- * block. Written by hand because it is the upload's hot path: the generated encoder copies the
- * data three times. A unit test checks it against the generated decoder.
+ * Protobuf encoding of PutBlocksRequest {seq = 1, cid = 2, data = 3, durability = 4} with a single
+ * copy of the block; `durability` is an encoded Durability message (`encodeDurability`). Written
+ * by hand because it is the upload's hot path: the generated encoder copies the data three
+ * times. A unit test checks it against the generated encoder and decoder.
  */
-export function encodePutBlocksRequest(seq: bigint, cid: Uint8Array, data: Uint8Array): Buffer {
+export function encodePutBlocksRequest(
+  seq: bigint,
+  cid: Uint8Array,
+  data: Uint8Array,
+  durability?: Uint8Array,
+): Buffer {
   const head: number[] = []
-  const varint = (n: bigint) => {
+  const varint = (out: number[], n: bigint) => {
     let v = n
     while (v >= 0x80n) {
-      head.push(Number(v & 0x7fn) | 0x80)
+      out.push(Number(v & 0x7fn) | 0x80)
       v >>= 7n
     }
-    head.push(Number(v))
+    out.push(Number(v))
   }
   if (seq !== 0n) {
     head.push(0x08) // field 1, varint
-    varint(seq)
+    varint(head, seq)
   }
   if (cid.byteLength > 0) {
     head.push(0x12) // field 2, length-delimited
-    varint(BigInt(cid.byteLength))
+    varint(head, BigInt(cid.byteLength))
     for (const b of cid) head.push(b)
   }
-  if (data.byteLength === 0) return Buffer.from(head)
-  head.push(0x1a) // field 3, length-delimited
-  varint(BigInt(data.byteLength))
-  const out = Buffer.allocUnsafe(head.length + data.byteLength)
+  if (data.byteLength > 0) {
+    head.push(0x1a) // field 3, length-delimited
+    varint(head, BigInt(data.byteLength))
+  }
+  const tail: number[] = []
+  if (durability !== undefined) {
+    tail.push(0x22) // field 4, length-delimited (a message, present even when empty)
+    varint(tail, BigInt(durability.byteLength))
+    for (const b of durability) tail.push(b)
+  }
+  const out = Buffer.allocUnsafe(head.length + data.byteLength + tail.length)
   out.set(head, 0)
   out.set(data, head.length)
+  out.set(tail, head.length + data.byteLength)
   return out
 }
 

@@ -2,6 +2,8 @@ import type { ClientDuplexStream } from '@grpc/grpc-js'
 import {
   blockKey,
   type CID,
+  type DurabilityPolicy,
+  isRoutable,
   type Logger,
   placeCopies,
   type QuorumFailure,
@@ -9,7 +11,7 @@ import {
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from '@mycel/core'
-import { fromGrpcError, type PutBlocksRequest, type PutBlocksResponse } from '@mycel/proto'
+import { encodeDurability, fromGrpcError, type PutBlocksRequest, type PutBlocksResponse } from '@mycel/proto'
 import { encodePutBlocksRequest, type NodeHandle } from './node-clients.js'
 
 export interface WriteSessionConfig {
@@ -18,6 +20,11 @@ export interface WriteSessionConfig {
   replication: number
   /** Copies that must be durable before a block counts as written. */
   writeQuorum: number
+  /**
+   * The durability record every node stores with the blocks (the upload's requested policy,
+   * even when fewer nodes exist now: repair completes it when nodes join). Absent: node default.
+   */
+  durability?: DurabilityPolicy
   /** How long a node may take to acknowledge one block before it is given up for this session. */
   ackTimeoutMs: number
   /** Blocks in flight on one node's stream; bounds the memory an upload holds per node. */
@@ -127,16 +134,21 @@ export class WriteSession {
   private readonly streams = new Map<string, NodeWriteStream>()
   private readonly settling = new Set<Promise<unknown>>()
   private seq = 0n
+  private readonly durability: Uint8Array | undefined
   blocksWritten = 0
   bytesWritten = 0
 
-  constructor(private readonly cfg: WriteSessionConfig) {}
+  constructor(private readonly cfg: WriteSessionConfig) {
+    this.durability = cfg.durability && encodeDurability(cfg.durability)
+  }
 
-  put(cid: CID, bytes: Uint8Array): Promise<void> {
+  /** Writes one block; `durability` overrides the session's record for this block. */
+  put(cid: CID, bytes: Uint8Array, durability?: DurabilityPolicy): Promise<void> {
     const order = placeCopies(blockKey(cid), this.cfg.nodes, this.cfg.replication)
     const { replication, writeQuorum } = this.cfg
     const seq = ++this.seq
-    const encoded = encodePutBlocksRequest(seq, cid.bytes, bytes)
+    const record = durability === undefined ? this.durability : encodeDurability(durability)
+    const encoded = encodePutBlocksRequest(seq, cid.bytes, bytes, record)
     return new Promise<void>((resolve, reject) => {
       let acked = 0
       let active = 0
@@ -158,6 +170,12 @@ export class WriteSession {
       const launch = () => {
         while (acked + active < replication && next < order.length) {
           const node = order[next++] as NodeHandle
+          if (!isRoutable(node)) {
+            // A member that left (a restart, a drain) keeps its place in the ranking, but its copy
+            // goes to the next node in rank order (hinted handoff; repair moves it back later).
+            failures.push({ node: node.address, error: `not routable (${node.state})` })
+            continue
+          }
           const stream = this.streamFor(node)
           if (stream.failure !== undefined) {
             failures.push({ node: node.address, error: stream.failure.message })

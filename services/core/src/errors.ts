@@ -28,6 +28,9 @@ export type MycelErrorCode =
   | 'RATE_LIMITED'
   | 'REQUEST_TIMEOUT'
   | 'OVERLOADED'
+  | 'NOT_ACCEPTABLE'
+  | 'PATH_INSIDE_BLOCK'
+  | 'NOT_PINNED'
 
 export abstract class MycelError extends Error {
   abstract readonly code: MycelErrorCode
@@ -66,8 +69,9 @@ export class HashMismatchError extends MycelError {
 export class BlockNotFoundError extends MycelError {
   readonly code = 'BLOCK_NOT_FOUND'
   override name = 'BlockNotFoundError'
-  constructor(cid: string) {
-    super(`block ${cid} not found`)
+  /** `context` says where the block was expected (e.g. "in the DAG of ROOT"). */
+  constructor(cid: string, context?: string) {
+    super(`block ${cid} not found${context ? ` ${context}` : ''}`)
   }
 }
 
@@ -185,13 +189,40 @@ export class UnsupportedFormatError extends MycelError {
   override name = 'UnsupportedFormatError'
 }
 
-/** No credentials, or credentials that are not valid (HTTP 401 with WWW-Authenticate). */
+/**
+ * A response format that this content cannot be given in without converting it (a dag-pb file
+ * as dag-json, a dag-cbor block as dag-json): IPIP-524 leaves codec conversion out, so 406.
+ */
+export class NotAcceptableError extends MycelError {
+  readonly code = 'NOT_ACCEPTABLE'
+  override name = 'NotAcceptableError'
+}
+
+/**
+ * A path that ends inside a dag-cbor or dag-json document, on a value that is not a link:
+ * reading such values over the gateway is not implemented (as in Kubo: 501).
+ */
+export class PathInsideBlockError extends MycelError {
+  readonly code = 'PATH_INSIDE_BLOCK'
+  override name = 'PathInsideBlockError'
+}
+
+/** Unpin or a pin lookup of a CID that has no pin. */
+export class NotPinnedError extends MycelError {
+  readonly code = 'NOT_PINNED'
+  override name = 'NotPinnedError'
+  constructor(cid: string) {
+    super(`${cid} is not pinned`)
+  }
+}
+
+/** A call without credentials, or with a token that is not configured. */
 export class UnauthenticatedError extends MycelError {
   readonly code = 'UNAUTHENTICATED'
   override name = 'UnauthenticatedError'
 }
 
-/** Valid credentials without the scope the operation needs (HTTP 403). */
+/** A valid token that lacks the scope the operation needs. */
 export class PermissionDeniedError extends MycelError {
   readonly code = 'PERMISSION_DENIED'
   override name = 'PermissionDeniedError'

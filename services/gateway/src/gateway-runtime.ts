@@ -5,12 +5,14 @@ import {
   clusterClientOptions,
   deadlineIn,
   NodeClients,
-  type NodeHandle,
+  RemoteMembership,
+  seedResolver,
 } from '@mycel/cluster'
 import {
   type GatewayEnv,
+  isRoutable,
   type Logger,
-  StaticMembership,
+  type Member,
   TlsFiles,
   TokenAuthenticator,
   tlsFilesConfig,
@@ -24,34 +26,55 @@ import {
 } from '@nestjs/common'
 import { RequestGuard } from './http/guard.js'
 import { GatewayMetrics } from './metrics.js'
+import {
+  type NodeRepairStatus,
+  type NodeScrubStatus,
+  nodeRepairStatus,
+  nodeScrubStatus,
+} from './repair-status.js'
 
 export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG')
 export const LOGGER = Symbol('LOGGER')
 
-export interface NodeStatus {
-  address: string
-  state: 'up' | 'down'
-  nodeId?: string
-  zone?: string
+/** A member's latest stats, from GetNodeStats. */
+interface NodeStats {
+  /** The latest stats probe was answered. */
+  reachable: boolean
   blocks?: number
   blockBytes?: number
   capacityBytes?: number
   version?: string
+  /** Background repair and scrubbing on the node (absent from nodes that do not report them). */
+  repair?: NodeRepairStatus
+  scrub?: NodeScrubStatus
   error?: string
-  checkedAt: string
+  checkedAt?: string
 }
 
-/** How often the gateway checks that each node answers; readiness and status use the result. */
+/** A member as the status endpoint shows it: its membership record and its latest stats. */
+export type NodeStatus = Member & NodeStats
+
+/** Storage nodes' gRPC port when MYCEL_SEED_DNS names none (the node's default listener). */
+const DEFAULT_NODE_GRPC_PORT = 7070
+
+/** How long startup waits for a first membership view before the gateway serves anyway. */
+const FIRST_VIEW_WAIT_MS = 5_000
+
+/** How often the gateway asks each routable member for its stats (status). */
 const PROBE_INTERVAL_MS = 2_000
 const PROBE_TIMEOUT_MS = 1_500
 
 /** How long shutdown lets requests in flight finish before their connections are cut. */
 const DRAIN_TIMEOUT_MS = 15_000
 
-/** The gateway's shared state: node clients, the cluster blockstore, metrics and node probes. */
+/**
+ * The gateway's shared state: the membership it follows from the nodes, node clients, the
+ * cluster blockstore, metrics, and per-node stats probes for status.
+ */
 @Injectable()
 export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly metrics = new GatewayMetrics()
+  readonly membership: RemoteMembership
   readonly clients: NodeClients
   readonly cluster: ClusterBlockstore
   readonly log: Logger
@@ -61,7 +84,7 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   readonly tokens: TokenAuthenticator | undefined
   /** Authentication and limits in front of every route. */
   readonly guard: RequestGuard
-  private readonly statuses = new Map<string, NodeStatus>()
+  private readonly stats = new Map<string, NodeStats>()
   private probeTimer: NodeJS.Timeout | undefined
   private readonly servers: Server[] = []
 
@@ -80,10 +103,19 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
           )
         : undefined
     this.guard = new RequestGuard({ config, tokens: this.tokens, metrics: this.metrics, log: logger })
-    this.clients = new NodeClients(
-      StaticMembership.fromAddresses(config.MYCEL_PEERS),
-      clusterClientOptions(this.tls, config.MYCEL_TLS_SERVER_NAME),
-    )
+    // Membership and block traffic go to the nodes' internal services: the gateway's certificate.
+    const tls = clusterClientOptions(this.tls, config.MYCEL_TLS_SERVER_NAME)
+    this.membership = new RemoteMembership({
+      seeds: seedResolver({
+        peers: config.MYCEL_PEERS,
+        dns: config.MYCEL_SEED_DNS,
+        defaultPort: DEFAULT_NODE_GRPC_PORT,
+        logger,
+      }),
+      ...tls,
+      logger,
+    })
+    this.clients = new NodeClients(this.membership, tls)
     this.cluster = new ClusterBlockstore(
       this.clients,
       {
@@ -98,6 +130,13 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   }
 
   async onModuleInit(): Promise<void> {
+    this.membership.start()
+    if (!(await this.membership.waitUntilKnown(FIRST_VIEW_WAIT_MS))) {
+      this.log.warn(
+        { seeds: this.config.MYCEL_PEERS, seedDns: this.config.MYCEL_SEED_DNS },
+        'no storage node answered yet: serving, not ready until one does',
+      )
+    }
     await this.probeAll()
     this.probeTimer = setInterval(() => void this.probeAll(), PROBE_INTERVAL_MS)
     this.probeTimer.unref()
@@ -118,56 +157,76 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
 
   onApplicationShutdown(): void {
     clearInterval(this.probeTimer)
+    this.membership.close()
     this.clients.close()
     this.tls?.close()
     this.tokens?.close()
     this.guard.close()
   }
 
-  /** Node states from the latest probe, in configured order. */
+  /** Every member the gateway knows, with its latest stats. */
   nodeStatuses(): NodeStatus[] {
-    return this.clients.nodes.map(
-      (n) =>
-        this.statuses.get(n.address) ?? {
-          address: n.address,
-          state: 'down',
-          checkedAt: new Date(0).toISOString(),
-        },
-    )
+    return this.membership.members().map((m) => {
+      const s = this.stats.get(m.id)
+      const probed = isRoutable(m) || m.state === 'joining'
+      const { id, address, zone, host, weight, state, incarnation } = m
+      // Stats of a member no longer probed (left, dead) are its last known ones.
+      return {
+        id,
+        address,
+        zone,
+        host,
+        weight,
+        state,
+        incarnation,
+        ...s,
+        reachable: probed && s?.reachable === true,
+      }
+    })
   }
 
-  /** Ready when enough nodes answer to acknowledge a write. */
+  /** Members requests may go to now. */
+  routableCount(): number {
+    return this.membership.members().filter(isRoutable).length
+  }
+
+  /** Ready when the gateway knows the membership and enough routable members to acknowledge a write. */
   get ready(): boolean {
-    const up = this.nodeStatuses().filter((s) => s.state === 'up').length
-    return up >= Math.min(this.config.MYCEL_WRITE_QUORUM, this.clients.nodes.length)
+    return this.membership.known && this.routableCount() >= this.config.MYCEL_WRITE_QUORUM
   }
 
   async probeAll(): Promise<void> {
-    await Promise.all(this.clients.nodes.map((n) => this.probe(n)))
+    const members = this.membership.members()
+    for (const id of this.stats.keys()) if (!members.some((m) => m.id === id)) this.stats.delete(id)
+    await Promise.all(members.filter((m) => isRoutable(m) || m.state === 'joining').map((m) => this.probe(m)))
   }
 
-  private probe(node: NodeHandle): Promise<void> {
+  private probe(member: Member): Promise<void> {
     return new Promise((resolve) => {
-      node.client.getNodeStats({}, new Metadata(), { deadline: deadlineIn(PROBE_TIMEOUT_MS) }, (err, res) => {
-        const checkedAt = new Date().toISOString()
-        this.statuses.set(
-          node.address,
-          err
-            ? { address: node.address, state: 'down', error: err.details || err.message, checkedAt }
-            : {
-                address: node.address,
-                state: 'up',
-                nodeId: res.nodeId,
-                zone: res.zone,
-                blocks: Number(res.blocks),
-                blockBytes: Number(res.blockBytes),
-                capacityBytes: Number(res.capacityBytes),
-                version: res.version,
-                checkedAt,
-              },
-        )
-        resolve()
-      })
+      this.clients
+        .clientFor(member.address)
+        .getNodeStats({}, new Metadata(), { deadline: deadlineIn(PROBE_TIMEOUT_MS) }, (err, res) => {
+          const checkedAt = new Date().toISOString()
+          if (err || res.nodeId !== member.id) {
+            this.stats.set(member.id, {
+              reachable: false,
+              error: err ? err.details || err.message : `${member.address} answers as ${res.nodeId}`,
+              checkedAt,
+            })
+          } else {
+            this.stats.set(member.id, {
+              reachable: true,
+              blocks: Number(res.blocks),
+              blockBytes: Number(res.blockBytes),
+              capacityBytes: Number(res.capacityBytes),
+              version: res.version,
+              repair: nodeRepairStatus(res.repair),
+              scrub: nodeScrubStatus(res.scrub),
+              checkedAt,
+            })
+          }
+          resolve()
+        })
     })
   }
 }

@@ -6,9 +6,11 @@ import { AdminController } from './http/admin.controller.js'
 import { GatewayErrorFilter } from './http/error.filter.js'
 import { IpfsController } from './http/ipfs.controller.js'
 import { KuboDagController } from './http/kubo-dag.controller.js'
+import { KuboPinController } from './http/kubo-pin.controller.js'
 import { KuboRpcController } from './http/kubo-rpc.controller.js'
 import { OpenApiController } from './http/openapi.controller.js'
 import { UploadController } from './http/upload.controller.js'
+import { NodeApi } from './pins/node-api.js'
 
 @Module({})
 export class GatewayModule {
@@ -20,6 +22,7 @@ export class GatewayModule {
         UploadController,
         KuboRpcController,
         KuboDagController,
+        KuboPinController,
         AdminController,
         OpenApiController,
       ],
@@ -27,6 +30,7 @@ export class GatewayModule {
         { provide: GATEWAY_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
         GatewayRuntime,
+        NodeApi,
         { provide: APP_FILTER, useClass: GatewayErrorFilter },
       ],
     }

@@ -17,6 +17,7 @@ import { GatewayRuntime } from './gateway-runtime.js'
 import { answerClientErrors, createGatewayServer } from './http/guard.js'
 import { methodNotAllowed } from './http/methods.js'
 import { loadOpenApi } from './http/openapi.controller.js'
+import { assertSpoolDirWritable } from './ipld/car.js'
 
 /** Nest's Express adapter, serving on an HTTP server with the gateway's connection limits. */
 class LimitedExpressAdapter extends ExpressAdapter {
@@ -36,6 +37,7 @@ class LimitedExpressAdapter extends ExpressAdapter {
  */
 export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadGatewayEnv(env)
+  await assertSpoolDirWritable(config.MYCEL_TMP_DIR)
   const logger = createLogger('mycel-gateway', config.MYCEL_LOG_LEVEL)
   const app = await NestFactory.create<NestExpressApplication>(
     GatewayModule.forRoot(config, logger),
@@ -82,8 +84,10 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
     {
       event: 'ready',
       ...addresses,
-      peers: config.MYCEL_PEERS,
-      nodesUp: runtime.nodeStatuses().filter((n) => n.state === 'up').length,
+      seeds: config.MYCEL_PEERS,
+      seedDns: config.MYCEL_SEED_DNS,
+      members: runtime.membership.members().length,
+      routable: runtime.routableCount(),
       replication: config.MYCEL_REPLICATION,
       writeQuorum: config.MYCEL_WRITE_QUORUM,
     },

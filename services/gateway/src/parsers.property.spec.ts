@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { tmpdir } from 'node:os'
 import { Readable } from 'node:stream'
 import { describe, it } from 'node:test'
 import { CarWriter } from '@ipld/car/writer'
@@ -247,7 +248,7 @@ describe('CAR import (property-based)', () => {
   it('a valid CAR is accepted with every block', async () => {
     await fc.assert(
       fc.asyncProperty(blocks, async (list) => {
-        const spool = new CarSpool()
+        const spool = new CarSpool(tmpdir())
         try {
           const car = await spool.add(once(await carBytes([list[0]?.cid as CID], list)), 1024 * 1024)
           assert.equal(car.blocks, list.length)
@@ -293,7 +294,7 @@ describe('CAR import (property-based)', () => {
             bytes = whole
           }
         }
-        const spool = new CarSpool()
+        const spool = new CarSpool(tmpdir())
         try {
           await spool.add(once(bytes), 1024 * 1024)
         } catch (err) {

@@ -1,13 +1,16 @@
 import type { Server } from '@grpc/grpc-js'
 import type { Logger, NodeEnv, TlsFiles } from '@mycel/core'
+import type { GetNodeStatsResponse } from '@mycel/proto'
 import type { NodeMetrics } from './admin/metrics.js'
-import type { BlockStore } from './block-store/block-store.js'
+import type { BlockStore, NodeStateStore } from './block-store/block-store.js'
 
 /** What the runtime hands each component once the node's identity and store exist. */
 export interface NodeContext {
   config: NodeEnv
   nodeId: string
   store: BlockStore
+  /** Node-level state in the same database (cursors, the repair queue). */
+  state: NodeStateStore
   metrics: NodeMetrics
   logger: Logger
   /**
@@ -15,6 +18,8 @@ export interface NodeContext {
    * (`clusterClientOptions` in @mycel/cluster), so peers accept its calls.
    */
   tls?: TlsFiles | undefined
+  /** Adds fields to this node's GetNodeStats answers (what the gateway's status shows). */
+  addNodeStats(provider: () => Partial<GetNodeStatsResponse>): void
 }
 
 /** Registration of extra gRPC services before the server binds. */
@@ -44,6 +49,8 @@ export interface NodeComponent {
   start?(ctx: NodeContext & { grpcAddress: string }): void | Promise<void>
   /** At shutdown, before gRPC drains. */
   stop?(): void | Promise<void>
+  /** Why the node must not receive traffic yet (its /readyz answers 503), or undefined. */
+  notReadyReason?(): string | undefined
 }
 
 export const NODE_COMPONENTS = Symbol('NODE_COMPONENTS')

@@ -7,11 +7,12 @@ import {
   type Logger,
   MAX_GRPC_MESSAGE_BYTES,
   type NodeEnv,
+  replicate,
   splitHostPort,
   TlsFiles,
   tlsFilesConfig,
 } from '@mycel/core'
-import { BlockServiceService } from '@mycel/proto'
+import { BlockServiceService, type GetNodeStatsResponse } from '@mycel/proto'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -21,7 +22,6 @@ import {
 } from '@nestjs/common'
 import { HealthImplementation } from 'grpc-health-check'
 import { NodeMetrics } from './admin/metrics.js'
-import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
 import { createBlockService } from './grpc/block-service.js'
 import { ALWAYS_PUBLIC_SERVICES, nodeServerCredentials, requireClusterPeer } from './grpc/peer-auth.js'
@@ -82,7 +82,7 @@ export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url
 @Injectable()
 export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly metrics: NodeMetrics
-  private store: BlockStore | undefined
+  private store: RocksBlockStore | undefined
   private server: Server | undefined
   /** This node's certificate, key and the cluster CA, reloaded on change; undefined without TLS. */
   tls: TlsFiles | undefined
@@ -91,6 +91,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     'mycel.v1.BlockService': 'NOT_SERVING',
   })
   private readonly log: Logger
+  private readonly rootLogger: Logger
   nodeId = ''
   grpcAddress = ''
 
@@ -99,12 +100,23 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     @Inject(LOGGER) logger: Logger,
     @Inject(NODE_COMPONENTS) private readonly components: NodeComponent[],
   ) {
+    this.rootLogger = logger
     this.log = logger.child({ component: 'node:runtime' })
     this.metrics = new NodeMetrics(() => this.store)
   }
 
   get ready(): boolean {
-    return this.store !== undefined && this.server !== undefined
+    return this.notReadyReason() === undefined
+  }
+
+  /** Why the node is not ready (store, gRPC, or a component such as membership still joining). */
+  notReadyReason(): string | undefined {
+    if (this.store === undefined || this.server === undefined) return 'block store or gRPC server not up'
+    for (const c of this.components) {
+      const reason = c.notReadyReason?.()
+      if (reason !== undefined) return reason
+    }
+    return undefined
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -132,6 +144,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     })
     widenHttp2Windows(server)
+    const statsProviders: Array<() => Partial<GetNodeStatsResponse>> = []
     server.addService(
       BlockServiceService,
       createBlockService({
@@ -139,15 +152,20 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
         logger: this.log,
         metrics: this.metrics,
         identity: { nodeId: this.nodeId, zone: cfg.MYCEL_ZONE, capacityBytes: cfg.MYCEL_CAPACITY_BYTES },
+        defaultPolicy: replicate(cfg.MYCEL_REPLICATION),
+        extraStats: () => Object.assign({}, ...statsProviders.map((p) => p())),
       }),
     )
     const ctx: NodeContext = {
       config: cfg,
       nodeId: this.nodeId,
       store: this.store,
+      state: this.store,
       metrics: this.metrics,
-      logger: this.log,
       tls: this.tls,
+      // Components name themselves: logger.child({ component: 'node:<name>' }).
+      logger: this.rootLogger,
+      addNodeStats: (provider) => statsProviders.push(provider),
     }
     const protoFiles = ['mycel/v1/block.proto']
     for (const c of this.components) {

@@ -7,7 +7,7 @@ import {
   InvalidArgumentError,
   InvalidCidError,
   isMycelError,
-  type MycelError,
+  MycelError,
   type MycelErrorCode,
   StoreUnavailableError,
   UpstreamTimeoutError,
@@ -45,6 +45,9 @@ export const ERROR_MAP = {
   RATE_LIMITED: { http: 429, grpc: status.RESOURCE_EXHAUSTED },
   REQUEST_TIMEOUT: { http: 408, grpc: status.DEADLINE_EXCEEDED },
   OVERLOADED: { http: 503, grpc: status.UNAVAILABLE },
+  NOT_ACCEPTABLE: { http: 406, grpc: status.FAILED_PRECONDITION },
+  PATH_INSIDE_BLOCK: { http: 501, grpc: status.UNIMPLEMENTED },
+  NOT_PINNED: { http: 404, grpc: status.NOT_FOUND },
 } as const satisfies Record<MycelErrorCode, { http: number; grpc: status }>
 
 /** Metadata key that carries the Mycel error code beside the gRPC status. */
@@ -105,4 +108,43 @@ export function fromGrpcError(err: unknown, cid = ''): MycelError | Error {
     default:
       return err instanceof Error ? err : new Error(details)
   }
+}
+
+/** A Mycel error received over gRPC: the server's code and message, and the gRPC status. */
+export class RemoteMycelError extends MycelError {
+  override name = 'RemoteMycelError'
+  constructor(
+    readonly code: MycelErrorCode,
+    message: string,
+    readonly grpcCode: status,
+  ) {
+    super(message)
+  }
+}
+
+/** Mycel codes for gRPC statuses that arrive without a Mycel code (from grpc-js or a proxy). */
+const CODE_OF_BARE_STATUS: Partial<Record<status, MycelErrorCode>> = {
+  [status.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',
+  [status.NOT_FOUND]: 'BLOCK_NOT_FOUND',
+  [status.UNAVAILABLE]: 'UPSTREAM_UNAVAILABLE',
+  [status.DEADLINE_EXCEEDED]: 'UPSTREAM_TIMEOUT',
+  [status.RESOURCE_EXHAUSTED]: 'PAYLOAD_TOO_LARGE',
+  [status.UNAUTHENTICATED]: 'UNAUTHENTICATED',
+  [status.PERMISSION_DENIED]: 'PERMISSION_DENIED',
+  [status.CANCELLED]: 'ABORTED',
+}
+
+/**
+ * The error a client of the public API reports: the server's Mycel code and message when it sent
+ * one, else a code derived from the gRPC status. Anything else (INTERNAL, UNKNOWN) stays a plain
+ * error that keeps its gRPC `code`.
+ */
+export function remoteErrorOf(err: unknown): Error {
+  if (err instanceof MycelError) return err
+  const e = err as Partial<ServiceError>
+  if (typeof e?.code !== 'number') return err instanceof Error ? err : new Error(String(err))
+  const details = e.details || (err instanceof Error ? err.message : String(err))
+  const code = mycelCodeOf(err) ?? CODE_OF_BARE_STATUS[e.code]
+  if (code !== undefined) return new RemoteMycelError(code, details, e.code)
+  return err instanceof Error ? err : new Error(details)
 }

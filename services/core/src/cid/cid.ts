@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { bases } from 'multiformats/basics'
 import { CID } from 'multiformats/cid'
+import { decode as decodeDigest } from 'multiformats/hashes/digest'
 import { MAX_BLOCK_BYTES } from '../constants.js'
 import { BlockTooLargeError, HashMismatchError, InvalidCidError, UnsupportedHashError } from '../errors.js'
 
@@ -52,6 +53,21 @@ export function decodeCid(bytes: Uint8Array): CID {
 /** The storage key of a block: its multihash, so CIDv0/v1 and any codec share one copy. */
 export function blockKey(cid: CID): Uint8Array {
   return cid.multihash.bytes
+}
+
+/**
+ * A CID that addresses the block stored under `key` (a multihash): CIDv1 raw. Nodes store and
+ * verify by multihash, so any codec would do; raw is what a block without its DAG context is.
+ */
+export function cidOfKey(key: Uint8Array): CID {
+  try {
+    return CID.createV1(CODEC_RAW, decodeDigest(key)) as CID
+  } catch (err) {
+    throw new InvalidCidError(
+      Buffer.from(key).toString('hex'),
+      `not a multihash: ${err instanceof Error ? err.message : String(err)}`,
+    )
+  }
 }
 
 function digestOf(code: number, bytes: Uint8Array): Uint8Array {

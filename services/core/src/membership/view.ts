@@ -52,6 +52,57 @@ export function isRoutable(m: Member): boolean {
 }
 
 /**
+ * Severity of a state when two records about one member carry the same incarnation (SWIM's
+ * rule "dead > suspect > alive", with `joining` below `alive` and `left` between suspect and
+ * dead: a node that leaves outranks a suspicion, and a death declared after it outranks both).
+ */
+const STATE_RANK: Record<MemberState, number> = { joining: 0, alive: 1, suspect: 2, left: 3, dead: 4 }
+
+/**
+ * SWIM's precedence: record `a` about a member overrides record `b` about the same member when
+ * its incarnation is higher, or equal with a more severe state. Only the member itself raises
+ * its incarnation, so stale gossip can never undo a newer claim.
+ */
+export function supersedes(
+  a: Pick<Member, 'state' | 'incarnation'>,
+  b: Pick<Member, 'state' | 'incarnation'>,
+): boolean {
+  return (
+    a.incarnation > b.incarnation ||
+    (a.incarnation === b.incarnation && STATE_RANK[a.state] > STATE_RANK[b.state])
+  )
+}
+
+/** Every state, in precedence order (for metrics and status counts). */
+export const MEMBER_STATES: readonly MemberState[] = ['joining', 'alive', 'suspect', 'left', 'dead']
+
+/** Listeners of a MembershipView, for its implementations. */
+export class MembershipEvents {
+  private readonly changeListeners = new Set<(members: readonly Member[]) => void>()
+  private readonly updateListeners = new Set<(member: Member, previous: Member | undefined) => void>()
+
+  /** After any change, with every member (MembershipView.onChange). */
+  onChange(listener: (members: readonly Member[]) => void): () => void {
+    this.changeListeners.add(listener)
+    return () => this.changeListeners.delete(listener)
+  }
+
+  /** For every accepted change of one member's record, with the record it replaced. */
+  onUpdate(listener: (member: Member, previous: Member | undefined) => void): () => void {
+    this.updateListeners.add(listener)
+    return () => this.updateListeners.delete(listener)
+  }
+
+  emitChange(members: readonly Member[]): void {
+    for (const l of this.changeListeners) l(members)
+  }
+
+  emitUpdate(member: Member, previous: Member | undefined): void {
+    for (const l of this.updateListeners) l(member, previous)
+  }
+}
+
+/**
  * A fixed membership: every member alive forever. For processes given an explicit node list
  * (tests, and the gateway until it learns the cluster from the nodes).
  */

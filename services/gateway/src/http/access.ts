@@ -28,6 +28,7 @@ const READ_COMMANDS = new Set([
   'block/stat',
   'dag/export',
   'pin/ls',
+  'repo/stat',
   'version',
   'id',
 ])

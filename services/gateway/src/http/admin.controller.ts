@@ -1,6 +1,8 @@
+import { isRoutable, MEMBER_STATES } from '@mycel/core'
 import { Controller, Get, Inject, Res } from '@nestjs/common'
 import type { Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
+import { clusterRepairStatus } from '../repair-status.js'
 
 /** Health, readiness, metrics, and the cluster status for people and scripts. */
 @Controller()
@@ -14,16 +16,15 @@ export class AdminController {
 
   @Get('readyz')
   readyz(@Res() res: Response): void {
-    const up = this.runtime.nodeStatuses().filter((n) => n.state === 'up').length
+    const routable = this.runtime.routableCount()
     const ready = this.runtime.ready
+    const why = this.runtime.membership.known
+      ? `${routable} routable members, write quorum needs ${this.runtime.config.MYCEL_WRITE_QUORUM}`
+      : 'no storage node has answered yet (membership unknown)'
     res
       .status(ready ? 200 : 503)
       .type('text/plain')
-      .send(
-        ready
-          ? `ready: ${up} nodes up\n`
-          : `not ready: ${up} nodes up, write quorum needs ${this.runtime.config.MYCEL_WRITE_QUORUM}\n`,
-      )
+      .send(ready ? `ready: ${routable} routable members\n` : `not ready: ${why}\n`)
   }
 
   @Get('metrics')
@@ -36,14 +37,20 @@ export class AdminController {
     await this.runtime.probeAll()
     const nodes = this.runtime.nodeStatuses()
     const cfg = this.runtime.config
+    const membership = this.runtime.membership
     res.json({
       nodes,
-      nodesUp: nodes.filter((n) => n.state === 'up').length,
+      // Routable members that answered their latest stats probe.
+      nodesUp: nodes.filter((n) => isRoutable(n) && n.reachable).length,
       nodesTotal: nodes.length,
+      membersByState: Object.fromEntries(
+        MEMBER_STATES.map((s) => [s, nodes.filter((n) => n.state === s).length]),
+      ),
       replication: cfg.MYCEL_REPLICATION,
       writeQuorum: cfg.MYCEL_WRITE_QUORUM,
       ready: this.runtime.ready,
-      membership: 'static',
+      membership: { known: membership.known, source: membership.source ?? null },
+      ...clusterRepairStatus(nodes.filter((n) => n.reachable)),
     })
   }
 }

@@ -6,15 +6,12 @@ import type { Request, Response } from 'express'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { GatewayRuntime } from '../gateway-runtime.js'
+import { type CodecFormat, isDocumentCodec, refuseConversion, serveDocument } from './codec.js'
 import { contentDisposition, SNIFF_BYTES, sniffContentType, typeByName } from './content-type.js'
-import { parseRange } from './range.js'
-import {
-  type ContentPath,
-  decodableBlocks,
-  headerContentPath,
-  readEntries,
-  resolveContentPath,
-} from './resolve.js'
+import { escapeHtml, LISTING_CACHE_CONTROL, LISTING_VERSION } from './listing.js'
+import { type ContentPath, decodableBlocks, headerContentPath, readEntries, resolvePath } from './resolve.js'
+import { answerRange } from './respond.js'
+import { refuseTar, serveTar } from './tar-response.js'
 import { negotiate, serveTrustless, setContentPathHeaders } from './trustless.js'
 
 /** Blocks fetched ahead of the one being sent, so node round trips overlap. */
@@ -74,24 +71,39 @@ export class IpfsController {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort()
     })
-    const trustless = negotiate(req)
-    if (trustless !== undefined) {
-      await serveTrustless(this.runtime, trustless, { root, segments }, req, res, abort.signal)
+    const format = negotiate(req)
+    if (format?.format === 'raw' || format?.format === 'car') {
+      await serveTrustless(this.runtime, format, { root, segments }, req, res, abort.signal)
       return
     }
-    const roots: CID[] = []
-    const entry = await resolveContentPath(
-      this.runtime.cluster,
-      { root, segments },
-      abort.signal,
-      undefined,
-      roots,
-    )
-    const requestPath = `${headerContentPath({ root, segments })}${req.path.endsWith('/') ? '/' : ''}`
-    setContentPathHeaders(res, requestPath, roots)
+    const path = { root, segments }
+    const resolved = await resolvePath(this.runtime.cluster, path, abort.signal)
+    const requestPath = `${headerContentPath(path)}${req.path.endsWith('/') ? '/' : ''}`
+    setContentPathHeaders(res, requestPath, resolved.roots)
+    const cid = resolved.cid
+    if (isDocumentCodec(cid.code)) {
+      if (format?.format === 'tar') refuseTar(cid)
+      const bytes = await first(resolved.store.get(cid, { signal: abort.signal }))
+      resolved.done()
+      const docFormat = format === undefined ? undefined : (format.format as CodecFormat)
+      serveDocument({ cid, bytes, format: docFormat }, req, res)
+      return
+    }
+    if (format?.format === 'dag-json' || format?.format === 'dag-cbor') refuseConversion(cid, format.format)
+    let entry: UnixFSEntry
+    try {
+      entry = await exporter(cid, resolved.store, { signal: abort.signal })
+    } finally {
+      resolved.done()
+    }
+    if (format?.format === 'tar') {
+      await serveTar(this.runtime, entry, resolved.store, req, res, abort.signal)
+      return
+    }
+    // format=json and format=cbor on UnixFS content: the content as it is (as Kubo answers).
     res.set('Etag', `"${entry.cid.toString()}"`)
     if (entry.type === 'directory') {
-      await this.serveDirectory(entry, { root, segments }, requestPath, req, res, abort.signal)
+      await this.serveDirectory(entry, path, requestPath, req, res, abort.signal)
       return
     }
     if (req.headers['if-none-match'] !== undefined && etagMatches(req.headers['if-none-match'], entry.cid)) {
@@ -133,22 +145,9 @@ export class IpfsController {
     } else if (asked !== undefined) {
       res.set('Content-Disposition', contentDisposition('inline', asked))
     }
-    res.set('Accept-Ranges', 'bytes')
-    let range: { start: number; end: number } | undefined
-    try {
-      range = parseRange(req.headers.range, size)
-    } catch (err) {
-      res.set('Content-Range', `bytes */${size}`)
-      throw err
-    }
+    const range = answerRange(req, res, size)
     const offset = range?.start ?? 0
     const length = range === undefined ? size : range.end - range.start + 1
-    if (range !== undefined) {
-      res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
-    } else {
-      res.status(200)
-    }
-    res.set('Content-Length', String(length))
     if (req.method === 'HEAD' || length === 0) {
       res.end()
       return
@@ -245,7 +244,7 @@ export class IpfsController {
     }
     // A listing is generated HTML that may change with this gateway's version: cached for a week.
     const etag = `"DirIndex-${LISTING_VERSION}_CID-${entry.cid.toString()}"`
-    res.set({ Etag: etag, 'Cache-Control': 'public, max-age=604800, stale-while-revalidate=2678400' })
+    res.set({ Etag: etag, 'Cache-Control': LISTING_CACHE_CONTROL })
     if (req.headers['if-none-match'] !== undefined && etagListMatches(req.headers['if-none-match'], etag)) {
       res.status(304).end()
       return
@@ -295,9 +294,6 @@ async function readHead(entry: UnixFSEntry, length: number, signal: AbortSignal)
   return Buffer.concat(parts)
 }
 
-/** Bumped when the generated listing changes, so cached listings are revalidated. */
-const LISTING_VERSION = 'mycel1'
-
 const CORS_HEADERS = {
   'Access-Control-Allow-Origin': '*',
   'Access-Control-Allow-Methods': 'GET, HEAD, OPTIONS',
@@ -316,6 +312,8 @@ function etagMatches(header: string, cid: CID): boolean {
   return tags.includes('*') || tags.includes(`"${cid.toString()}"`)
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+/** The single value of a block read (a block store yields a block as one chunk). */
+async function first(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  for await (const chunk of chunks) return chunk
+  throw new Error('block store yielded nothing')
 }

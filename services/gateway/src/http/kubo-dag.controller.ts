@@ -1,5 +1,3 @@
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import * as dagPb from '@ipld/dag-pb'
 import {
   BlockTooLargeError,
@@ -18,7 +16,7 @@ import type { Request, Response } from 'express'
 import { UnixFS } from 'ipfs-unixfs'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { GatewayRuntime } from '../gateway-runtime.js'
-import { CarSpool, pipeCar } from '../ipld/car.js'
+import { CarSpool, carBytes } from '../ipld/car.js'
 import { walkDag } from '../ipld/dag-walk.js'
 import { assertDecodable } from '../ipld/links.js'
 import { limitBytes } from '../upload/limit.js'
@@ -26,10 +24,8 @@ import { multipartCandidates } from '../upload/multipart.js'
 import { type Query, queryBool, queryValue, rejectUnknownOptions } from '../upload/params.js'
 import { requirePost } from './kubo-rpc.controller.js'
 import { formatContentPath, parseContentPath, readEntries, resolveContentPath } from './resolve.js'
-
-/** Sent by Kubo's HTTP clients on every call; Mycel's output format is fixed per command. */
-const CLIENT_OPTIONS = ['stream-channels', 'encoding']
-const options = (...names: string[]) => new Set([...CLIENT_OPTIONS, ...names])
+import { streamRpc } from './respond.js'
+import { abortOnClose, nonNegativeInt, options, singleArg } from './rpc-args.js'
 
 const CAT_OPTIONS = options('arg', 'offset', 'length', 'progress')
 const BLOCK_GET_OPTIONS = options('arg')
@@ -77,24 +73,18 @@ export class KuboDagController {
     const size = Number(entry.size)
     const start = Math.min(offset, size)
     const count = Math.min(length, size - start)
-    res.status(200).set({
+    const content: AsyncIterable<Uint8Array> =
+      count === 0
+        ? (async function* () {})()
+        : entry.content({ offset: start, length: count, signal: abort.signal, blockReadConcurrency: 8 })
+    // Kubo announces the length in X-Content-Length and streams chunked, so that a block that
+    // fails mid-way can still be reported in the X-Stream-Error trailer.
+    const failed = await streamRpc(res, content, {
       'Content-Type': 'text/plain',
       'X-Stream-Output': '1',
       'X-Content-Length': String(count),
-      'Content-Length': String(count),
     })
-    if (count === 0) {
-      res.end()
-      return
-    }
-    res.flushHeaders()
-    const content = entry.content({
-      offset: start,
-      length: count,
-      signal: abort.signal,
-      blockReadConcurrency: 8,
-    })
-    await this.streamOut(Readable.from(content, { objectMode: false }), res, abort, entry.cid.toString())
+    if (failed !== undefined) this.logStreamFailure('cat', entry.cid, failed, abort)
   }
 
   /** `ls`: the links of a UnixFS directory (or a file's chunks), in Kubo's {Objects:[…]} shape. */
@@ -254,8 +244,6 @@ export class KuboDagController {
     const cluster = this.runtime.cluster
     // The root is read before the status goes out, so a missing root is a clean 404.
     const rootBytes = await cluster.getBlock(root, abort)
-    res.status(200).set({ 'Content-Type': 'application/vnd.ipld.car; version=1', 'X-Stream-Output': '1' })
-    res.flushHeaders()
     const blocks = walkDag(
       { cid: root, bytes: rootBytes },
       (cid, signal) => cluster.getBlock(cid, { signal }),
@@ -265,7 +253,11 @@ export class KuboDagController {
         signal: abort.signal,
       },
     )
-    await pipeCar(res, [root], blocks, (err) => this.logStreamFailure('dag/export', root, err, abort))
+    const failed = await streamRpc(res, carBytes([root], blocks), {
+      'Content-Type': 'application/vnd.ipld.car; version=1',
+      'X-Stream-Output': '1',
+    })
+    if (failed !== undefined) this.logStreamFailure('dag/export', root, failed, abort)
   }
 
   /**
@@ -285,7 +277,7 @@ export class KuboDagController {
     const declared = Number(req.headers['content-length'] ?? Number.NaN)
     if (declared > maxUpload) throw new PayloadTooLargeError(maxUpload)
     const abort = abortOnClose(res)
-    const spool = new CarSpool()
+    const spool = new CarSpool(this.runtime.config.MYCEL_TMP_DIR)
     const budget = { received: 0, limit: maxUpload }
     const lines: string[] = []
     try {
@@ -370,34 +362,11 @@ export class KuboDagController {
     }
   }
 
-  private async streamOut(source: Readable, res: Response, abort: AbortController, what: string) {
-    try {
-      await pipeline(source, res)
-    } catch (err) {
-      this.logStreamFailure('cat', what, err, abort)
-      res.destroy()
-    }
-  }
-
   private logStreamFailure(command: string, what: unknown, err: unknown, abort: AbortController): void {
-    // Headers are gone: the connection is cut, so the client sees a short body, never a complete one.
+    // Headers are gone: the client learns of the failure from the X-Stream-Error trailer.
     if (isAbortError(err) || abort.signal.aborted) return
     this.runtime.log.warn({ command, cid: String(what), err: String(err) }, 'RPC stream failed mid-way')
   }
-}
-
-/** All values of a query parameter (Kubo repeats `arg`). */
-function queryValues(query: Query, name: string): string[] {
-  const v = query[name]
-  if (v === undefined) return []
-  return (Array.isArray(v) ? v : [v]).map(String)
-}
-
-function singleArg(query: Query, command: string): string {
-  const args = queryValues(query, 'arg')
-  if (args.length === 0) throw new InvalidArgumentError(`${command}: argument "arg" is required`)
-  if (args.length > 1) throw new InvalidArgumentError(`${command}: takes one argument, got ${args.length}`)
-  return args[0] as string
 }
 
 /** A block command's argument: a CID or /ipfs/CID, with no path below it. */
@@ -407,15 +376,6 @@ function blockArg(query: Query, command: string): CID {
     throw new InvalidArgumentError(`${command}: takes a CID, not a path (got ${formatContentPath(path)})`)
   }
   return path.root
-}
-
-function nonNegativeInt(query: Query, name: string, fallback: number): number {
-  const v = queryValue(query, name)
-  if (v === undefined) return fallback
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) {
-    throw new InvalidArgumentError(`option "${name}" must be a non-negative integer (got "${v}")`)
-  }
-  return Number(v)
 }
 
 /**
@@ -443,12 +403,4 @@ function blockPutFormat(query: Query): { codec: number; version: 0 | 1 } {
   if (codecName === undefined || codecName === 'raw') return { codec: CODEC_RAW, version: 1 }
   if (codecName === 'dag-pb') return { codec: CODEC_DAG_PB, version: 1 }
   throw new InvalidArgumentError(`block/put: cid-codec "${codecName}" is not supported; use raw or dag-pb`)
-}
-
-function abortOnClose(res: Response): AbortController {
-  const abort = new AbortController()
-  res.on('close', () => {
-    if (!res.writableFinished) abort.abort(new Error('client disconnected'))
-  })
-  return abort
 }

@@ -5,6 +5,7 @@ import {
   isAbortError,
   isMycelError,
   NotAFileError,
+  PathInsideBlockError,
   PathNotFoundError,
   parseCid,
   UnsupportedCodecError,
@@ -58,13 +59,90 @@ export function decodableBlocks(cluster: Pick<ClusterBlockstore, 'getBlock'>) {
   }
 }
 
+/** A path walked to its end: the CID there and every CID along the way (root first). */
+export interface ResolvedPath {
+  cid: CID
+  roots: CID[]
+  /** Reads blocks, answering the ones the walk already read from memory. */
+  store: PathStore
+}
+
+export interface PathStore {
+  get(cid: CID, options?: { signal?: AbortSignal }): AsyncGenerator<Uint8Array>
+}
+
 /**
- * Resolves a path with the UnixFS exporter (dag-pb directories, HAMT shards, dag-cbor paths).
- * `visited`, when given, receives every block the resolution read, in order: the blocks a
- * client needs to verify the path (trustless CAR responses start with them). `roots`, when
- * given, receives the CID of every node along the path, root first and the entry last (the
- * path gateway's `X-Ipfs-Roots`); the blocks of that walk are remembered for this request only,
- * so the exporter does not fetch them twice.
+ * Walks a path with the UnixFS exporter's resolvers: dag-pb directories (plain and HAMT), and
+ * dag-cbor/dag-json/json documents, whose path segments name fields and follow links. A path
+ * that ends inside a document on a value that is not a link is refused (501, as Kubo), a name
+ * that is not there is a 404. `visited`, when given, receives every block the walk read, in
+ * order: the blocks a client needs to verify the path (trustless CAR responses start with
+ * them). The blocks of the walk (and the terminal block, once read) are kept for this request
+ * only; blocks read later through `store`, such as a file's content, are not.
+ */
+export async function resolvePath(
+  cluster: ClusterBlockstore,
+  path: ContentPath,
+  signal: AbortSignal,
+  visited?: Block[],
+): Promise<ResolvedPath & { done(): void }> {
+  const seen = new Map<string, Uint8Array>()
+  let walking = true
+  const store: PathStore = {
+    async *get(cid: CID, options: { signal?: AbortSignal } = {}) {
+      const key = cid.toString()
+      let bytes = seen.get(key)
+      if (bytes === undefined) {
+        bytes = await cluster.getBlock(cid, options)
+        assertDecodable(cid, bytes)
+        if (walking) {
+          seen.set(key, bytes)
+          visited?.push({ cid, bytes })
+        }
+      }
+      yield bytes
+    },
+  }
+  const text = [path.root.toString(), ...path.segments].join('/')
+  let last: { cid: CID; roots: CID[]; remainder: string[] } = {
+    cid: path.root,
+    roots: [path.root],
+    remainder: path.segments,
+  }
+  try {
+    for await (const step of walkPath(text, store, { signal })) {
+      last = step as unknown as typeof last
+    }
+  } catch (err) {
+    if ((err as { name?: string }).name === 'NoResolverError') {
+      throw new UnsupportedCodecError(last.cid.code, `cannot walk the path ${formatContentPath(path)}`)
+    }
+    throw mapResolveError(err, path)
+  }
+  if (last.remainder.length > 0) {
+    // The walk stopped inside a document: what is left names a field that is not a link.
+    throw new PathInsideBlockError(
+      `"${last.remainder.join('/')}" of ${formatContentPath(path)} could not be returned: ` +
+        `reading IPLD values other than links is not implemented; try ${formatContentPath({
+          root: path.root,
+          segments: path.segments.slice(0, path.segments.length - last.remainder.length),
+        })}`,
+    )
+  }
+  return {
+    cid: last.cid,
+    roots: [...last.roots],
+    store,
+    done: () => {
+      walking = false
+    },
+  }
+}
+
+/**
+ * Resolves a path to an exporter entry (file, directory, raw block, document). `roots`, when
+ * given, receives the CID of every node along the path, root first and the entry last (the path
+ * gateway's `X-Ipfs-Roots`); see resolvePath for `visited`.
  */
 export async function resolveContentPath(
   cluster: ClusterBlockstore,
@@ -73,39 +151,32 @@ export async function resolveContentPath(
   visited?: Block[],
   roots?: CID[],
 ): Promise<UnixFSEntry> {
-  const seen = roots === undefined ? undefined : new Map<string, Uint8Array>()
-  const store = {
-    async *get(cid: CID, options: { signal?: AbortSignal } = {}) {
-      const key = cid.toString()
-      let bytes = seen?.get(key)
-      if (bytes === undefined) {
-        bytes = await cluster.getBlock(cid, options)
-        assertDecodable(cid, bytes)
-        seen?.set(key, bytes)
-        visited?.push({ cid, bytes })
-      }
-      yield bytes
-    },
-  }
-  const text = [path.root.toString(), ...path.segments].join('/')
+  const resolved = await resolvePath(cluster, path, signal, visited)
+  roots?.push(...resolved.roots)
   try {
-    if (roots !== undefined) {
-      let last: CID[] = [path.root]
-      for await (const step of walkPath(text, store, { signal })) last = step.roots as unknown as CID[]
-      roots.push(...last)
-    }
-    return await exporter(text, store, { signal })
+    return await exporter(resolved.cid, resolved.store, { signal })
   } catch (err) {
-    const name = (err as { name?: string }).name
-    const code = (err as { code?: string }).code
-    const noLink = () =>
-      new PathNotFoundError(`no link named "${path.segments.join('/')}" under ${path.root.toString()}`)
-    if (name === 'NotFoundError' || name === 'ResolveError' || code === 'ERR_NOT_FOUND') throw noLink()
+    throw mapResolveError(err, path)
+  } finally {
+    resolved.done()
+  }
+}
+
+function mapResolveError(err: unknown, path: ContentPath): unknown {
+  const name = (err as { name?: string }).name
+  const code = (err as { code?: string }).code
+  if (
+    name === 'NotFoundError' ||
+    name === 'ResolveError' ||
+    name === 'BadPathError' ||
+    code === 'ERR_NOT_FOUND' ||
     // A dag-pb node that is not UnixFS, or a path into a file's chunks: the path names nothing a
     // UnixFS reader can follow (the block itself is still served raw).
-    if (code === 'ERR_NOT_UNIXFS' && path.segments.length > 0) throw noLink()
-    throw unixfsReadError(err, formatContentPath(path))
+    (code === 'ERR_NOT_UNIXFS' && path.segments.length > 0)
+  ) {
+    return new PathNotFoundError(`no link named "${path.segments.join('/')}" under ${path.root.toString()}`)
   }
+  return unixfsReadError(err, formatContentPath(path))
 }
 
 /** A directory's entries, with errors about the content as client errors (see unixfsReadError). */

@@ -20,6 +20,15 @@ describe('negotiate (trustless response format)', () => {
     )
     assert.equal(negotiate(req({}, 'application/vnd.ipld.car;q=0, application/vnd.ipld.raw'))?.format, 'raw')
   })
+  it('names the path gateway formats by ?format= or Accept', () => {
+    assert.deepEqual(negotiate(req({}, 'application/x-tar')), { format: 'tar' })
+    assert.deepEqual(negotiate(req({ format: 'dag-json' }, 'application/vnd.ipld.raw')), {
+      format: 'dag-json',
+    })
+    assert.deepEqual(negotiate(req({}, 'text/html, application/vnd.ipld.dag-cbor')), { format: 'dag-cbor' })
+    assert.deepEqual(negotiate(req({}, 'application/json')), { format: 'json' })
+    assert.deepEqual(negotiate(req({ format: 'cbor' })), { format: 'cbor' })
+  })
   it('reads CAR parameters from Accept, with car-* query parameters taking precedence', () => {
     assert.deepEqual(negotiate(req({}, 'application/vnd.ipld.car; version=1; order=unk; dups=y')), {
       format: 'car',
@@ -42,7 +51,8 @@ describe('negotiate (trustless response format)', () => {
       () => negotiate(req({ 'car-version': '2', format: 'car' })),
       /CAR version 2 is not supported/,
     )
-    assert.throws(() => negotiate(req({}, 'application/x-tar')), /application\/x-tar is not supported yet/)
+    assert.throws(() => negotiate(req({ format: 'ipns-record' })), /IPNS records are not served/)
+    assert.throws(() => negotiate(req({ format: 'zip' })), /unknown format "zip"/)
     assert.throws(() => negotiate(req({ 'dag-scope': 'all' })), /applies only to CAR responses/)
   })
   it('resolves entity-bytes against the file size, as inclusive offsets', () => {

@@ -5,8 +5,9 @@ import type { GatewayRuntime } from '../gateway-runtime.js'
 import { pipeCar } from '../ipld/car.js'
 import { type Block, type DagScope, walkDag } from '../ipld/dag-walk.js'
 import { fileSizeOf } from '../ipld/links.js'
-import { parseRange } from './range.js'
+import { CODEC_MEDIA_TYPES, type CodecFormat } from './codec.js'
 import { type ContentPath, headerContentPath, resolveContentPath } from './resolve.js'
+import { etagMatches, sendBytes } from './respond.js'
 
 /** Content is addressed by hash, so a response for a CID never changes (IPFS gateway spec). */
 export const IMMUTABLE = 'public, max-age=29030400, immutable'
@@ -43,61 +44,60 @@ export interface EntityBytes {
   text: string
 }
 
-/** Formats of the path gateway that Mycel does not produce yet: refused, never answered with something else. */
-const UNSUPPORTED_FORMATS: Record<string, string> = {
-  tar: 'application/x-tar',
-  'dag-json': 'application/vnd.ipld.dag-json',
-  'dag-cbor': 'application/vnd.ipld.dag-cbor',
-  json: 'application/json',
-  cbor: 'application/cbor',
-  'ipns-record': 'application/vnd.ipfs.ipns-record',
+/** Every response format of the path and trustless gateways that Mycel serves. */
+export type ResponseFormat = TrustlessRequest | { format: 'tar' } | { format: CodecFormat }
+
+export const TAR_MEDIA_TYPE = 'application/x-tar'
+const IPNS_RECORD_MEDIA_TYPE = 'application/vnd.ipfs.ipns-record'
+
+/** ?format= values and the media type each stands for (path-gateway spec). */
+const FORMATS: Record<string, string> = {
+  raw: RAW_MEDIA_TYPE,
+  car: CAR_MEDIA_TYPE,
+  tar: TAR_MEDIA_TYPE,
+  ...CODEC_MEDIA_TYPES,
+  'ipns-record': IPNS_RECORD_MEDIA_TYPE,
 }
-const UNSUPPORTED_MEDIA = new Set(
-  Object.values(UNSUPPORTED_FORMATS).filter((t) => t.includes('vnd.') || t.includes('tar')),
-)
+const FORMAT_OF_MEDIA = new Map(Object.entries(FORMATS).map(([f, t]) => [t, f]))
 
 /**
- * Which verifiable format a request asks for, if any: `?format=` wins over `Accept` (spec),
- * and CAR parameters come from `car-version`/`car-order`/`car-dups` or the Accept parameters.
- * Unsupported values are errors with the reason, never silently ignored.
+ * Which response format a request asks for, if any: `?format=` wins over `Accept` (IPIP-523),
+ * Accept media ranges count in q order, and CAR parameters come from
+ * `car-version`/`car-order`/`car-dups` or the Accept parameters. Unsupported values are errors
+ * with the reason, never silently ignored. Undefined means the default (deserialized) response.
  */
-export function negotiate(req: Request): TrustlessRequest | undefined {
+export function negotiate(req: Request): ResponseFormat | undefined {
   const query = req.query as Record<string, unknown>
-  const format = single(query, 'format')
+  const formatParam = single(query, 'format')
   let accepted: { type: string; params: Map<string, string> } | undefined
-  if (format !== undefined) {
-    if (format === 'raw') accepted = { type: RAW_MEDIA_TYPE, params: new Map() }
-    else if (format === 'car') {
-      // ?format=car picks CAR; an Accept CAR media range may still carry its order/dups params.
-      const media = parseAccept(req.headers.accept ?? '').find((m) => m.type === CAR_MEDIA_TYPE)
-      accepted = { type: CAR_MEDIA_TYPE, params: media?.params ?? new Map() }
-    } else if (format in UNSUPPORTED_FORMATS) {
-      throw new UnsupportedFormatError(
-        `format=${format} is not supported yet; this gateway serves format=raw and format=car`,
+  const media = parseAccept(req.headers.accept ?? '')
+  if (formatParam !== undefined) {
+    const type = FORMATS[formatParam]
+    if (type === undefined) {
+      throw new InvalidArgumentError(
+        `unknown format "${formatParam}"; use one of ${Object.keys(FORMATS)
+          .filter((f) => f !== 'ipns-record')
+          .join(', ')}`,
       )
-    } else {
-      throw new InvalidArgumentError(`unknown format "${format}"; use raw or car`)
     }
+    // ?format=car picks CAR; an Accept CAR media range may still carry its order/dups params.
+    accepted = { type, params: media.find((m) => m.type === type)?.params ?? new Map() }
   } else {
-    for (const media of parseAccept(req.headers.accept ?? '')) {
-      if (media.type === RAW_MEDIA_TYPE || media.type === CAR_MEDIA_TYPE) {
-        accepted = media
-        break
-      }
-      if (UNSUPPORTED_MEDIA.has(media.type)) {
-        throw new UnsupportedFormatError(
-          `Accept: ${media.type} is not supported yet; this gateway serves ${RAW_MEDIA_TYPE} and ${CAR_MEDIA_TYPE}`,
-        )
-      }
-    }
+    accepted = media.find((m) => FORMAT_OF_MEDIA.has(m.type))
+  }
+  const format = accepted === undefined ? undefined : (FORMAT_OF_MEDIA.get(accepted.type) as string)
+  if (format === 'ipns-record') {
+    throw new UnsupportedFormatError(
+      'IPNS records are not served: this gateway has no IPNS, only /ipfs paths',
+    )
   }
   const carOnly = ['dag-scope', 'entity-bytes', 'car-version', 'car-order', 'car-dups']
-  if (accepted?.type !== CAR_MEDIA_TYPE) {
+  if (format !== 'car' || accepted === undefined) {
     for (const name of carOnly) {
       if (query[name] !== undefined)
         throw new InvalidArgumentError(`"${name}" applies only to CAR responses (format=car)`)
     }
-    return accepted === undefined ? undefined : { format: 'raw' }
+    return format === undefined ? undefined : ({ format } as ResponseFormat)
   }
   const version = single(query, 'car-version') ?? accepted.params.get('version') ?? '1'
   if (version !== '1')
@@ -216,23 +216,7 @@ export async function serveTrustless(
       res.status(304).end()
       return
     }
-    // A single byte range of the block is allowed (path-raw-gateway), as for files.
-    const size = terminal.bytes.byteLength
-    res.set('Accept-Ranges', 'bytes')
-    let range: { start: number; end: number } | undefined
-    try {
-      range = parseRange(req.headers.range, size)
-    } catch (err) {
-      res.set('Content-Range', `bytes */${size}`)
-      throw err
-    }
-    const body = Buffer.from(terminal.bytes.buffer, terminal.bytes.byteOffset, size)
-    const part = range === undefined ? body : body.subarray(range.start, range.end + 1)
-    if (range !== undefined) res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
-    else res.status(200)
-    res.set('Content-Length', String(part.byteLength))
-    if (req.method === 'HEAD') res.end()
-    else res.end(part)
+    sendBytes(terminal.bytes, req, res)
     return
   }
   const dups = request.dups ? 'y' : 'n'
@@ -300,11 +284,4 @@ export async function serveTrustless(
 function attachment(filename: string): string {
   const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_')
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`
-}
-
-function etagMatches(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false
-  const strip = (t: string) => t.trim().replace(/^W\//, '')
-  const want = strip(etag)
-  return header.split(',').some((t) => strip(t) === want || t.trim() === '*')
 }

@@ -1,9 +1,11 @@
 import type { Readable } from 'node:stream'
-import { type ImportedEntry, importToCluster } from '@mycel/cluster'
+import { type ImportedEntry, importToCluster, topLevelRoots } from '@mycel/cluster'
 import { PayloadTooLargeError } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
+import { NodeApi } from '../pins/node-api.js'
+import { addOutput, noteDirectories, withEmptyDirectories } from '../upload/add-output.js'
 import { type ByteBudget, limitBytes } from '../upload/limit.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import {
@@ -39,7 +41,10 @@ const ADD_OPTIONS = new Set([
  */
 @Controller()
 export class UploadController {
-  constructor(@Inject(GatewayRuntime) private readonly runtime: GatewayRuntime) {}
+  constructor(
+    @Inject(GatewayRuntime) private readonly runtime: GatewayRuntime,
+    @Inject(NodeApi) private readonly api: NodeApi,
+  ) {}
 
   /** curl-friendly raw upload: `curl --data-binary @FILE .../mycel/v1/upload` (POST or PUT). */
   @All('mycel/v1/upload')
@@ -93,37 +98,47 @@ export class UploadController {
     rejectUnknownOptions(query, ADD_OPTIONS, 'add')
     const params = parseImportParams(query)
     const durability = parseDurability(query, this.runtime.clients.nodes.length)
-    const quiet = queryBool(query, 'quiet', false)
-    const quieter = queryBool(query, 'quieter', false)
+    // quiet and quieter are applied by Kubo's CLI when it prints: the answer is the same.
+    queryBool(query, 'quiet', false)
+    queryBool(query, 'quieter', false)
     const silent = queryBool(query, 'silent', false)
     const progress = queryBool(query, 'progress', false) && !silent
-    queryBool(query, 'pin', true) // validated; every stored block is kept (no garbage collection yet)
+    const pin = queryBool(query, 'pin', true)
     this.checkDeclaredLength(req)
     const abort = abortOnDisconnect(req, res)
     const budget = this.budget()
     const progressLines = progress ? new ProgressWriter(res) : undefined
     let entries: ImportedEntry[]
+    const dirs: string[] = []
     try {
       entries = await importToCluster(
         this.runtime.cluster,
-        multipartCandidates(req, (stream, path) => {
-          const counted = this.limited(stream, budget)
-          return progressLines ? progressLines.track(counted, path) : counted
-        }),
+        noteDirectories(
+          multipartCandidates(req, (stream, path) => {
+            const counted = this.limited(stream, budget)
+            return progressLines ? progressLines.track(counted, path) : counted
+          }),
+          dirs,
+        ),
         { params, ...durability, signal: abort.signal, logger: this.runtime.log },
       )
+      // As Kubo: the top-level entries (the wrapper, or each file and directory added) are pinned.
+      if (pin) {
+        for (const root of topLevelRoots(entries, params.wrapWithDirectory)) {
+          await this.api.client.pin(root.toString(), {
+            durability: queryValue(query, 'durability') ?? '',
+            signal: abort.signal,
+          })
+        }
+      }
     } catch (err) {
       // Once progress lines went out the status is sent: the error goes in Kubo's trailer.
       if (progressLines?.started) return progressLines.fail(err)
       throw err
     }
-    const shown = silent ? [] : quieter ? entries.slice(-1) : entries
-    const lines = shown.map((e) =>
-      JSON.stringify(
-        quiet || quieter
-          ? { Hash: e.cid.toString() }
-          : { Name: e.path, Hash: e.cid.toString(), Size: e.size.toString() },
-      ),
+    entries = await withEmptyDirectories(entries, dirs, params.cidVersion)
+    const lines = addOutput(entries, silent, dirs).map((e) =>
+      JSON.stringify({ Name: e.path, Hash: e.cid.toString(), Size: e.size.toString() }),
     )
     if (progressLines?.started) {
       progressLines.finish(lines)

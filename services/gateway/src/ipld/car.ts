@@ -1,6 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdtemp, open, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -11,6 +10,7 @@ import {
   assertStorableBlock,
   BlockTooLargeError,
   type CID,
+  ConfigInvalidError,
   InvalidCarError,
   isMycelError,
   isSupportedHash,
@@ -21,9 +21,30 @@ import type { Response } from 'express'
 import type { Block } from './dag-walk.js'
 
 /**
- * Streams a CARv1 of `roots` and `blocks` into `res` with backpressure (CarWriter.put waits for
- * the reader). A failure after the headers are sent cuts the connection, so the client sees a
- * truncated CAR, never one that looks complete. Resolves when the response ended or broke.
+ * The bytes of a CARv1 of `roots` and `blocks`, produced as fast as they are read (CarWriter.put
+ * waits for the reader). A failure of `blocks` ends the iteration with that error, after the
+ * bytes written so far.
+ */
+export async function* carBytes(roots: CID[], blocks: AsyncIterable<Block>): AsyncGenerator<Uint8Array> {
+  const { writer, out } = CarWriter.create(roots)
+  let failure: unknown
+  const producer = (async () => {
+    try {
+      for await (const block of blocks) await writer.put(block)
+    } catch (err) {
+      failure = err ?? new Error('CAR source failed')
+    }
+    await writer.close()
+  })()
+  for await (const chunk of out) yield chunk
+  await producer
+  if (failure !== undefined) throw failure
+}
+
+/**
+ * Streams a CARv1 into `res` with backpressure. A failure after the headers are sent cuts the
+ * connection, so the client sees a truncated CAR, never one that looks complete (the path
+ * gateway's convention). Resolves when the response ended or broke.
  */
 export async function pipeCar(
   res: Response,
@@ -31,21 +52,10 @@ export async function pipeCar(
   blocks: AsyncIterable<Block>,
   onError: (err: unknown) => void,
 ): Promise<void> {
-  const { writer, out } = CarWriter.create(roots)
-  let failed = false
-  const producer = (async () => {
-    for await (const block of blocks) await writer.put(block)
-    await writer.close()
-  })()
-  producer.catch((err: unknown) => {
-    failed = true
-    onError(err)
-    res.destroy()
-  })
   try {
-    await pipeline(Readable.from(out), res)
+    await pipeline(Readable.from(carBytes(roots, blocks)), res)
   } catch (err) {
-    if (!failed && !res.destroyed) onError(err)
+    onError(err)
     res.destroy()
   }
 }
@@ -62,16 +72,19 @@ export interface SpooledCar {
 
 /**
  * CAR import in two passes so that a bad CAR stores nothing: the upload is spilled to a file
- * under the OS temp directory (bounded by the upload limit), every block of every CAR is
+ * under MYCEL_TMP_DIR (bounded by the upload limit), every block of every CAR is
  * verified, and only then are the blocks read again and written at the write quorum.
  */
 export class CarSpool {
   readonly cars: SpooledCar[] = []
   private dir: string | undefined
 
+  /** `parent`: where spill files go (MYCEL_TMP_DIR). */
+  constructor(private readonly parent: string) {}
+
   /** Spills one CAR (the caller bounds `content`) and verifies every block in it. */
   async add(content: AsyncIterable<Uint8Array>, maxBlockBytes: number): Promise<SpooledCar> {
-    this.dir ??= await mkdtemp(join(tmpdir(), 'mycel-dag-import-'))
+    this.dir ??= await mkdtemp(join(this.parent, 'mycel-dag-import-'))
     const path = join(this.dir, `${this.cars.length}.car`)
     await pipeline(Readable.from(content), createWriteStream(path))
     const label = `CAR file ${this.cars.length + 1}`
@@ -148,6 +161,26 @@ export class CarSpool {
 
   async dispose(): Promise<void> {
     if (this.dir !== undefined) await rm(this.dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Checks at startup that the spool directory takes files, so that a read-only or missing
+ * MYCEL_TMP_DIR stops the gateway with a clear message instead of failing the first import.
+ */
+export async function assertSpoolDirWritable(dir: string): Promise<void> {
+  try {
+    const probe = await mkdtemp(join(dir, 'mycel-startup-check-'))
+    try {
+      await writeFile(join(probe, 'probe'), 'ok')
+    } finally {
+      await rm(probe, { recursive: true, force: true })
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? (err as Error).message
+    throw new ConfigInvalidError([
+      `MYCEL_TMP_DIR: "${dir}" is not a writable directory (${code}); dag/import spools CAR files there`,
+    ])
   }
 }
 

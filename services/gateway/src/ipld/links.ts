@@ -14,6 +14,9 @@ import { UnixFS } from 'ipfs-unixfs'
 export const CODEC_DAG_CBOR = 0x71
 export const CODEC_DAG_JSON = 0x0129
 export const CODEC_LIBP2P_KEY = 0x72
+/** Plain JSON and CBOR: documents without IPLD links. */
+export const CODEC_JSON = 0x0200
+export const CODEC_CBOR = 0x51
 
 /** Codecs whose links Mycel can follow (traversal, CAR export, dag-scope). */
 export function isTraversableCodec(code: number): boolean {
@@ -22,7 +25,9 @@ export function isTraversableCodec(code: number): boolean {
     code === CODEC_DAG_PB ||
     code === CODEC_DAG_CBOR ||
     code === CODEC_DAG_JSON ||
-    code === CODEC_LIBP2P_KEY
+    code === CODEC_LIBP2P_KEY ||
+    code === CODEC_JSON ||
+    code === CODEC_CBOR
   )
 }
 
@@ -31,6 +36,9 @@ export function linksOf(cid: CID, bytes: Uint8Array): CID[] {
   switch (cid.code) {
     case CODEC_RAW:
     case CODEC_LIBP2P_KEY:
+    // Plain JSON and CBOR have no link type.
+    case CODEC_JSON:
+    case CODEC_CBOR:
       return []
     case CODEC_DAG_PB:
       return dagPb.decode(bytes).Links.map((l) => l.Hash as unknown as CID)

@@ -1,7 +1,9 @@
 import {
   DEFAULT_IMPORT_PARAMS,
+  type Durability,
   InvalidArgumentError,
-  UNIXFS_CHUNK_SIZE,
+  parseChunker,
+  parseDurability as parseDurabilityPolicy,
   type UnixfsImportParams,
 } from '@mycel/core'
 
@@ -32,31 +34,11 @@ export function rejectUnknownOptions(query: Query, known: ReadonlySet<string>, e
   queryBool(query, 'stream-channels', false)
 }
 
-/** Per-upload durability; only replication exists until erasure coding lands. */
-export interface Durability {
-  replication?: number
-}
+export type { Durability }
 
+/** The `durability` query parameter (the parser is shared with the gRPC API). */
 export function parseDurability(query: Query, maxReplication: number): Durability {
-  const v = queryValue(query, 'durability')
-  if (v === undefined) return {}
-  const rep = /^replicate:(\d+)$/.exec(v)
-  if (rep !== null) {
-    const r = Number(rep[1])
-    if (r < 1 || r > maxReplication) {
-      throw new InvalidArgumentError(
-        `durability=replicate:R needs 1 <= R <= ${maxReplication} (the storage nodes)`,
-      )
-    }
-    return { replication: r }
-  }
-  // An unencoded '+' in a query string arrives as a space (curl users type ec:4+2 as is).
-  if (/^ec:\d+[+ ]\d+$/.test(v)) {
-    throw new InvalidArgumentError(
-      'durability=ec:K+M: erasure coding is not available in this version; use replicate:R',
-    )
-  }
-  throw new InvalidArgumentError(`durability must be replicate:R or ec:K+M (got "${v}")`)
+  return parseDurabilityPolicy(queryValue(query, 'durability'), maxReplication)
 }
 
 /** Kubo's import options: cid-version, raw-leaves, chunker=size-N, wrap-with-directory, hash. */
@@ -70,17 +52,7 @@ export function parseImportParams(query: Query): UnixfsImportParams {
     cidVersion = Number(cidVersionText) as 0 | 1
   }
   const rawLeaves = queryBool(query, 'raw-leaves', cidVersion === 1)
-  let chunkSize = UNIXFS_CHUNK_SIZE
-  const chunker = queryValue(query, 'chunker')
-  if (chunker !== undefined) {
-    const m = /^size-(\d+)$/.exec(chunker)
-    if (m === null) {
-      throw new InvalidArgumentError(
-        `chunker "${chunker}" is not supported; use size-N (default size-${UNIXFS_CHUNK_SIZE})`,
-      )
-    }
-    chunkSize = Number(m[1])
-  }
+  const chunkSize = parseChunker(queryValue(query, 'chunker'))
   const hash = queryValue(query, 'hash')
   if (hash !== undefined && hash !== 'sha2-256') {
     throw new InvalidArgumentError(`hash "${hash}" is not supported; Mycel adds with sha2-256`)

@@ -16,11 +16,11 @@ export class AdminController {
 
   @Get('readyz')
   readyz(@Res() res: Response): void {
-    const ready = this.runtime.ready
+    const reason = this.runtime.notReadyReason()
     res
-      .status(ready ? 200 : 503)
+      .status(reason === undefined ? 200 : 503)
       .type('text/plain')
-      .send(ready ? 'ready\n' : 'not ready: block store or gRPC server not up\n')
+      .send(reason === undefined ? 'ready\n' : `not ready: ${reason}\n`)
   }
 
   @Get('metrics')

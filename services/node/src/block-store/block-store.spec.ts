@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { CID, createLogger, MAX_BLOCK_BYTES } from '@mycel/core'
+import { blockKey, CID, createLogger, MAX_BLOCK_BYTES, replicate } from '@mycel/core'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import type { BlockStore } from './block-store.js'
+import type { BlockStore, NodeStateStore } from './block-store.js'
 import { MemoryBlockStore } from './memory-block-store.js'
 import { RocksBlockStore } from './rocks-block-store.js'
 
@@ -16,7 +16,8 @@ function rawBlock(bytes: Uint8Array): { cid: CID; bytes: Uint8Array } {
   return { cid: CID.createV1(raw.code, digest) as CID, bytes }
 }
 
-type TestStore = BlockStore & { putUnverifiedForTesting(cid: CID, bytes: Uint8Array): Promise<void> }
+type TestStore = BlockStore &
+  NodeStateStore & { putUnverifiedForTesting(cid: CID, bytes: Uint8Array): Promise<void> }
 
 /** One compliance suite, run against every BlockStore implementation. */
 function compliance(
@@ -89,15 +90,88 @@ function compliance(
       await store.close()
     })
 
+    it('stores durability records and keeps the stronger one', async () => {
+      const { store } = await open()
+      const a = rawBlock(randomBytes(300))
+      const b = rawBlock(randomBytes(300))
+      await store.put(a.cid, Uint8Array.from(a.bytes), replicate(2))
+      await store.put(b.cid, Uint8Array.from(b.bytes))
+      assert.deepEqual((await store.records([a.cid]))[0]?.policy, replicate(2))
+      assert.equal((await store.records([b.cid]))[0]?.policy, undefined, 'no record: node default')
+      await store.put(a.cid, Uint8Array.from(a.bytes), replicate(4))
+      await store.put(a.cid, Uint8Array.from(a.bytes), replicate(1))
+      await store.upgradePolicy(b.cid, replicate(3))
+      const [ra, rb, none] = await store.records([a.cid, b.cid, rawBlock(randomBytes(5)).cid])
+      assert.deepEqual(ra, { key: blockKey(a.cid), size: 300, policy: replicate(4) })
+      assert.deepEqual(rb?.policy, replicate(3))
+      assert.equal(none, undefined)
+      assert.deepEqual(store.stats(), { blocks: 2, bytes: 600 }, 'a record change is not a new block')
+      await store.close()
+    })
+
+    it('lists records in key order from a cursor', async () => {
+      const { store } = await open()
+      const blocks = Array.from({ length: 30 }, (_, i) => rawBlock(randomBytes(100 + i)))
+      await Promise.all(blocks.map((b) => store.put(b.cid, Uint8Array.from(b.bytes), replicate(3))))
+      const keys = blocks.map((b) => Buffer.from(blockKey(b.cid))).sort(Buffer.compare)
+      const seen: Buffer[] = []
+      let after: Uint8Array | undefined
+      for (;;) {
+        const page = await store.list({ after, limit: 7 })
+        if (page.length === 0) break
+        assert.ok(page.length <= 7)
+        for (const r of page) {
+          seen.push(Buffer.from(r.key))
+          assert.deepEqual(r.policy, replicate(3))
+        }
+        after = page.at(-1)?.key
+      }
+      assert.deepEqual(seen, keys)
+      await store.close()
+    })
+
+    it('orders the repair queue by surviving copies, then key, without duplicates', async () => {
+      const { store } = await open()
+      const k = (n: number) => Uint8Array.of(0x12, 0x20, n)
+      await store.enqueueRepairs([
+        { copies: 2, key: k(1) },
+        { copies: 1, key: k(9) },
+        { copies: 2, key: k(0) },
+        { copies: 1, key: k(9) },
+      ])
+      assert.equal(store.repairQueueLength(), 3)
+      const first = await store.nextRepairs(undefined, 2)
+      assert.deepEqual(first, [
+        { copies: 1, key: k(9) },
+        { copies: 2, key: k(0) },
+      ])
+      assert.deepEqual(await store.nextRepairs(first[1], 10), [{ copies: 2, key: k(1) }])
+      await store.dequeueRepairs([
+        { copies: 1, key: k(9) },
+        { copies: 3, key: k(7) },
+      ])
+      assert.equal(store.repairQueueLength(), 2)
+      await store.setState('cursor', Uint8Array.of(1, 2, 3))
+      assert.deepEqual(Buffer.from((await store.getState('cursor')) ?? []), Buffer.of(1, 2, 3))
+      await store.setState('cursor', undefined)
+      assert.equal(await store.getState('cursor'), undefined)
+      await store.close()
+    })
+
     it('keeps blocks and counters across reopen', async () => {
       const { store, reopen } = await open()
       if (reopen === undefined) return store.close()
       const blocks = Array.from({ length: 50 }, () => rawBlock(randomBytes(5000)))
-      await Promise.all(blocks.map((b) => store.put(b.cid, Uint8Array.from(b.bytes))))
+      await Promise.all(blocks.map((b) => store.put(b.cid, Uint8Array.from(b.bytes), replicate(2))))
+      await store.enqueueRepairs([{ copies: 1, key: blockKey((blocks[0] as { cid: CID }).cid) }])
+      await store.setState('cursor', Uint8Array.of(7))
       await store.close()
       const again = await reopen()
       assert.deepEqual(again.stats(), { blocks: 50, bytes: 250_000 })
       for (const b of blocks) assert.deepEqual(Buffer.from(await again.get(b.cid)), Buffer.from(b.bytes))
+      assert.deepEqual((await again.records([(blocks[1] as { cid: CID }).cid]))[0]?.policy, replicate(2))
+      assert.equal(again.repairQueueLength(), 1)
+      assert.deepEqual(Buffer.from((await again.getState('cursor')) ?? []), Buffer.of(7))
       await again.close()
     })
   })

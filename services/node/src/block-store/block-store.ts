@@ -1,8 +1,23 @@
-import type { CID } from '@mycel/core'
+import type { CID, DurabilityPolicy } from '@mycel/core'
 
 export interface BlockStoreStats {
   blocks: number
   bytes: number
+}
+
+/** What a node keeps about a block besides its bytes. */
+export interface BlockRecord {
+  /** Storage key: the block's multihash (`blockKey`). */
+  key: Uint8Array
+  size: number
+  /** Its durability record; undefined for blocks stored before records existed (node default). */
+  policy?: DurabilityPolicy
+}
+
+export interface ListOptions {
+  /** Start after this key; from the first key when absent. */
+  after?: Uint8Array
+  limit: number
 }
 
 /**
@@ -11,16 +26,55 @@ export interface BlockStoreStats {
  */
 export interface BlockStore {
   /**
-   * Stores a verified block; resolves once it is durable. HashMismatchError if it does not match.
-   * The store may take ownership of `bytes` (RocksBlockStore moves them to its writer thread).
+   * Stores a verified block with its durability record; resolves once it is durable.
+   * HashMismatchError if it does not match. A block already held keeps its bytes and takes the
+   * stronger of the two records. The store may take ownership of `bytes` (RocksBlockStore moves
+   * them to its writer thread).
    */
-  put(cid: CID, bytes: Uint8Array): Promise<void>
+  put(cid: CID, bytes: Uint8Array, policy?: DurabilityPolicy): Promise<void>
   /** The verified block. BlockNotFoundError, or BlockCorruptError (the bad copy is dropped). */
   get(cid: CID): Promise<Uint8Array>
   /** For each CID, whether the block is held. */
   has(cids: readonly CID[]): Promise<boolean[]>
+  /** For each CID, the block's record, or undefined when it is not held. Reads no block bytes. */
+  records(cids: readonly CID[]): Promise<Array<BlockRecord | undefined>>
+  /** Records in key order, a page at a time (a cursor for scans that survive restarts). */
+  list(options: ListOptions): Promise<BlockRecord[]>
+  /** Raises a held block's record to `policy` if that is stronger; nothing if it is not held. */
+  upgradePolicy(cid: CID, policy: DurabilityPolicy): Promise<void>
   /** Removes the block; true when it was held. */
   delete(cid: CID): Promise<boolean>
   stats(): BlockStoreStats
   close(): Promise<void>
+}
+
+/** An entry of the repair queue: a block and the copies known to survive when it was queued. */
+export interface RepairQueueEntry {
+  copies: number
+  key: Uint8Array
+}
+
+/**
+ * Node-level state kept beside the blocks (same database, so it survives restarts with them):
+ * small named records (scan cursors, pass figures) and the repair queue, ordered by
+ * (copies, key) so that the blocks with the fewest surviving copies come out first.
+ * Writes here are not synced on their own: losing the last few after a crash only repeats work.
+ */
+export interface NodeStateStore {
+  getState(name: string): Promise<Uint8Array | undefined>
+  setState(name: string, value: Uint8Array | undefined): Promise<void>
+  enqueueRepairs(entries: readonly RepairQueueEntry[]): Promise<void>
+  /** Up to `limit` entries in (copies, key) order, after `after` when given. */
+  nextRepairs(after: RepairQueueEntry | undefined, limit: number): Promise<RepairQueueEntry[]>
+  dequeueRepairs(entries: readonly RepairQueueEntry[]): Promise<void>
+  repairQueueLength(): number
+}
+
+/** Queue key: copies (one byte, saturated) then the block key, so byte order is risk order. */
+export function repairQueueKey(entry: RepairQueueEntry): Buffer {
+  return Buffer.concat([Buffer.of(Math.min(255, Math.max(0, entry.copies))), entry.key])
+}
+
+export function repairQueueEntry(key: Uint8Array): RepairQueueEntry {
+  return { copies: key[0] as number, key: new Uint8Array(key.subarray(1)) }
 }

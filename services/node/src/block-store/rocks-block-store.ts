@@ -7,11 +7,25 @@ import {
   blockKey,
   blockMatches,
   type CID,
+  type DurabilityPolicy,
+  decodePolicy,
+  encodePolicy,
   type Logger,
   StoreUnavailableError,
+  samePolicy,
+  strongerPolicy,
 } from '@mycel/core'
 import { RocksLevel } from '@nxtedition/rocksdb'
-import type { BlockStore, BlockStoreStats } from './block-store.js'
+import {
+  type BlockRecord,
+  type BlockStore,
+  type BlockStoreStats,
+  type ListOptions,
+  type NodeStateStore,
+  type RepairQueueEntry,
+  repairQueueEntry,
+  repairQueueKey,
+} from './block-store.js'
 import type { WriteReply, WriteRequest } from './rocks-writer.worker.js'
 
 export interface RocksBlockStoreConfig {
@@ -25,18 +39,62 @@ type Column = unknown
 interface Columns {
   /** multihash → block bytes */
   default: Column
-  /** multihash → block size (uint32 BE): a small index that answers has() and keeps counts exact */
+  /**
+   * multihash → the block's record: size (uint32 BE) then its durability policy
+   * (`encodePolicy`; empty for blocks stored before records existed). A small index that answers
+   * has() and records() without reading block bytes, and keeps counts exact.
+   */
   sizes: Column
-  /** the metadata space: counters and node-level records */
+  /** the metadata space: counters and node-level records (cursors, pass figures) */
   meta: Column
+  /** the repair queue: (copies u8, multihash) → empty; byte order is risk order */
+  repair: Column
+}
+
+interface Pending<T> {
+  resolve: (value: T) => void
+  reject: (e: Error) => void
 }
 
 type WriteOp =
-  | { kind: 'put'; key: Buffer; bytes: Uint8Array; resolve: () => void; reject: (e: Error) => void }
-  | { kind: 'delete'; key: Buffer; resolve: (existed: boolean) => void; reject: (e: Error) => void }
+  | ({ kind: 'put'; key: Buffer; bytes: Uint8Array; policy?: DurabilityPolicy } & Pending<void>)
+  | ({ kind: 'policy'; key: Buffer; policy: DurabilityPolicy } & Pending<void>)
+  | ({ kind: 'delete'; key: Buffer } & Pending<boolean>)
+  | ({ kind: 'enqueue' | 'dequeue'; key: Buffer } & Pending<void>)
+  | ({ kind: 'state'; key: Buffer; value: Buffer | undefined } & Pending<void>)
 
 const META_BLOCKS = Buffer.from('stats/blocks')
 const META_BYTES = Buffer.from('stats/bytes')
+const META_QUEUE = Buffer.from('stats/repair-queue')
+const STATE_PREFIX = 'state/'
+
+/** Page size cap for list(): bounds what one call holds in memory. */
+const MAX_LIST_LIMIT = 8192
+
+function recordValue(size: number, policy: DurabilityPolicy | undefined): Buffer {
+  const head = Buffer.alloc(4)
+  head.writeUInt32BE(size)
+  return policy === undefined ? head : Buffer.concat([head, encodePolicy(policy)])
+}
+
+function parseRecord(rawKey: Uint8Array, value: Buffer): BlockRecord {
+  // Plain bytes: callers keep keys as cursors, and a Buffer may share a pooled allocation.
+  const key = new Uint8Array(rawKey)
+  const policy = decodePolicy(value.subarray(4))
+  return policy === undefined
+    ? { key, size: value.readUInt32BE(0) }
+    : { key, size: value.readUInt32BE(0), policy }
+}
+
+/** The record after a write carrying `incoming`: the stronger policy wins (see BlockStore.put). */
+function mergedPolicy(
+  current: DurabilityPolicy | undefined,
+  incoming: DurabilityPolicy | undefined,
+): DurabilityPolicy | undefined {
+  if (incoming === undefined) return current
+  if (current === undefined) return incoming
+  return strongerPolicy(current, incoming)
+}
 
 /**
  * RocksDB block store (@nxtedition/rocksdb: maintained, prebuilt for Node 24, and it honours
@@ -48,13 +106,14 @@ const META_BYTES = Buffer.from('stats/bytes')
  * batch itself is written by a worker thread (rocks-writer.worker.ts), so the fdatasync never
  * blocks the event loop that serves reads and receives the next blocks.
  */
-export class RocksBlockStore implements BlockStore {
+export class RocksBlockStore implements BlockStore, NodeStateStore {
   private db!: RocksLevel
   private columns!: Columns
   private queue: WriteOp[] = []
   private writing = false
   private closed = false
   private counts: BlockStoreStats = { blocks: 0, bytes: 0 }
+  private queued = 0
   private idleWaiters: Array<() => void> = []
   private writer!: Worker
   private writerFailure: Error | undefined
@@ -73,11 +132,11 @@ export class RocksBlockStore implements BlockStore {
     await mkdir(this.config.path, { recursive: true })
     // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
     // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
-    const columns = { default: { compression: false }, sizes: {}, meta: {} }
+    const columns = { default: { compression: false }, sizes: {}, meta: {}, repair: {} }
     this.db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
     await this.db.open({ columns, createIfMissing: true })
     this.columns = this.db.columns as unknown as Columns
-    const [blocks, bytes] = (await this.db.getMany([META_BLOCKS, META_BYTES], {
+    const [blocks, bytes, queued] = (await this.db.getMany([META_BLOCKS, META_BYTES, META_QUEUE], {
       column: this.columns.meta,
       valueEncoding: 'buffer',
     })) as Array<Buffer | undefined>
@@ -85,6 +144,7 @@ export class RocksBlockStore implements BlockStore {
       blocks: blocks ? Number(blocks.readBigUInt64BE(0)) : 0,
       bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
     }
+    this.queued = queued ? Number(queued.readBigUInt64BE(0)) : 0
     await this.startWriter()
   }
 
@@ -118,8 +178,8 @@ export class RocksBlockStore implements BlockStore {
     this.writer = writer
   }
 
-  /** Applies one batch on the writer thread; resolves when it is durable. */
-  private applyBatch(ops: WriteRequest['ops']): Promise<void> {
+  /** Applies one batch on the writer thread; resolves when it is written (and synced if `sync`). */
+  private applyBatch(ops: WriteRequest['ops'], sync: boolean): Promise<void> {
     if (this.writerFailure !== undefined) return Promise.reject(this.writerFailure)
     const id = this.nextWriteId++
     // Block bytes that own their whole ArrayBuffer move to the writer instead of being copied, so
@@ -139,20 +199,21 @@ export class RocksBlockStore implements BlockStore {
     return new Promise((resolve, reject) => {
       if (this.writesInFlight.size === 0) this.writer.ref()
       this.writesInFlight.set(id, { resolve, reject })
-      this.writer.postMessage({ id, sync: this.config.syncWrites, ops } satisfies WriteRequest, transfer)
+      this.writer.postMessage({ id, sync, ops } satisfies WriteRequest, transfer)
     })
   }
 
-  put(cid: CID, bytes: Uint8Array): Promise<void> {
-    if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
+  put(cid: CID, bytes: Uint8Array, policy?: DurabilityPolicy): Promise<void> {
     try {
       assertStorableBlock(cid, bytes)
     } catch (err) {
       return Promise.reject(err)
     }
-    return new Promise((resolve, reject) => {
-      this.enqueue({ kind: 'put', key: Buffer.from(blockKey(cid)), bytes, resolve, reject })
-    })
+    return this.write<void>((p) => ({ kind: 'put', key: Buffer.from(blockKey(cid)), bytes, policy, ...p }))
+  }
+
+  upgradePolicy(cid: CID, policy: DurabilityPolicy): Promise<void> {
+    return this.write<void>((p) => ({ kind: 'policy', key: Buffer.from(blockKey(cid)), policy, ...p }))
   }
 
   async get(cid: CID): Promise<Uint8Array> {
@@ -171,20 +232,98 @@ export class RocksBlockStore implements BlockStore {
   }
 
   async has(cids: readonly CID[]): Promise<boolean[]> {
+    return (await this.rawRecords(cids)).map((v) => v !== undefined)
+  }
+
+  async records(cids: readonly CID[]): Promise<Array<BlockRecord | undefined>> {
+    const values = await this.rawRecords(cids)
+    return values.map((v, i) => (v === undefined ? undefined : parseRecord(blockKey(cids[i] as CID), v)))
+  }
+
+  private async rawRecords(cids: readonly CID[]): Promise<Array<Buffer | undefined>> {
     this.assertOpen()
     if (cids.length === 0) return []
-    const values = (await this.db.getMany(
+    return (await this.db.getMany(
       cids.map((c) => Buffer.from(blockKey(c))),
       { column: this.columns.sizes, valueEncoding: 'buffer' },
     )) as Array<Buffer | undefined>
-    return values.map((v) => v !== undefined)
+  }
+
+  async list(options: ListOptions): Promise<BlockRecord[]> {
+    const rows = await this.scan(this.columns.sizes, options.after, options.limit)
+    return rows.map(([key, value]) => parseRecord(key, value))
+  }
+
+  /** Up to `limit` (key, value) rows of a column in key order, after `after`. */
+  private async scan(
+    column: Column,
+    after: Uint8Array | undefined,
+    limit: number,
+  ): Promise<Array<[Buffer, Buffer]>> {
+    this.assertOpen()
+    const n = Math.max(1, Math.min(MAX_LIST_LIMIT, Math.floor(limit)))
+    const it = this.db.iterator({
+      column,
+      ...(after !== undefined && after.byteLength > 0 ? { gt: Buffer.from(after) } : {}),
+      limit: n,
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+    })
+    try {
+      return await it.nextv(n)
+    } finally {
+      await it.close()
+    }
   }
 
   delete(cid: CID): Promise<boolean> {
+    return this.write<boolean>((p) => ({ kind: 'delete', key: Buffer.from(blockKey(cid)), ...p }))
+  }
+
+  // NodeStateStore
+
+  async getState(name: string): Promise<Uint8Array | undefined> {
+    this.assertOpen()
+    const [value] = (await this.db.getMany([Buffer.from(STATE_PREFIX + name)], {
+      column: this.columns.meta,
+      valueEncoding: 'buffer',
+    })) as Array<Buffer | undefined>
+    return value
+  }
+
+  setState(name: string, value: Uint8Array | undefined): Promise<void> {
+    return this.write<void>((p) => ({
+      kind: 'state',
+      key: Buffer.from(STATE_PREFIX + name),
+      value: value === undefined ? undefined : Buffer.from(value),
+      ...p,
+    }))
+  }
+
+  async enqueueRepairs(entries: readonly RepairQueueEntry[]): Promise<void> {
+    await Promise.all(
+      entries.map((e) => this.write<void>((p) => ({ kind: 'enqueue', key: repairQueueKey(e), ...p }))),
+    )
+  }
+
+  async dequeueRepairs(entries: readonly RepairQueueEntry[]): Promise<void> {
+    await Promise.all(
+      entries.map((e) => this.write<void>((p) => ({ kind: 'dequeue', key: repairQueueKey(e), ...p }))),
+    )
+  }
+
+  async nextRepairs(after: RepairQueueEntry | undefined, limit: number): Promise<RepairQueueEntry[]> {
+    const rows = await this.scan(this.columns.repair, after && repairQueueKey(after), limit)
+    return rows.map(([key]) => repairQueueEntry(key))
+  }
+
+  repairQueueLength(): number {
+    return this.queued
+  }
+
+  private write<T>(op: (p: Pending<T>) => WriteOp): Promise<T> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
-    return new Promise((resolve, reject) => {
-      this.enqueue({ kind: 'delete', key: Buffer.from(blockKey(cid)), resolve, reject })
-    })
+    return new Promise<T>((resolve, reject) => this.enqueue(op({ resolve, reject })))
   }
 
   stats(): BlockStoreStats {
@@ -243,50 +382,133 @@ export class RocksBlockStore implements BlockStore {
   }
 
   private async writeBatch(ops: WriteOp[]): Promise<void> {
-    // Which keys exist decides the counters; only this single writer changes them.
-    const sizes = (await this.db.getMany(
-      ops.map((op) => op.key),
-      { column: this.columns.sizes, valueEncoding: 'buffer' },
-    )) as Array<Buffer | undefined>
-    const present = new Map<string, number>()
-    ops.forEach((op, i) => {
-      const size = sizes[i]
+    // Which keys exist decides the counters and merged records; only this single writer changes them.
+    const blockOps = ops.filter((op) => op.kind === 'put' || op.kind === 'policy' || op.kind === 'delete')
+    const queueOps = ops.filter((op) => op.kind === 'enqueue' || op.kind === 'dequeue')
+    const [records, queueRows] = await Promise.all([
+      this.lookup(this.columns.sizes, blockOps),
+      this.lookup(this.columns.repair, queueOps),
+    ])
+    const present = new Map<string, BlockRecord>()
+    blockOps.forEach((op, i) => {
+      const value = records[i]
       const id = op.key.toString('hex')
-      if (size !== undefined && !present.has(id)) present.set(id, size.readUInt32BE(0))
+      if (value !== undefined && !present.has(id)) present.set(id, parseRecord(op.key, value))
+    })
+    const inQueue = new Set<string>()
+    queueOps.forEach((op, i) => {
+      if (queueRows[i] !== undefined) inQueue.add(op.key.toString('hex'))
     })
     const counts = { ...this.counts }
+    let queued = this.queued
+    let blockWrites = false
     const batch: WriteRequest['ops'] = []
     const results: Array<() => void> = []
     for (const op of ops) {
       const id = op.key.toString('hex')
-      if (op.kind === 'put') {
-        if (!present.has(id)) {
-          const size = Buffer.alloc(4)
-          size.writeUInt32BE(op.bytes.byteLength)
-          batch.push({ type: 'put', column: 'default', key: op.key, value: op.bytes })
-          batch.push({ type: 'put', column: 'sizes', key: op.key, value: size })
-          present.set(id, op.bytes.byteLength)
-          counts.blocks += 1
-          counts.bytes += op.bytes.byteLength
+      switch (op.kind) {
+        case 'put': {
+          const held = present.get(id)
+          if (held === undefined) {
+            batch.push({ type: 'put', column: 'default', key: op.key, value: op.bytes })
+            batch.push({
+              type: 'put',
+              column: 'sizes',
+              key: op.key,
+              value: recordValue(op.bytes.byteLength, op.policy),
+            })
+            present.set(id, { key: op.key, size: op.bytes.byteLength, policy: op.policy })
+            counts.blocks += 1
+            counts.bytes += op.bytes.byteLength
+            blockWrites = true
+          } else {
+            blockWrites = this.mergeRecord(batch, present, held, op.policy) || blockWrites
+          }
+          results.push(() => op.resolve())
+          break
         }
-        results.push(() => op.resolve())
-      } else {
-        const existed = present.get(id)
-        if (existed !== undefined) {
-          batch.push({ type: 'del', column: 'default', key: op.key })
-          batch.push({ type: 'del', column: 'sizes', key: op.key })
-          present.delete(id)
-          counts.blocks -= 1
-          counts.bytes -= existed
+        case 'policy': {
+          const held = present.get(id)
+          if (held !== undefined)
+            blockWrites = this.mergeRecord(batch, present, held, op.policy) || blockWrites
+          results.push(() => op.resolve())
+          break
         }
-        results.push(() => op.resolve(existed !== undefined))
+        case 'delete': {
+          const held = present.get(id)
+          if (held !== undefined) {
+            batch.push({ type: 'del', column: 'default', key: op.key })
+            batch.push({ type: 'del', column: 'sizes', key: op.key })
+            present.delete(id)
+            counts.blocks -= 1
+            counts.bytes -= held.size
+            blockWrites = true
+          }
+          results.push(() => op.resolve(held !== undefined))
+          break
+        }
+        case 'enqueue':
+          if (!inQueue.has(id)) {
+            batch.push({ type: 'put', column: 'repair', key: op.key, value: Buffer.alloc(0) })
+            inQueue.add(id)
+            queued++
+          }
+          results.push(() => op.resolve())
+          break
+        case 'dequeue':
+          if (inQueue.has(id)) {
+            batch.push({ type: 'del', column: 'repair', key: op.key })
+            inQueue.delete(id)
+            queued--
+          }
+          results.push(() => op.resolve())
+          break
+        case 'state':
+          batch.push(
+            op.value === undefined
+              ? { type: 'del', column: 'meta', key: op.key }
+              : { type: 'put', column: 'meta', key: op.key, value: op.value },
+          )
+          results.push(() => op.resolve())
+          break
       }
     }
-    batch.push({ type: 'put', column: 'meta', key: META_BLOCKS, value: u64(counts.blocks) })
-    batch.push({ type: 'put', column: 'meta', key: META_BYTES, value: u64(counts.bytes) })
-    await this.applyBatch(batch)
+    if (blockWrites) {
+      batch.push({ type: 'put', column: 'meta', key: META_BLOCKS, value: u64(counts.blocks) })
+      batch.push({ type: 'put', column: 'meta', key: META_BYTES, value: u64(counts.bytes) })
+    }
+    if (queued !== this.queued)
+      batch.push({ type: 'put', column: 'meta', key: META_QUEUE, value: u64(queued) })
+    // Only block writes are acknowledged to peers and need the synced WAL; repair bookkeeping alone
+    // is cheap to redo after a crash.
+    if (batch.length > 0) await this.applyBatch(batch, blockWrites && this.config.syncWrites)
     this.counts = counts
+    this.queued = queued
     for (const done of results) done()
+  }
+
+  /** Current values of the ops' keys in `column` (one read for the whole batch). */
+  private async lookup(column: Column, ops: WriteOp[]): Promise<Array<Buffer | undefined>> {
+    if (ops.length === 0) return []
+    return (await this.db.getMany(
+      ops.map((op) => op.key),
+      { column, valueEncoding: 'buffer' },
+    )) as Array<Buffer | undefined>
+  }
+
+  /** Rewrites a held block's record when `incoming` strengthens it; true when it wrote. */
+  private mergeRecord(
+    batch: WriteRequest['ops'],
+    present: Map<string, BlockRecord>,
+    held: BlockRecord,
+    incoming: DurabilityPolicy | undefined,
+  ): boolean {
+    const merged = mergedPolicy(held.policy, incoming)
+    if (merged === undefined || (held.policy !== undefined && samePolicy(merged, held.policy))) return false
+    const key = Buffer.from(held.key)
+    batch.push({ type: 'put', column: 'sizes', key, value: recordValue(held.size, merged) })
+    present.set(key.toString('hex'), { ...held, policy: merged })
+    return true
   }
 }
 

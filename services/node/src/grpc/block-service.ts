@@ -1,26 +1,43 @@
 import { type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js'
-import { decodeCid, isMycelError, type Logger, VERSION } from '@mycel/core'
+import { type DurabilityPolicy, decodeCid, isMycelError, type Logger, VERSION } from '@mycel/core'
 import {
   type BlockServiceServer,
   type DeleteBlockRequest,
   type DeleteBlockResponse,
+  type Durability,
+  fromProtoDurability,
   type GetBlockRequest,
   type GetBlockResponse,
   type GetNodeStatsResponse,
   type HasBlocksRequest,
   type HasBlocksResponse,
+  type ListBlocksRequest,
+  type ListBlocksResponse,
   type PutBlocksRequest,
   type PutBlocksResponse,
   toGrpcError,
+  toProtoDurability,
 } from '@mycel/proto'
 import type { NodeMetrics } from '../admin/metrics.js'
-import type { BlockStore } from '../block-store/block-store.js'
+import type { BlockRecord, BlockStore } from '../block-store/block-store.js'
 
 export interface BlockServiceComponents {
   store: BlockStore
   logger: Logger
   metrics: NodeMetrics
   identity: { nodeId: string; zone: string; capacityBytes: number }
+  /** The record of blocks written without one (MYCEL_REPLICATION). */
+  defaultPolicy: DurabilityPolicy
+  /** Fields other components add to GetNodeStats (repair, scrub, membership...). */
+  extraStats?: () => Partial<GetNodeStatsResponse>
+}
+
+/** ListBlocks page size when the request leaves it 0, and its ceiling. */
+const DEFAULT_LIST_LIMIT = 1024
+const MAX_LIST_LIMIT = 4096
+
+function durabilityOf(record: BlockRecord | undefined, fallback: DurabilityPolicy): Durability {
+  return record === undefined ? {} : toProtoDurability(record.policy ?? fallback)
 }
 
 /**
@@ -71,7 +88,7 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
           try {
             const cid = decodeCid(req.cid)
             const size = req.data.byteLength // read before put(): the store may take the buffer
-            await c.store.put(cid, req.data)
+            await c.store.put(cid, req.data, fromProtoDurability(req.durability) ?? c.defaultPolicy)
             c.metrics.bytesIn.inc(size)
             end({ code: 'OK' })
             return { seq: req.seq, errorCode: '', errorMessage: '' }
@@ -106,9 +123,14 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
       callback: sendUnaryData<GetBlockResponse>,
     ) {
       void unary('GetBlock', call, callback, async (req) => {
-        const data = await c.store.get(decodeCid(req.cid))
+        const cid = decodeCid(req.cid)
+        const data = await c.store.get(cid)
+        const [record] = await c.store.records([cid])
         c.metrics.bytesOut.inc(data.byteLength)
-        return { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }
+        return {
+          data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+          durability: durabilityOf(record, c.defaultPolicy),
+        }
       })
     },
 
@@ -116,9 +138,32 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
       call: ServerUnaryCall<HasBlocksRequest, HasBlocksResponse>,
       callback: sendUnaryData<HasBlocksResponse>,
     ) {
-      void unary('HasBlocks', call, callback, async (req) => ({
-        has: await c.store.has(req.cids.map(decodeCid)),
-      }))
+      void unary('HasBlocks', call, callback, async (req) => {
+        const records = await c.store.records(req.cids.map(decodeCid))
+        return {
+          has: records.map((r) => r !== undefined),
+          durability: records.map((r) => durabilityOf(r, c.defaultPolicy)),
+        }
+      })
+    },
+
+    listBlocks(
+      call: ServerUnaryCall<ListBlocksRequest, ListBlocksResponse>,
+      callback: sendUnaryData<ListBlocksResponse>,
+    ) {
+      void unary('ListBlocks', call, callback, async (req) => {
+        const limit = Math.min(req.limit === 0 ? DEFAULT_LIST_LIMIT : req.limit, MAX_LIST_LIMIT)
+        // One record more than asked tells whether the listing is done without another call.
+        const records = await c.store.list({ after: req.startAfter, limit: limit + 1 })
+        return {
+          blocks: records.slice(0, limit).map((r) => ({
+            multihash: Buffer.from(r.key),
+            size: r.size,
+            durability: durabilityOf(r, c.defaultPolicy),
+          })),
+          done: records.length <= limit,
+        }
+      })
     },
 
     deleteBlock(
@@ -140,6 +185,7 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
           blockBytes: BigInt(s.bytes),
           capacityBytes: BigInt(c.identity.capacityBytes),
           version: VERSION,
+          ...c.extraStats?.(),
         }
       })
     },

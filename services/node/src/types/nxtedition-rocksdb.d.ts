@@ -13,6 +13,21 @@ declare module '@nxtedition/rocksdb' {
     del(key: Buffer, options?: ColumnOption): ChainedBatch
     write(options?: { sync?: boolean }): Promise<void>
   }
+  interface IteratorOptions extends ColumnOption {
+    gt?: Buffer
+    gte?: Buffer
+    lt?: Buffer
+    limit?: number
+    keys?: boolean
+    values?: boolean
+    keyEncoding?: 'buffer'
+    valueEncoding?: 'buffer'
+    fillCache?: boolean
+  }
+  interface Iterator {
+    nextv(size: number): Promise<Array<[Buffer, Buffer]>>
+    close(): Promise<void>
+  }
   export class RocksLevel {
     constructor(location: string, options?: Record<string, unknown>)
     readonly columns: Record<string, unknown>
@@ -21,6 +36,7 @@ declare module '@nxtedition/rocksdb' {
     close(): Promise<void>
     getMany(keys: Buffer[], options?: ReadOptions): Promise<Array<Buffer | string | undefined>>
     batch(): ChainedBatch
+    iterator(options?: IteratorOptions): Iterator
     getProperty?(name: string): string
   }
 }

@@ -1,0 +1,56 @@
+import { type CID, InvalidArgumentError, PathNotFoundError, parseCid } from '@mycel/core'
+import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
+import type { ClusterBlockstore } from './cluster-blockstore.js'
+
+/** An immutable content path: a root CID and the link names below it. */
+export interface ContentPath {
+  root: CID
+  segments: string[]
+}
+
+/** Parses `CID`, `CID/a/b`, `/ipfs/CID[/a/b]` (the forms Kubo's RPC and the gRPC API accept). */
+export function parseContentPath(arg: string): ContentPath {
+  let text = arg.trim()
+  if (text.startsWith('/ipns/')) {
+    throw new InvalidArgumentError(`"${arg}": IPNS names are not supported; use an /ipfs/ path`)
+  }
+  if (text.startsWith('/ipfs/')) text = text.slice('/ipfs/'.length)
+  else if (text.startsWith('/')) throw new InvalidArgumentError(`"${arg}" is not a CID or an /ipfs/ path`)
+  const [first = '', ...rest] = text.split('/')
+  const segments = rest.filter((s) => s !== '')
+  for (const s of segments) {
+    if (s === '.' || s === '..')
+      throw new InvalidArgumentError(`"${arg}": "." and ".." are not path segments`)
+  }
+  return { root: parseCid(first), segments }
+}
+
+export function formatContentPath(p: ContentPath): string {
+  return `/ipfs/${p.root.toString()}${p.segments.length > 0 ? `/${p.segments.join('/')}` : ''}`
+}
+
+/** The exporter's "no such link" errors become PathNotFoundError; anything else is rethrown. */
+export function asPathNotFound(err: unknown, path: ContentPath): unknown {
+  const name = (err as { name?: string }).name
+  if (
+    name === 'NotFoundError' ||
+    name === 'ResolveError' ||
+    (err as { code?: string }).code === 'ERR_NOT_FOUND'
+  ) {
+    return new PathNotFoundError(`no link named "${path.segments.join('/')}" under ${path.root.toString()}`)
+  }
+  return err
+}
+
+/** Resolves a path with the UnixFS exporter (directories, HAMT shards, dag-cbor paths). */
+export async function resolvePath(
+  cluster: ClusterBlockstore,
+  path: ContentPath,
+  signal: AbortSignal,
+): Promise<UnixFSEntry> {
+  try {
+    return await exporter([path.root.toString(), ...path.segments].join('/'), cluster, { signal })
+  } catch (err) {
+    throw asPathNotFound(err, path)
+  }
+}

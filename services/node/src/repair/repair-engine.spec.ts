@@ -1,0 +1,465 @@
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import {
+  blockKey,
+  CID,
+  createLogger,
+  type DurabilityPolicy,
+  isRoutable,
+  type Member,
+  type MemberState,
+  type MembershipView,
+  placeCopies,
+  replicate,
+} from '@mycel/core'
+import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import type { BlockStore, NodeStateStore } from '../block-store/block-store.js'
+import { MemoryBlockStore } from '../block-store/memory-block-store.js'
+import { RocksBlockStore } from '../block-store/rocks-block-store.js'
+import type { RepairPeers } from './peers.js'
+import { RepairEngine, type RepairEngineConfig } from './repair-engine.js'
+import { Scrubber } from './scrubber.js'
+
+const logger = createLogger('test', 'silent')
+
+function block(bytes: Uint8Array = randomBytes(1000)): { cid: CID; bytes: Uint8Array } {
+  const digest = createDigest(0x12, createHash('sha256').update(bytes).digest())
+  return { cid: CID.createV1(raw.code, digest) as CID, bytes }
+}
+
+/** A membership a test changes by hand; listeners hear every change. */
+class TestMembership implements MembershipView {
+  private list: Member[]
+  private readonly listeners = new Set<(m: readonly Member[]) => void>()
+
+  constructor(ids: string[]) {
+    this.list = ids.map((id) => ({
+      id,
+      address: id,
+      zone: 'z',
+      host: id,
+      weight: 1,
+      state: 'alive',
+      incarnation: 0,
+    }))
+  }
+
+  members(): readonly Member[] {
+    return this.list
+  }
+
+  placementMembers(): readonly Member[] {
+    return this.list.filter((m) => m.state !== 'dead' && m.state !== 'joining')
+  }
+
+  onChange(listener: (m: readonly Member[]) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  set(id: string, state: MemberState): void {
+    this.list = this.list.map((m) => (m.id === id ? { ...m, state } : m))
+    for (const l of this.listeners) l(this.list)
+  }
+
+  add(id: string): void {
+    this.list = [
+      ...this.list,
+      { id, address: id, zone: 'z', host: id, weight: 1, state: 'alive', incarnation: 0 },
+    ]
+    for (const l of this.listeners) l(this.list)
+  }
+}
+
+type Store = BlockStore &
+  NodeStateStore & { putUnverifiedForTesting?(cid: CID, bytes: Uint8Array): Promise<void> }
+
+/** Nodes with in-memory stores, and peers that call straight into them (what gRPC would do). */
+class FakeCluster {
+  readonly stores = new Map<string, Store>()
+  readonly membership: TestMembership
+  readonly pushes: Array<{ from: string; to: string; key: string }> = []
+  readonly hasCalls: Array<{ from: string; to: string; count: number }> = []
+  /** Nodes whose RPCs fail (down, partitioned). */
+  readonly unreachable = new Set<string>()
+
+  constructor(ids: string[]) {
+    this.membership = new TestMembership(ids)
+    for (const id of ids) this.stores.set(id, new MemoryBlockStore())
+  }
+
+  store(id: string): Store {
+    let s = this.stores.get(id)
+    if (s === undefined) {
+      s = new MemoryBlockStore()
+      this.stores.set(id, s)
+    }
+    return s
+  }
+
+  private reach(id: string): Store {
+    if (this.unreachable.has(id)) throw new Error(`${id} unreachable`)
+    return this.store(id)
+  }
+
+  peers(from: string): RepairPeers {
+    return {
+      has: async (m, cids) => {
+        this.hasCalls.push({ from, to: m.id, count: cids.length })
+        const records = await this.reach(m.id).records(cids)
+        return records.map((r) =>
+          r === undefined ? { held: false } : { held: true, policy: r.policy ?? replicate(3) },
+        )
+      },
+      push: (m) => ({
+        put: async (cid, bytes, policy) => {
+          this.pushes.push({ from, to: m.id, key: Buffer.from(blockKey(cid)).toString('hex') })
+          await this.reach(m.id).put(cid, Uint8Array.from(bytes), policy)
+        },
+        close: async () => {},
+      }),
+      get: async (m, cid) => {
+        const store = this.reach(m.id)
+        const data = await store.get(cid)
+        const [r] = await store.records([cid])
+        return r?.policy ? { data, policy: r.policy } : { data }
+      },
+    }
+  }
+
+  engine(id: string, cfg: Partial<RepairEngineConfig> = {}, store: Store = this.store(id)): RepairEngine {
+    return new RepairEngine(
+      {
+        store,
+        state: store,
+        membership: this.membership,
+        self: () => this.membership.members().find((m) => m.id === id),
+        peers: this.peers(id),
+        logger,
+      },
+      { defaultPolicy: replicate(3), rateBytesPerSecond: 1e12, concurrency: 4, intervalMs: 60_000, ...cfg },
+    )
+  }
+
+  targets(cid: CID, policy: DurabilityPolicy = replicate(3)): string[] {
+    return placeCopies(blockKey(cid), this.membership.placementMembers(), policy.copies)
+      .slice(0, policy.copies)
+      .map((m) => m.id)
+  }
+
+  /** Stores `b` where placement wants it (what a gateway upload does). */
+  async upload(b: { cid: CID; bytes: Uint8Array }, policy = replicate(3)): Promise<string[]> {
+    const t = this.targets(b.cid, policy)
+    for (const id of t) await this.store(id).put(b.cid, Uint8Array.from(b.bytes), policy)
+    return t
+  }
+
+  async holders(cid: CID): Promise<string[]> {
+    const out: string[] = []
+    for (const [id, s] of this.stores) if ((await s.has([cid]))[0]) out.push(id)
+    return out.sort()
+  }
+
+  /** One pass and a full drain on every routable node, in turn. */
+  async round(
+    ids = this.membership
+      .members()
+      .filter(isRoutable)
+      .map((m) => m.id),
+  ): Promise<void> {
+    for (const id of ids) {
+      const e = this.engine(id)
+      await e.runPass()
+      while (await e.drainOnce()) {}
+    }
+  }
+}
+
+describe('repair engine', () => {
+  it('restores a missing copy, pushed by one holder only', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2', 'n3', 'n4'])
+    const blocks = Array.from({ length: 20 }, () => block())
+    for (const b of blocks) await cluster.upload(b)
+    for (const b of blocks) await cluster.store(cluster.targets(b.cid)[1] as string).delete(b.cid)
+    await cluster.round()
+    for (const b of blocks) assert.deepEqual(await cluster.holders(b.cid), [...cluster.targets(b.cid)].sort())
+    assert.equal(cluster.pushes.length, blocks.length, 'one push per missing copy')
+    for (const p of cluster.pushes) {
+      const b = blocks.find((x) => Buffer.from(blockKey(x.cid)).toString('hex') === p.key) as { cid: CID }
+      assert.equal(p.from, cluster.targets(b.cid)[0], 'the first-ranked holder pushed')
+    }
+  })
+
+  it('asks each target once per page, not once per block', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2', 'n3'])
+    for (let i = 0; i < 100; i++) await cluster.upload(block())
+    await cluster.engine('n0').runPass()
+    const calls = cluster.hasCalls.filter((c) => c.from === 'n0')
+    assert.ok(calls.length <= 3, `${calls.length} HasBlocks calls for one page`)
+    assert.ok(calls.reduce((a, c) => a + c.count, 0) >= 100)
+  })
+
+  it('rebalances after a join: the new node gets its copies, old holders drop theirs only after', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2'])
+    const blocks = Array.from({ length: 60 }, () => block())
+    for (const b of blocks) await cluster.upload(b)
+    cluster.membership.add('n3')
+    // A few rounds: the responsible holder pushes, the misplaced holder drops its copy on a later pass.
+    for (let i = 0; i < 3; i++) await cluster.round()
+    for (const b of blocks) assert.deepEqual(await cluster.holders(b.cid), [...cluster.targets(b.cid)].sort())
+    const moved = (await cluster.store('n3').list({ limit: 1000 })).length
+    assert.equal(cluster.pushes.length, moved, 'each moved copy was sent once')
+  })
+
+  it('keeps a misplaced copy while a target has left, and hands it off when the target is back', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2', 'n3', 'n4'])
+    const b = block()
+    const targets = cluster.targets(b.cid)
+    const away = targets[0] as string
+    const hinted = ['n0', 'n1', 'n2', 'n3', 'n4'].find((id) => !targets.includes(id)) as string
+    // Written while `away` was restarting: its copy went to the next node in rank order.
+    for (const id of [...targets.slice(1), hinted])
+      await cluster.store(id).put(b.cid, Uint8Array.from(b.bytes), replicate(3))
+    cluster.membership.set(away, 'left')
+    await cluster.round()
+    assert.deepEqual(
+      await cluster.holders(b.cid),
+      [...targets.slice(1), hinted].sort(),
+      'nothing moves while it is away',
+    )
+    assert.equal(cluster.pushes.length, 0, 'no copy for a member that left')
+    cluster.membership.set(away, 'alive')
+    for (let i = 0; i < 2; i++) await cluster.round()
+    assert.deepEqual(await cluster.holders(b.cid), [...targets].sort(), 'the hinted copy went home')
+  })
+
+  it('re-replicates the copies of a member declared dead', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2', 'n3', 'n4'])
+    const blocks = Array.from({ length: 30 }, () => block())
+    for (const b of blocks) await cluster.upload(b)
+    cluster.unreachable.add('n2')
+    cluster.membership.set('n2', 'dead')
+    await cluster.round()
+    for (const b of blocks) {
+      const live = (await cluster.holders(b.cid)).filter((id) => id !== 'n2')
+      assert.deepEqual(live, [...cluster.targets(b.cid)].sort())
+    }
+  })
+
+  it('never drops the last copy: a misplaced only copy is pushed first, and kept while targets cannot confirm', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2', 'n3'])
+    const b = block()
+    const targets = cluster.targets(b.cid)
+    const holder = ['n0', 'n1', 'n2', 'n3'].find((id) => !targets.includes(id)) as string
+    await cluster.store(holder).put(b.cid, Uint8Array.from(b.bytes), replicate(3))
+    for (const t of targets) cluster.unreachable.add(t)
+    await cluster.round([holder])
+    assert.deepEqual(await cluster.holders(b.cid), [holder], 'kept while no target answers')
+    cluster.unreachable.clear()
+    await cluster.round([holder])
+    assert.deepEqual(await cluster.holders(b.cid), [...targets].sort(), 'pushed to all, then dropped')
+  })
+
+  it('repairs the blocks with the fewest surviving copies first', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2', 'n3', 'n4'])
+    const twoLeft = Array.from({ length: 10 }, () => block())
+    const oneLeft = Array.from({ length: 10 }, () => block())
+    // n0 is the first holder of all of them; some lost one copy, some two.
+    const onN0 = (b: { cid: CID }) => cluster.targets(b.cid)[0] === 'n0'
+    const pool = Array.from({ length: 400 }, () => block()).filter(onN0)
+    twoLeft.splice(0, 10, ...pool.slice(0, 10))
+    oneLeft.splice(0, 10, ...pool.slice(10, 20))
+    for (const b of [...twoLeft, ...oneLeft]) await cluster.upload(b)
+    for (const b of twoLeft) await cluster.store(cluster.targets(b.cid)[2] as string).delete(b.cid)
+    for (const b of oneLeft) {
+      for (const id of cluster.targets(b.cid).slice(1)) await cluster.store(id).delete(b.cid)
+    }
+    const engine = cluster.engine('n0', { drainBatch: 5 })
+    await engine.runPass()
+    while (await engine.drainOnce()) {}
+    const order = cluster.pushes.map((p) => p.key)
+    const rank = (b: { cid: CID }) => order.indexOf(Buffer.from(blockKey(b.cid)).toString('hex'))
+    const lastOfOne = Math.max(...oneLeft.map(rank))
+    const firstOfTwo = Math.min(...twoLeft.map(rank))
+    assert.ok(lastOfOne < firstOfTwo, 'every block with one copy left went before those with two')
+  })
+
+  it('pushes at most MYCEL_REPAIR_RATE_BYTES per second', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2'])
+    // Blocks n0 is responsible for, each missing one copy: 1 MB to push.
+    const blocks = Array.from({ length: 60 }, () => block(randomBytes(100_000)))
+      .filter((b) => cluster.targets(b.cid)[0] === 'n0')
+      .slice(0, 10)
+    assert.equal(blocks.length, 10)
+    for (const b of blocks) await cluster.upload(b)
+    for (const b of blocks) await cluster.store(cluster.targets(b.cid)[2] as string).delete(b.cid)
+    const e = cluster.engine('n0', { rateBytesPerSecond: 400_000 })
+    await e.runPass()
+    const started = performance.now()
+    while (await e.drainOnce()) {}
+    const seconds = (performance.now() - started) / 1000
+    // One second of burst (400 kB), then 600 kB at 400 kB/s.
+    assert.ok(seconds >= 1.3, `pushed 1 MB in ${seconds.toFixed(2)} s`)
+    assert.equal(cluster.pushes.length, 10)
+    assert.equal(e.status().bytesRepaired, 1_000_000)
+  })
+
+  it('adopts the stronger durability record of another holder and widens the placement', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2', 'n3', 'n4'])
+    const b = block()
+    const t4 = cluster.targets(b.cid, replicate(4))
+    await cluster.store(t4[0] as string).put(b.cid, Uint8Array.from(b.bytes), replicate(2))
+    await cluster.store(t4[1] as string).put(b.cid, Uint8Array.from(b.bytes), replicate(4))
+    for (let i = 0; i < 2; i++) await cluster.round()
+    assert.deepEqual(await cluster.holders(b.cid), [...t4].sort())
+    for (const id of t4) assert.deepEqual((await cluster.store(id).records([b.cid]))[0]?.policy, replicate(4))
+  })
+
+  it('counts each under-replicated block once, on its responsible holder', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2', 'n3'])
+    const blocks = Array.from({ length: 40 }, () => block())
+    for (const b of blocks) await cluster.upload(b)
+    for (const b of blocks) await cluster.store(cluster.targets(b.cid)[2] as string).delete(b.cid)
+    let under = 0
+    let scanned = 0
+    for (const id of ['n0', 'n1', 'n2', 'n3']) {
+      const e = cluster.engine(id)
+      await e.runPass()
+      under += e.status().lastPass?.underReplicated ?? 0
+      scanned += e.status().lastPass?.scanned ?? 0
+    }
+    assert.equal(under, 40)
+    assert.equal(scanned, 80, 'every copy examined by its holder')
+  })
+
+  it('restarts its pass when membership changes, and repairs on a trigger without waiting the interval', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2', 'n3'])
+    const blocks = Array.from({ length: 20 }, () => block())
+    for (const b of blocks) await cluster.upload(b)
+    const engines = ['n0', 'n1', 'n2', 'n3'].map((id) =>
+      cluster.engine(id, { intervalMs: 3_600_000, debounceMs: 10, rerunDelayMs: 20 }),
+    )
+    for (const e of engines) await e.start()
+    try {
+      await waitFor(() => engines.every((e) => e.status().lastPass !== undefined))
+      cluster.unreachable.add('n1')
+      cluster.membership.set('n1', 'dead')
+      await waitFor(async () => {
+        for (const b of blocks) {
+          const live = (await cluster.holders(b.cid)).filter((id) => id !== 'n1')
+          if (live.length < 3) return false
+        }
+        return true
+      })
+    } finally {
+      for (const e of engines) await e.stop()
+    }
+  })
+})
+
+describe('repair engine on RocksDB', () => {
+  const dirs: string[] = []
+  after(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true })
+  })
+
+  it('resumes an interrupted pass from its persisted cursor after a restart', async () => {
+    const path = await mkdtemp(join(tmpdir(), 'mycel-repair-'))
+    dirs.push(path)
+    const open = () => RocksBlockStore.open({ path, syncWrites: true, logger })
+    const cluster = new FakeCluster(['n0', 'n1', 'n2'])
+    let store = await open()
+    cluster.stores.set('n0', store)
+    const blocks = Array.from({ length: 12 }, () => block())
+    for (const b of blocks) await cluster.upload(b)
+    // The second HasBlocks round hangs until the engine has been told to stop.
+    let release: () => void = () => {}
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
+    let rounds = 0
+    const peers = cluster.peers('n0')
+    const slowHas: RepairPeers['has'] = async (m, cids) => {
+      if (++rounds === 3) await gate
+      return peers.has(m, cids)
+    }
+    const engine = new RepairEngine(
+      {
+        store,
+        state: store,
+        membership: cluster.membership,
+        self: () => cluster.membership.members()[0],
+        peers: { ...peers, has: slowHas },
+        logger,
+      },
+      {
+        defaultPolicy: replicate(3),
+        rateBytesPerSecond: 1e12,
+        concurrency: 2,
+        intervalMs: 3_600_000,
+        scanBatch: 4,
+      },
+    )
+    await engine.start()
+    await waitFor(() => rounds >= 3)
+    const stopping = engine.stop()
+    release()
+    await stopping
+    const scannedBefore = engine.status().pass?.scanned ?? 0
+    assert.ok(scannedBefore >= 4 && scannedBefore < 12, `stopped mid-pass (${scannedBefore} scanned)`)
+    await store.close()
+    store = await open()
+    cluster.stores.set('n0', store)
+    const again = cluster.engine('n0', { scanBatch: 4 }, store)
+    const hasBefore = cluster.hasCalls.length
+    assert.equal(await again.runPass(), 'completed')
+    assert.equal(again.status().lastPass?.scanned, 12, 'the resumed pass counts the whole node once')
+    assert.ok(
+      cluster.hasCalls.length - hasBefore <= 2 * Math.ceil((12 - scannedBefore) / 4),
+      'earlier pages not re-read',
+    )
+    await store.close()
+  })
+
+  it('scrub finds a corrupt copy, drops it and rewrites it from a good holder', async () => {
+    const path = await mkdtemp(join(tmpdir(), 'mycel-scrub-'))
+    dirs.push(path)
+    const store = await RocksBlockStore.open({ path, syncWrites: true, logger })
+    const cluster = new FakeCluster(['n0', 'n1', 'n2'])
+    cluster.stores.set('n0', store)
+    const blocks = Array.from({ length: 10 }, () => block())
+    for (const b of blocks) await cluster.upload(b, replicate(3))
+    const bad = blocks[3] as { cid: CID; bytes: Uint8Array }
+    await store.putUnverifiedForTesting(bad.cid, randomBytes(1000))
+    const scrubber = new Scrubber(
+      {
+        store,
+        state: store,
+        membership: cluster.membership,
+        self: () => cluster.membership.members()[0],
+        peers: cluster.peers('n0'),
+        logger,
+      },
+      { defaultPolicy: replicate(3), rateBytesPerSecond: 1e9, intervalMs: 3_600_000 },
+    )
+    await scrubber.runPass()
+    assert.equal(scrubber.status().corruptFound, 1)
+    assert.equal(scrubber.status().corruptRepaired, 1)
+    assert.deepEqual(Buffer.from(await store.get(bad.cid)), Buffer.from(bad.bytes))
+    assert.deepEqual((await store.records([bad.cid]))[0]?.policy, replicate(3), 'the record came back too')
+    await store.close()
+  })
+})
+
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error('condition not reached in time')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}

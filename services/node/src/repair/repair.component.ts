@@ -1,0 +1,122 @@
+import { clusterClientOptions, NodeClients } from '@mycel/cluster'
+import { type Member, type MembershipView, type NodeEnv, replicate } from '@mycel/core'
+import type { GetNodeStatsResponse, RepairStats, ScrubStats } from '@mycel/proto'
+import { Inject, Injectable } from '@nestjs/common'
+import { MEMBERSHIP } from '../membership/membership.provider.js'
+import type { NodeComponent, NodeContext } from '../node-component.js'
+import { NODE_CONFIG } from '../node-runtime.js'
+import { RepairMetrics } from './metrics.js'
+import { GrpcRepairPeers } from './peers.js'
+import { RepairEngine, type RepairStatus } from './repair-engine.js'
+import { Scrubber, type ScrubStatus } from './scrubber.js'
+
+/**
+ * This node in its own membership: the view's `self` when it has one (gossip), else the member
+ * at this node's advertised or bound address (static MYCEL_PEERS, keyed by address).
+ */
+export function findSelf(
+  view: MembershipView,
+  addresses: readonly (string | undefined)[],
+): Member | undefined {
+  if (view.self !== undefined) return view.members().find((m) => m.id === view.self?.id) ?? view.self
+  return view.members().find((m) => addresses.includes(m.address))
+}
+
+/** Background repair, rebalance and scrubbing of this node's blocks, with their status. */
+@Injectable()
+export class RepairComponent implements NodeComponent {
+  private engine: RepairEngine | undefined
+  private scrubber: Scrubber | undefined
+  private clients: NodeClients | undefined
+  private metrics: RepairMetrics | undefined
+
+  constructor(
+    @Inject(MEMBERSHIP) private readonly membership: MembershipView,
+    @Inject(NODE_CONFIG) private readonly config: NodeEnv,
+  ) {}
+
+  register(ctx: NodeContext): void {
+    ctx.addNodeStats(
+      (): Partial<GetNodeStatsResponse> => ({
+        repair: repairStats(this.engine?.status()),
+        scrub: scrubStats(this.scrubber?.status()),
+      }),
+    )
+    this.metrics = new RepairMetrics(
+      ctx.metrics.registry,
+      () => this.engine?.status(),
+      () => this.scrubber?.status(),
+    )
+  }
+
+  async start(ctx: NodeContext & { grpcAddress: string }): Promise<void> {
+    const cfg = this.config
+    const clients = new NodeClients(this.membership, clusterClientOptions(ctx.tls, cfg.MYCEL_TLS_SERVER_NAME))
+    this.clients = clients
+    const peers = new GrpcRepairPeers(clients, cfg.MYCEL_RPC_TIMEOUT_MS, ctx.logger)
+    const addresses = [cfg.MYCEL_ADVERTISE_ADDRESS, cfg.MYCEL_GRPC_LISTEN, ctx.grpcAddress]
+    const self = () => findSelf(this.membership, addresses)
+    const metrics = this.metrics
+    const defaultPolicy = replicate(cfg.MYCEL_REPLICATION)
+    const common = {
+      store: ctx.store,
+      state: ctx.state,
+      membership: this.membership,
+      self,
+      peers,
+      logger: ctx.logger,
+      metrics,
+    }
+    this.engine = new RepairEngine(common, {
+      defaultPolicy,
+      rateBytesPerSecond: cfg.MYCEL_REPAIR_RATE_BYTES,
+      concurrency: cfg.MYCEL_REPAIR_CONCURRENCY,
+      intervalMs: cfg.MYCEL_REPAIR_INTERVAL_MS,
+    })
+    this.scrubber = new Scrubber(common, {
+      defaultPolicy,
+      rateBytesPerSecond: cfg.MYCEL_SCRUB_RATE_BYTES,
+      intervalMs: cfg.MYCEL_SCRUB_INTERVAL_MS,
+    })
+    await this.engine.start()
+    await this.scrubber.start()
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.engine?.stop(), this.scrubber?.stop()])
+    this.clients?.close()
+  }
+}
+
+function repairStats(s: RepairStatus | undefined): RepairStats | undefined {
+  if (s === undefined) return undefined
+  const last = s.lastPass
+  return {
+    blocksScanned: BigInt(last?.scanned ?? 0),
+    underReplicated: BigInt(last?.underReplicated ?? 0),
+    misplaced: BigInt(last?.misplaced ?? 0),
+    unavailable: BigInt(last?.unavailable ?? 0),
+    queued: BigInt(s.queued),
+    blocksRepaired: BigInt(s.blocksRepaired),
+    bytesRepaired: BigInt(s.bytesRepaired),
+    blocksHandedOff: BigInt(s.blocksHandedOff),
+    bytesHandedOff: BigInt(s.bytesHandedOff),
+    rateBytesPerSecond: s.rateBytesPerSecond,
+    lastPassStartedAtMs: BigInt(last?.startedAt ?? 0),
+    lastPassCompletedAtMs: BigInt(last?.completedAt ?? 0),
+    passRunning: s.pass !== undefined,
+    passScanned: BigInt(s.pass?.scanned ?? 0),
+  }
+}
+
+function scrubStats(s: ScrubStatus | undefined): ScrubStats | undefined {
+  if (s === undefined) return undefined
+  return {
+    passBlocks: BigInt(s.pass?.blocks ?? 0),
+    passBytes: BigInt(s.pass?.bytes ?? 0),
+    lastPassCompletedAtMs: BigInt(s.lastPassCompletedAt ?? 0),
+    corruptFound: BigInt(s.corruptFound),
+    corruptRepaired: BigInt(s.corruptRepaired),
+    rateBytesPerSecond: BigInt(s.rateBytesPerSecond),
+  }
+}
