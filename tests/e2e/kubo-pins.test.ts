@@ -42,6 +42,24 @@ describe('Kubo RPC pins (3 nodes and a gateway)', () => {
     }, /is not pinned/)
   })
 
+  it('dag/import pins the CAR roots by default (pin-roots), and not with pin-roots=false', async () => {
+    const exportCar = async (cid: string) => {
+      const res = await fetch(`${cluster.gatewayUrl}/api/v0/dag/export?arg=${cid}`, { method: 'POST' })
+      return Buffer.from(await res.arrayBuffer())
+    }
+    const a = await kubo.add(randomBytes(300_000), { cidVersion: 1, pin: false })
+    const b = await kubo.add(randomBytes(300_000), { cidVersion: 1, pin: false })
+    const carA = await exportCar(a.cid.toString())
+    const carB = await exportCar(b.cid.toString())
+    const roots: string[] = []
+    for await (const r of kubo.dag.import([carA])) roots.push(r.root.cid.toString())
+    assert.deepEqual(roots, [a.cid.toString()])
+    for await (const _ of kubo.dag.import([carB], { pinRoots: false })) void _
+    const all = await pinned()
+    assert.ok(all.includes(a.cid.toString()), 'the imported root is pinned')
+    assert.ok(!all.includes(b.cid.toString()), 'pin-roots=false pins nothing')
+  })
+
   it('pin add, ls with names, rm round trip with kubo-rpc-client', async () => {
     const { cid } = await kubo.add(randomBytes(700_000), { cidVersion: 1, pin: false })
     assert.equal((await kubo.pin.add(cid, { name: 'backup' })).toString(), cid.toString())

@@ -19,6 +19,7 @@ import { GatewayRuntime } from '../gateway-runtime.js'
 import { CarSpool, carBytes } from '../ipld/car.js'
 import { walkDag } from '../ipld/dag-walk.js'
 import { assertDecodable } from '../ipld/links.js'
+import { NodeApi } from '../pins/node-api.js'
 import { limitBytes } from '../upload/limit.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import { type Query, queryBool, queryValue, rejectUnknownOptions } from '../upload/params.js'
@@ -50,7 +51,10 @@ const IMPORT_WRITE_CONCURRENCY = 32
  */
 @Controller('api/v0')
 export class KuboDagController {
-  constructor(@Inject(GatewayRuntime) private readonly runtime: GatewayRuntime) {}
+  constructor(
+    @Inject(GatewayRuntime) private readonly runtime: GatewayRuntime,
+    @Inject(NodeApi) private readonly api: NodeApi,
+  ) {}
 
   /** `cat`: the bytes of a UnixFS file or raw block, from `offset`, at most `length`. */
   @All('cat')
@@ -307,14 +311,25 @@ export class KuboDagController {
       } finally {
         abort.signal.removeEventListener('abort', onAbort)
       }
-      if (pinRoots && !silent) {
+      if (pinRoots) {
+        // As Kubo: every root is pinned (the pin checks its whole DAG is stored); a root that
+        // cannot be pinned is reported in its line, and the import itself still stands.
         const reported = new Set<string>()
         for (const car of spool.cars) {
           for (const root of car.roots) {
             if (reported.has(root.toString())) continue
             reported.add(root.toString())
-            const pinError = await this.rootProblem(spool, root, abort.signal)
-            lines.push(JSON.stringify({ Root: { Cid: { '/': root.toString() }, PinErrorMsg: pinError } }))
+            let pinError = await this.rootProblem(spool, root, abort.signal)
+            if (pinError === '') {
+              try {
+                await this.api.client.pin(root.toString(), { signal: abort.signal })
+              } catch (err) {
+                pinError = `pinning ${root.toString()}: ${(err as Error).message}`
+              }
+            }
+            if (!silent) {
+              lines.push(JSON.stringify({ Root: { Cid: { '/': root.toString() }, PinErrorMsg: pinError } }))
+            }
           }
         }
       }
