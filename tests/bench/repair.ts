@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { placementMovement } from '@mycel/core'
 import { freePortRange, startCluster, type TestCluster } from '../helpers/cluster.js'
 import { rawUpload } from '../helpers/http.js'
+import { everyoneSees } from '../helpers/membership.js'
 import { clusterStatus, repairQuiet } from '../helpers/repair.js'
 
 const MiB = 1 << 20
@@ -28,9 +29,9 @@ export interface RepairBenchResult {
   nodes: number
   heldBytes: number
   repairedBytes: number
-  /** From the survivors being ready to the last repaired byte. */
+  /** From the lost node being declared dead everywhere to the last repaired byte. */
   copySeconds: number
-  /** From the survivors being ready to every node reporting a clean pass. */
+  /** From the lost node being declared dead everywhere to every survivor reporting a clean pass. */
   quietSeconds: number
   diskMBps: number
   readBack: boolean
@@ -90,30 +91,34 @@ export async function measureRepair(o: RepairBenchOptions): Promise<RepairBenchR
   })
   o.log(`repair: starting ${NODES} nodes + gateway`)
   cluster = await startCluster({ nodes: NODES, ports, dataDir, env })
+  const running = cluster
   // Each node holds about 3/5 of what is uploaded.
   const uploadBytes = Math.ceil((o.heldMiB * MiB * NODES) / 3)
   const file = join(o.dir, 'repair-data.bin')
   const sha = await o.writeFile(file, uploadBytes, 'mycel-bench-repair')
   o.log(`repair: uploading ${(uploadBytes / MiB).toFixed(0)} MiB`)
-  const up = await rawUpload(cluster.gatewayUrl, file)
+  const up = await rawUpload(running.gatewayUrl, file)
   if (up.status !== 201) throw new Error(`repair bench upload failed: ${up.status} ${up.text}`)
   await unlink(file)
-  const before = await clusterStatus(cluster.gatewayUrl)
-  const heldBytes = before.nodes[LOST]?.blockBytes ?? Number.NaN
-
-  o.log(`repair: node ${LOST} holds ${(heldBytes / MiB).toFixed(0)} MiB; killing it`)
-  await cluster.nodes[LOST]?.kill()
-  await cluster.stop()
+  const lostId = running.nodeId(LOST)
+  const before = await clusterStatus(running.gatewayUrl)
+  const heldBytes = before.nodes.find((n) => n.id === lostId)?.blockBytes ?? Number.NaN
+  // Measured while the cluster is idle, before the loss.
   const diskMBps = await diskWriteRate(o.dir, heldBytes)
 
-  // Declared dead (static membership): the survivors restart without it.
+  o.log(
+    `repair: node ${LOST} holds ${(heldBytes / MiB).toFixed(0)} MiB; kill -9, waiting until it is declared dead`,
+  )
+  await running.nodes[LOST]?.kill()
+  const survivors = [...Array(NODES).keys()].filter((i) => i !== LOST)
+  await everyoneSees(running, LOST, ['dead'], survivors, 10 * 60_000)
+  // Repair starts on every survivor once it learns of the death (gossip): the clock starts here.
   const since = new Date()
-  cluster = await startCluster({ nodes: NODES, ports, dataDir, env, exclude: [LOST] })
   const ready = performance.now()
   let repaired = 0
   let lastGrowth = ready
   for (;;) {
-    const s = await clusterStatus(cluster.gatewayUrl)
+    const s = await clusterStatus(running.gatewayUrl)
     if (s.repair.bytesRepaired > repaired) {
       repaired = s.repair.bytesRepaired
       lastGrowth = performance.now()
@@ -123,11 +128,11 @@ export async function measureRepair(o: RepairBenchOptions): Promise<RepairBenchR
     await sleep(200)
   }
   const quietSeconds = (performance.now() - ready) / 1000
-  const res = await fetch(`${cluster.gatewayUrl}/ipfs/${up.body.cid}`)
+  const res = await fetch(`${running.gatewayUrl}/ipfs/${up.body.cid}`)
   const hash = createHash('sha256')
   for await (const chunk of res.body ?? []) hash.update(chunk)
   const readBack = res.status === 200 && hash.digest('hex') === sha
-  await cluster.stop()
+  await running.stop()
   await rm(dataDir, { recursive: true, force: true })
   cluster = undefined
   return {
@@ -146,13 +151,13 @@ export function repairReport(r: RepairBenchResult, fmt: (n: number) => string): 
   const repairMBps = r.heldBytes / 1e6 / r.copySeconds
   return [
     '',
-    `Repair after losing one of ${r.nodes} nodes (R=3; kill -9, then the survivors restart without it, as a static membership declares it dead):`,
+    `Repair after losing one of ${r.nodes} nodes (R=3; kill -9, gossip declares it dead, the survivors repair):`,
     '',
     '| lost node held (MiB) | repaired (MiB) | repaired / held | time to copy (s) | time to clean pass (s) | repair MB/s | disk write+fdatasync MB/s | repair / disk |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|',
     `| ${fmt(r.heldBytes / MiB)} | ${fmt(r.repairedBytes / MiB)} | ${(r.repairedBytes / r.heldBytes).toFixed(3)} | ${fmt(r.copySeconds)} | ${fmt(r.quietSeconds)} | ${fmt(repairMBps)} | ${fmt(r.diskMBps)} | ${(repairMBps / r.diskMBps).toFixed(2)} |`,
     '',
-    `- Every file read back after repair: ${r.readBack ? 'yes' : 'NO'}. Time to copy runs from the survivors being ready to the last repaired byte; ` +
+    `- Every file read back after repair: ${r.readBack ? 'yes' : 'NO'}. Time to copy runs from the lost node being declared dead on every survivor to the last repaired byte; ` +
       'time to a clean pass adds the passes that confirm nothing is left (status: under-replicated 0, misplaced 0, queue empty on every node).',
     '- Repair MB/s = data the lost node held / time to copy. Each repaired byte is written by one surviving node through RocksDB ' +
       '(WAL with fdatasync, then memtable flush), on the same disk the disk figure measures.',

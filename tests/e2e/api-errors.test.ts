@@ -57,10 +57,14 @@ describe('public gRPC API error codes (3 nodes)', () => {
     invalid(await failure(sdk.pin(file.cid, { durability: 'mirror' })))
   })
 
-  it('INVALID_ARGUMENT: unsupported chunker, entries outside directory mode', async () => {
+  it('INVALID_ARGUMENT: unsupported chunker, chunks over 1 MiB, entries outside directory mode', async () => {
     assert.match(
       invalid(await failure(sdk.add(Buffer.from('x'), { chunker: 'rabin' }))).details,
       /chunker "rabin"/,
+    )
+    assert.match(
+      invalid(await failure(sdk.add(Buffer.from('x'), { chunker: 'size-2000000' }))).details,
+      /chunk size must be between 1 and 1048576/,
     )
     // CIDv0 with raw leaves is accepted, as Kubo accepts it (the leaves are CIDv1 raw).
     assert.ok((await sdk.add(Buffer.from('x'), { cidVersion: 0, rawLeaves: true })).cid)

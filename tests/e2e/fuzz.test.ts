@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { globSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve as resolvePath } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createToken, tokenFileLine } from '@mycel/core'
 import { startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
@@ -18,7 +18,7 @@ function schemathesisPython(): string {
   const found = globSync('.tools/schemathesis-*/bin/python').sort().at(-1)
   if (found === undefined)
     throw new Error('schemathesis is not installed: run `make schemathesis` (make test does)')
-  return found
+  return resolvePath(found)
 }
 
 /** Time and examples budget: about a minute of requests, on a machine shared with other work. */
@@ -120,7 +120,8 @@ describe('schemathesis fuzzing of the gateway against its OpenAPI description', 
       join(dir, 'report'),
     ]
     const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(schemathesisPython(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      // In the test's directory: schemathesis keeps its cache of failures (.schemathesis/) in cwd.
+      const child = spawn(schemathesisPython(), args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
       let out = ''
       child.stdout.on('data', (d: Buffer) => (out += d.toString()))
       child.stderr.on('data', (d: Buffer) => (out += d.toString()))

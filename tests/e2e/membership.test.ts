@@ -3,17 +3,20 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type MemberStatus, ServiceProcess } from '@mycel/cli'
-import type { Member, MemberState } from '@mycel/core'
+import { ServiceProcess } from '@mycel/cli'
 import { freePortRange, startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
 import { deterministicBytes, sha256, sha256OfResponse } from '../helpers/data.js'
 import { membershipOf } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
+import { allAlive, everyoneSees, poll, stateIn, views } from '../helpers/membership.js'
+import { assertHealthy, FAST_REPAIR, waitForRepairQuiet } from '../helpers/repair.js'
 
 /**
  * Gossip membership with real node processes (local timings: probe every 1 s, a failed member is
  * suspect within a few seconds and dead MYCEL_DEAD_AFTER_MS = 15 s later; see ARCHITECTURE.md
  * "Membership"). Deadlines below are generous multiples of those timings: the machine is shared.
+ * Each fault test ends with the status showing a healthy cluster once repair is quiet (repair
+ * passes 2 s apart here, so that takes seconds).
  */
 
 const DEAD_AFTER_MS = 15_000
@@ -23,75 +26,6 @@ const SUSPECT_DEADLINE_MS = 15_000
 const DEAD_DEADLINE_MS = DEAD_AFTER_MS + 30_000
 /** Documented failover time of a read: one RPC deadline (MYCEL_RPC_TIMEOUT_MS, 10 s). */
 const FAILOVER_MS = 10_000
-
-async function poll<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + timeoutMs
-  let last: unknown
-  while (Date.now() < until) {
-    try {
-      const v = await check()
-      if (v !== undefined) return v
-    } catch (err) {
-      last = err
-    }
-    await sleep(200)
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms ${last ? String(last) : ''}`)
-}
-
-/** Each running node's own view, by node index. */
-async function views(cluster: TestCluster, indexes: number[]): Promise<Map<number, Member[]>> {
-  const out = new Map<number, Member[]>()
-  await Promise.all(
-    indexes.map(async (i) => {
-      const v = await membershipOf(cluster.nodeAddress(i))
-      if (v !== undefined) out.set(i, v)
-    }),
-  )
-  return out
-}
-
-const stateIn = (members: readonly { id: string; state: string }[], id: string) =>
-  members.find((m) => m.id === id)?.state
-
-/** Resolves once every node in `observers` and the gateway see node `i` in one of `states`. */
-async function everyoneSees(
-  cluster: TestCluster,
-  i: number,
-  states: MemberState[],
-  observers: number[],
-  timeoutMs: number,
-): Promise<number> {
-  const started = Date.now()
-  const id = cluster.nodeId(i)
-  await poll(`all see node ${i} ${states.join('/')}`, timeoutMs, async () => {
-    const v = await views(cluster, observers)
-    if (v.size < observers.length) return undefined
-    for (const members of v.values())
-      if (!states.includes(stateIn(members, id) as MemberState)) return undefined
-    const gw = await cluster.members()
-    return states.includes(stateIn(gw, id) as MemberState) ? true : undefined
-  })
-  return Date.now() - started
-}
-
-async function allAlive(cluster: TestCluster, timeoutMs = 60_000): Promise<MemberStatus[]> {
-  const n = cluster.nodes.length
-  const indexes = [...Array(n).keys()]
-  await poll(`every node sees ${n} alive`, timeoutMs, async () => {
-    const v = await views(cluster, indexes)
-    if (v.size < n) return undefined
-    for (const members of v.values()) {
-      if (members.filter((m) => m.state === 'alive').length !== n) return undefined
-    }
-    return true
-  })
-  return cluster.waitForMembers(
-    (ms) => ms.filter((m) => m.state === 'alive' && m.reachable).length === n,
-    timeoutMs,
-    `${n} alive`,
-  )
-}
 
 async function readSha(cluster: TestCluster, cid: string, timeoutMs = 30_000): Promise<string> {
   const res = await fetch(`${cluster.gatewayUrl}/ipfs/${cid}`, { signal: AbortSignal.timeout(timeoutMs) })
@@ -153,7 +87,7 @@ describe('membership: five nodes find each other and track failures (gossip, rea
   let cluster: TestCluster
   const files: Array<{ cid: string; sha: string }> = []
   before(async () => {
-    cluster = await startCluster({ nodes: 5 })
+    cluster = await startCluster({ nodes: 5, env: FAST_REPAIR })
   })
   after(async () => {
     await cluster?.destroy()
@@ -185,6 +119,7 @@ describe('membership: five nodes find each other and track failures (gossip, rea
     const others = [0, 1, 2, 3]
     await cluster.nodes[victim]!.kill()
     const killedAt = Date.now()
+    let deadAt = new Date()
     let working = true
     const traffic = (async () => {
       let n = 0
@@ -202,6 +137,7 @@ describe('membership: five nodes find each other and track failures (gossip, rea
       const v = await views(cluster, others)
       assert.ok([...v.values()].some((ms) => stateIn(ms, cluster.nodeId(victim)) === 'suspect'))
       await everyoneSees(cluster, victim, ['dead'], others, DEAD_DEADLINE_MS)
+      deadAt = new Date()
       const toDead = Date.now() - killedAt
       assert.ok(toDead >= DEAD_AFTER_MS, `dead after ${toDead} ms, not before the grace period`)
       process.stdout.write(
@@ -214,6 +150,7 @@ describe('membership: five nodes find each other and track failures (gossip, rea
     for (const f of files) assert.equal(await readSha(cluster, f.cid), f.sha)
     const gw = await cluster.members()
     assert.equal(gw.filter((m) => m.state === 'alive').length, 4)
+    assertHealthy(await waitForRepairQuiet(cluster.gatewayUrl, 4, deadAt), 4)
   })
 
   it('a restarted node is alive again everywhere with a higher incarnation', async () => {
@@ -222,9 +159,12 @@ describe('membership: five nodes find each other and track failures (gossip, rea
     assert.equal(before.state, 'dead')
     await cluster.nodes[victim]!.start()
     const members = await allAlive(cluster)
+    const backAt = new Date()
     const after = members.find((m) => m.id === cluster.nodeId(victim))!
     assert.ok(after.incarnation > before.incarnation, `${after.incarnation} > ${before.incarnation}`)
     for (const f of files) assert.equal(await readSha(cluster, f.cid), f.sha)
+    // Back in placement: repair moves its share of the data back to it.
+    assertHealthy(await waitForRepairQuiet(cluster.gatewayUrl, 5, backAt), 5)
   })
 
   it('SIGTERM: the others and the gateway see the node left at once; reads do not wait for timeouts', async () => {
@@ -246,6 +186,8 @@ describe('membership: five nodes find each other and track failures (gossip, rea
     files.push(uploaded)
     await cluster.nodes[victim]!.start()
     await allAlive(cluster)
+    // The copies written while it was away went to the next nodes; repair hands them back.
+    assertHealthy(await waitForRepairQuiet(cluster.gatewayUrl, 5, new Date()), 5)
   })
 
   it('a rolling restart of every node keeps reads failing for less than the failover time', async () => {
@@ -256,6 +198,7 @@ describe('membership: five nodes find each other and track failures (gossip, rea
       await cluster.nodes[i]!.start()
       await allAlive(cluster)
     }
+    const restartedAt = new Date()
     const r = await reader.stop()
     process.stdout.write(
       `# rolling restart: ${r.reads} reads, ${r.failures.length} failed, longest failure window ${r.longestFailureMs} ms, longest read ${r.longestReadMs} ms\n`,
@@ -266,6 +209,7 @@ describe('membership: five nodes find each other and track failures (gossip, rea
       `longest failure window ${r.longestFailureMs} ms: ${r.failures.join('; ')}`,
     )
     for (const f of files) assert.equal(await readSha(cluster, f.cid), f.sha)
+    assertHealthy(await waitForRepairQuiet(cluster.gatewayUrl, 5, restartedAt), 5)
   })
 })
 
@@ -293,7 +237,7 @@ describe('membership: seeds from DNS', () => {
 describe('membership: a network partition of one node (fault-injecting proxies)', () => {
   let cluster: TestCluster
   before(async () => {
-    cluster = await startCluster({ nodes: 4, links: true })
+    cluster = await startCluster({ nodes: 4, links: true, env: FAST_REPAIR })
   })
   after(async () => {
     await cluster?.destroy()
@@ -324,6 +268,7 @@ describe('membership: a network partition of one node (fault-injecting proxies)'
     const during = await upload(cluster, 4 * 262_144, 'during-partition')
     cluster.links[victim]!.restore()
     const members = await allAlive(cluster, 90_000)
+    const healedAt = new Date()
     const incAfter = members.find((m) => m.id === cluster.nodeId(victim))!.incarnation
     assert.ok(incAfter > incBefore, `refuted its death: incarnation ${incAfter} > ${incBefore}`)
     for (const f of [before, during]) assert.equal(await readSha(cluster, f.cid), f.sha)
@@ -333,6 +278,8 @@ describe('membership: a network partition of one node (fault-injecting proxies)'
     }
     assert.equal(status.nodesUp, 4)
     assert.equal(status.ready, true)
+    // Copies written to the others meanwhile, and those it held while declared dead, are placed again.
+    assertHealthy(await waitForRepairQuiet(cluster.gatewayUrl, 4, healedAt), 4)
   })
 })
 

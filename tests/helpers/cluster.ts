@@ -17,7 +17,9 @@ function portFree(port: number): Promise<boolean> {
 /** A base port b such that b .. b+count-1 are all free on loopback right now. */
 export async function freePortRange(count: number): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000)
+    // Below Linux's ephemeral range (32768-60999): a port reserved for a node started later must
+    // not be taken meanwhile by some outgoing connection's local port.
+    const base = 20_000 + Math.floor(Math.random() * 12_000)
     let ok = true
     for (let p = base; p < base + count && ok; p++) ok = await portFree(p)
     if (ok) return base

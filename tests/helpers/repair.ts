@@ -1,39 +1,25 @@
 /// <reference path="../../services/node/src/types/nxtedition-rocksdb.d.ts" />
-import { mkdir, mkdtemp } from 'node:fs/promises'
+import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Metadata } from '@grpc/grpc-js'
-import type { LocalClusterPorts } from '@mycel/cli'
-import { type PlacementNode, placeCopies } from '@mycel/core'
+import { isPlaceable, type Member, type PlacementNode, placeCopies } from '@mycel/core'
 import type { BlockServiceClient } from '@mycel/proto'
 import { RocksLevel } from '@nxtedition/rocksdb'
-import { freePortRange, TEST_TMP } from './cluster.js'
 import { readyBlockClient } from './grpc.js'
 
 /**
- * Ports and a data directory for up to `maxNodes` nodes, for tests that change a static
- * membership by restarting the cluster with more or fewer nodes on the same addresses and data.
+ * Background timings for repair tests: passes seconds apart, repair unthrottled. Scrubbing keeps
+ * its default rate (one pass after start); FAST_SCRUB is for the tests that wait for it.
  */
-export async function fixedLayout(
-  maxNodes: number,
-  prefix: string,
-): Promise<{ ports: LocalClusterPorts; dataDir: string }> {
-  await mkdir(TEST_TMP, { recursive: true })
-  return {
-    dataDir: await mkdtemp(join(TEST_TMP, prefix)),
-    ports: {
-      grpc: await freePortRange(maxNodes),
-      admin: await freePortRange(maxNodes),
-      gateway: await freePortRange(1),
-      rpc: 'off',
-    },
-  }
-}
-
-/** Background timings for repair tests: passes seconds apart, everything else unthrottled. */
 export const FAST_REPAIR: Record<string, string> = {
   MYCEL_REPAIR_INTERVAL_MS: '2000',
   MYCEL_REPAIR_RATE_BYTES: String(1024 * 1024 * 1024),
+}
+
+/** FAST_REPAIR with a scrubber that re-reads everything every second. */
+export const FAST_SCRUB: Record<string, string> = {
+  ...FAST_REPAIR,
   MYCEL_SCRUB_RATE_BYTES: String(256 * 1024 * 1024),
   MYCEL_SCRUB_INTERVAL_MS: '1000',
 }
@@ -49,20 +35,29 @@ export interface NodeRepair {
   lastPassCompletedAt: string | null
 }
 
+/** A member as the gateway's status shows it: its record, reachability and latest stats. */
+export interface StatusNode extends Member {
+  reachable: boolean
+  blocks?: number
+  blockBytes?: number
+  repair?: NodeRepair
+  scrub?: { corruptFound: number; corruptRepaired: number; lastPassCompletedAt: string | null }
+}
+
 export interface ClusterStatus {
-  nodes: Array<{
-    address: string
-    state: string
-    blocks?: number
-    blockBytes?: number
-    repair?: NodeRepair
-    scrub?: { corruptFound: number; corruptRepaired: number; lastPassCompletedAt: string | null }
-  }>
+  nodes: StatusNode[]
   nodesUp: number
+  ready: boolean
   underReplicated: number
   misplaced: number
   unavailable: number
-  repair: { queued: number; bytesRepaired: number; rate: number; lastPassCompletedAt: string | null }
+  repair: {
+    queued: number
+    bytesRepaired: number
+    blocksHandedOff: number
+    rate: number
+    lastPassCompletedAt: string | null
+  }
   scrub: { corruptFound: number; corruptRepaired: number }
 }
 
@@ -94,15 +89,23 @@ export async function waitFor<T>(
   }
 }
 
+/** The members that are alive and answered the gateway's latest stats probe. */
+export function liveMembers(s: ClusterStatus): StatusNode[] {
+  return s.nodes.filter((n) => n.state === 'alive' && n.reachable)
+}
+
 /**
- * Repair has nothing left: `nodes` nodes up, each with a complete pass that started after `since`
- * (so it saw the latest membership), none under-replicated or misplaced, queues empty.
+ * Repair has nothing left: exactly `nodes` members alive and answering, each with a complete pass
+ * that started after `since` (so it saw the membership of that moment), no block under-replicated,
+ * misplaced or waiting on an unreachable target, queues empty.
  */
 export function repairQuiet(s: ClusterStatus, nodes: number, since: Date): boolean {
   const after = since.toISOString()
+  const live = liveMembers(s)
   return (
+    live.length === nodes &&
     s.nodesUp === nodes &&
-    s.nodes.every(
+    live.every(
       (n) =>
         n.repair !== undefined &&
         n.repair.lastPassStartedAt !== null &&
@@ -111,16 +114,35 @@ export function repairQuiet(s: ClusterStatus, nodes: number, since: Date): boole
     ) &&
     s.underReplicated === 0 &&
     s.misplaced === 0 &&
+    s.unavailable === 0 &&
     s.repair.queued === 0
   )
 }
 
-export function waitForRepairQuiet(gatewayUrl: string, nodes: number, since: Date, timeoutMs = 150_000) {
+export function waitForRepairQuiet(gatewayUrl: string, nodes: number, since: Date, timeoutMs = 180_000) {
   return waitFor(
     'repair quiet',
     () => clusterStatus(gatewayUrl),
     (s) => repairQuiet(s, nodes, since),
     timeoutMs,
+  )
+}
+
+/**
+ * The status shows a healthy cluster: `alive` members alive and answering, every other member
+ * declared dead (none joining, suspect or left), nothing under-replicated, misplaced or unavailable.
+ */
+export function assertHealthy(s: ClusterStatus, alive: number): void {
+  const states = s.nodes.map((n) => `${n.id} ${n.state}${n.reachable ? '' : ' (unreachable)'}`).join(', ')
+  assert.equal(liveMembers(s).length, alive, `alive members: ${states}`)
+  assert.ok(
+    s.nodes.every((n) => n.state === 'alive' || n.state === 'dead'),
+    `every member alive or dead: ${states}`,
+  )
+  assert.equal(s.ready, true, 'gateway ready')
+  assert.deepEqual(
+    { underReplicated: s.underReplicated, misplaced: s.misplaced, unavailable: s.unavailable },
+    { underReplicated: 0, misplaced: 0, unavailable: 0 },
   )
 }
 
@@ -153,16 +175,49 @@ function listPage(client: BlockServiceClient, startAfter: Buffer) {
   )
 }
 
-/** Static membership as nodes and gateway see it: id = address, one zone, weight 1. */
-export function staticNodes(addresses: readonly string[]): PlacementNode[] {
-  return addresses.map((id) => ({ id, zone: 'default', weight: 1 }))
+/**
+ * The placement members of a status, keyed by node id as nodes and gateways rank them: the members
+ * membership calls placeable (alive, suspect, left), with their zones and weights.
+ */
+export function placementOf(s: ClusterStatus): PlacementNode[] {
+  return s.nodes
+    .filter(isPlaceable)
+    .map(({ id, zone, weight }) => ({ id, zone, weight }))
+    .sort((a, b) => a.id.localeCompare(b.id))
 }
 
-/** Addresses of the first `copies` nodes of a block's placement. */
+/** Node ids of the first `copies` nodes of a block's placement. */
 export function targetsOf(keyHex: string, nodes: readonly PlacementNode[], copies = 3): string[] {
   return placeCopies(Buffer.from(keyHex, 'hex'), nodes, copies)
     .slice(0, copies)
     .map((n) => n.id)
+}
+
+/** Every block held by any of `members`, and the ids of those that hold it. */
+export async function holdings(
+  members: readonly { id: string; address: string }[],
+): Promise<Map<string, Set<string>>> {
+  const byNode = await Promise.all(members.map((m) => listBlockKeys(m.address)))
+  const out = new Map<string, Set<string>>()
+  byNode.forEach((keys, i) => {
+    for (const k of keys) {
+      const set = out.get(k) ?? new Set<string>()
+      set.add((members[i] as { id: string }).id)
+      out.set(k, set)
+    }
+  })
+  return out
+}
+
+/** Each block is on exactly its R placement targets: full redundancy, nothing misplaced. */
+export function assertPlaced(
+  held: Map<string, Set<string>>,
+  nodes: readonly PlacementNode[],
+  copies = 3,
+): void {
+  for (const [key, on] of held) {
+    assert.deepEqual([...on].sort(), targetsOf(key, nodes, copies).sort(), `block ${key.slice(0, 16)}…`)
+  }
 }
 
 /**

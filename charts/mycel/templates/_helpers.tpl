@@ -113,6 +113,7 @@ gateway's config checks). Every broken rule is listed, then rendering fails.
 {{- $messages = append $messages (include "mycel.validateValues.writeQuorum" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.nodePdb" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.gracePeriod" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.deadAfter" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.zone" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.autoscaling" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.ingress" .) -}}
@@ -143,6 +144,12 @@ node.pdb.maxUnavailable: {{ .Values.node.pdb.maxUnavailable }} would allow every
 {{- define "mycel.validateValues.gracePeriod" -}}
 {{- if le (mul (int .Values.node.terminationGracePeriodSeconds) 1000) (int .Values.node.shutdownTimeoutMs) -}}
 node.terminationGracePeriodSeconds: {{ .Values.node.terminationGracePeriodSeconds }}s must be longer than node.shutdownTimeoutMs ({{ .Values.node.shutdownTimeoutMs }} ms), or nodes are killed before they drain
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.deadAfter" -}}
+{{- if le (int64 .Values.node.membership.deadAfterMs) (mul (int .Values.node.terminationGracePeriodSeconds) 1000) -}}
+node.membership.deadAfterMs: {{ int64 .Values.node.membership.deadAfterMs }} ms must be longer than node.terminationGracePeriodSeconds ({{ .Values.node.terminationGracePeriodSeconds }}s), or a node that is only restarting is declared dead and its data copied away
 {{- end -}}
 {{- end -}}
 

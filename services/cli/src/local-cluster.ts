@@ -43,10 +43,10 @@ export interface LocalClusterOptions {
   /** A token with the admin scope, for the gateway's status when the gateway requires tokens. */
   statusToken?: string
   /**
-   * Nodes (by index) that are not members: not started, and left out of every MYCEL_PEERS (a
-   * node removed from the static membership). Their ports and data directories stay reserved.
+   * Nodes (by index) that start() does not start, to add later: `nodes[i].start()` joins through
+   * the others as seeds. They are left out of every MYCEL_PEERS, so nobody waits for them.
    */
-  exclude?: readonly number[]
+  deferred?: readonly number[]
 }
 
 /** MYCEL_TLS_* for the process whose certificate is `name`.crt in `dir`. */
@@ -217,7 +217,7 @@ export class LocalCluster {
     // Every node is a seed of every other (and of the gateway): any one of them up is enough to join.
     const peers = nodeEnvs
       .map((e) => e.MYCEL_ADVERTISE_ADDRESS ?? (e.MYCEL_GRPC_LISTEN as string))
-      .filter((_, i) => !options.exclude?.includes(i))
+      .filter((_, i) => !options.deferred?.includes(i))
     for (let i = 0; i < options.nodes; i++) {
       this.nodes.push(
         new ServiceProcess(
@@ -260,9 +260,9 @@ export class LocalCluster {
     return `http://${this.host}:${this.ports.admin + i}`
   }
 
-  /** The member nodes (all but the excluded ones). */
-  get memberNodes(): ServiceProcess[] {
-    return this.nodes.filter((_, i) => !this.options.exclude?.includes(i))
+  /** The nodes start() starts (all but the deferred ones). */
+  get initialNodes(): ServiceProcess[] {
+    return this.nodes.filter((_, i) => !this.options.deferred?.includes(i))
   }
 
   /** Node i's id (known once it reported ready). */
@@ -274,9 +274,9 @@ export class LocalCluster {
   async start(): Promise<void> {
     await mkdir(join(resolve(this.options.dataDir), 'logs'), { recursive: true })
     try {
-      await Promise.all(this.memberNodes.map((n) => n.start()))
+      await Promise.all(this.initialNodes.map((n) => n.start()))
       await this.gateway.start()
-      const n = this.memberNodes.length
+      const n = this.initialNodes.length
       await this.waitForMembers(
         (ms) => ms.filter((m) => m.state === 'alive' && m.reachable).length >= n,
         this.options.readyTimeoutMs ?? 60_000,

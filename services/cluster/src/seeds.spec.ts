@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { seedResolver, splitSeedName } from './seeds.js'
+import { seedDialAddresses, seedResolver, splitSeedName } from './seeds.js'
 
 describe('seeds', () => {
   it('splits a DNS seed into name and port', () => {
@@ -8,6 +8,17 @@ describe('seeds', () => {
     assert.deepEqual(splitSeedName('localhost:7171', 7070), { name: 'localhost', port: 7171 })
     assert.deepEqual(splitSeedName('[::1]:7171', 7070), { name: '::1', port: 7171 })
     assert.deepEqual(splitSeedName('[::1]', 7070), { name: '::1', port: 7070 })
+  })
+
+  it('dial addresses: the static seeds plus the DNS name itself, with its port', () => {
+    assert.deepEqual(seedDialAddresses({ peers: ['a:7070'], defaultPort: 7070 }), ['a:7070'])
+    assert.deepEqual(seedDialAddresses({ peers: [], dns: 'nodes.ns.svc', defaultPort: 7070 }), [
+      'nodes.ns.svc:7070',
+    ])
+    assert.deepEqual(seedDialAddresses({ peers: ['a:7070'], dns: '[::1]:7171', defaultPort: 7070 }), [
+      'a:7070',
+      '[::1]:7171',
+    ])
   })
 
   it('adds every address of the DNS name to the static seeds, IPv6 bracketed, and re-resolves', async () => {

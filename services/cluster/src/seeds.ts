@@ -29,6 +29,19 @@ export function splitSeedName(dns: string, defaultPort: number): { name: string;
   return { name: dns, port: defaultPort }
 }
 
+const hostPort = (host: string, port: number) => (isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`)
+
+/**
+ * Addresses a client can dial to reach some seed node: the static list, plus the DNS name itself
+ * (gRPC resolves it to all its records and connects to one that answers). For clients that only
+ * need any node, such as the gateway's client of the nodes' public API.
+ */
+export function seedDialAddresses(cfg: Pick<SeedConfig, 'peers' | 'dns' | 'defaultPort'>): string[] {
+  if (cfg.dns === undefined) return [...cfg.peers]
+  const { name, port } = splitSeedName(cfg.dns, cfg.defaultPort)
+  return [...new Set([...cfg.peers, hostPort(name, port)])]
+}
+
 /**
  * Seed addresses for joining and reconnecting: the static list plus every address the DNS name
  * resolves to now. The name is resolved again after `cacheMs`, so that new pods behind a
@@ -44,7 +57,7 @@ export function seedResolver(cfg: SeedConfig): () => Promise<string[]> {
     if (cfg.dns === undefined) return [...cfg.peers]
     if (cached === undefined || Date.now() - cached.at >= cacheMs) {
       const { name, port } = splitSeedName(cfg.dns, cfg.defaultPort)
-      const asSeed = (host: string) => (isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`)
+      const asSeed = (host: string) => hostPort(host, port)
       let ips: string[] = []
       try {
         ips = await resolve(name)

@@ -55,7 +55,7 @@ interface NodeStats {
 export type NodeStatus = Member & NodeStats
 
 /** Storage nodes' gRPC port when MYCEL_SEED_DNS names none (the node's default listener). */
-const DEFAULT_NODE_GRPC_PORT = 7070
+export const DEFAULT_NODE_GRPC_PORT = 7070
 
 /** How long startup waits for a first membership view before the gateway serves anyway. */
 const FIRST_VIEW_WAIT_MS = 5_000

@@ -101,39 +101,3 @@ export class MembershipEvents {
     for (const l of this.updateListeners) l(member, previous)
   }
 }
-
-/**
- * A fixed membership: every member alive forever. For processes given an explicit node list
- * (tests, and the gateway until it learns the cluster from the nodes).
- */
-export class StaticMembership implements MembershipView {
-  private readonly list: Member[]
-
-  constructor(members: readonly (Partial<Member> & { address: string })[]) {
-    this.list = members.map((m) => ({
-      id: m.id ?? m.address,
-      address: m.address,
-      zone: m.zone ?? 'default',
-      host: m.host ?? m.address,
-      weight: m.weight ?? 1,
-      state: m.state ?? 'alive',
-      incarnation: m.incarnation ?? 0,
-    }))
-  }
-
-  static fromAddresses(addresses: readonly string[]): StaticMembership {
-    return new StaticMembership(addresses.map((address) => ({ address })))
-  }
-
-  members(): readonly Member[] {
-    return this.list
-  }
-
-  placementMembers(): readonly Member[] {
-    return this.list.filter(isPlaceable)
-  }
-
-  onChange(): () => void {
-    return () => {}
-  }
-}

@@ -220,8 +220,8 @@ export class RepairEngine {
   /** How long to wait before the first pass after a start. */
   private initialDelay(): number {
     if (this.pass !== undefined) return 0 // resume the interrupted pass
-    // The membership changed while this node was down (a static peer list edited, a member
-    // declared dead meanwhile): rebalance at once.
+    // The placement changed while this node was down (a member joined or was declared dead
+    // meanwhile): rebalance at once.
     if (this.placementSeen !== this.fingerprint()) return 0
     if (this.lastPass === undefined) return 0
     return Math.max(0, this.lastPass.startedAt + this.cfg.intervalMs - Date.now())

@@ -1,5 +1,5 @@
 import { clusterClientOptions, NodeClients } from '@mycel/cluster'
-import { type Member, type MembershipView, type NodeEnv, replicate } from '@mycel/core'
+import { type MembershipView, type NodeEnv, replicate } from '@mycel/core'
 import type { GetNodeStatsResponse, RepairStats, ScrubStats } from '@mycel/proto'
 import { Inject, Injectable } from '@nestjs/common'
 import { MEMBERSHIP } from '../membership/membership.provider.js'
@@ -9,18 +9,6 @@ import { RepairMetrics } from './metrics.js'
 import { GrpcRepairPeers } from './peers.js'
 import { RepairEngine, type RepairStatus } from './repair-engine.js'
 import { Scrubber, type ScrubStatus } from './scrubber.js'
-
-/**
- * This node in its own membership: the view's `self` when it has one (gossip), else the member
- * at this node's advertised or bound address (static MYCEL_PEERS, keyed by address).
- */
-export function findSelf(
-  view: MembershipView,
-  addresses: readonly (string | undefined)[],
-): Member | undefined {
-  if (view.self !== undefined) return view.members().find((m) => m.id === view.self?.id) ?? view.self
-  return view.members().find((m) => addresses.includes(m.address))
-}
 
 /** Background repair, rebalance and scrubbing of this node's blocks, with their status. */
 @Injectable()
@@ -49,13 +37,12 @@ export class RepairComponent implements NodeComponent {
     )
   }
 
-  async start(ctx: NodeContext & { grpcAddress: string }): Promise<void> {
+  async start(ctx: NodeContext): Promise<void> {
     const cfg = this.config
     const clients = new NodeClients(this.membership, clusterClientOptions(ctx.tls, cfg.MYCEL_TLS_SERVER_NAME))
     this.clients = clients
     const peers = new GrpcRepairPeers(clients, cfg.MYCEL_RPC_TIMEOUT_MS, ctx.logger)
-    const addresses = [cfg.MYCEL_ADVERTISE_ADDRESS, cfg.MYCEL_GRPC_LISTEN, ctx.grpcAddress]
-    const self = () => findSelf(this.membership, addresses)
+    const self = () => this.membership.self
     const metrics = this.metrics
     const defaultPolicy = replicate(cfg.MYCEL_REPLICATION)
     const common = {
