@@ -230,8 +230,10 @@ export class KuboDagController {
     } finally {
       abort.signal.removeEventListener('abort', onAbort)
     }
+    // One value per block, streamed in Kubo (X-Chunked-Output).
     res
       .status(200)
+      .set('X-Chunked-Output', '1')
       .type('application/json')
       .send(`${lines.join('\n')}\n`)
   }

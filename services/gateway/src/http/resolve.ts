@@ -1,3 +1,4 @@
+import * as dagPb from '@ipld/dag-pb'
 import type { ClusterBlockstore } from '@mycel/cluster'
 import {
   type CID,
@@ -118,6 +119,11 @@ export async function resolvePath(
       throw new UnsupportedCodecError(last.cid.code, `cannot walk the path ${formatContentPath(path)}`)
     }
     throw mapResolveError(err, path)
+  }
+  if (last.remainder.length > 0 && last.cid.code === dagPb.code) {
+    // A UnixFS file, symlink or raw node has no named links (the walker stops on it with the
+    // rest of the path): nothing there, as Kubo answers.
+    throw new PathNotFoundError(`no link named "${last.remainder[0]}" under ${last.cid.toString()}`)
   }
   if (last.remainder.length > 0) {
     // The walk stopped inside a document: what is left names a field that is not a link.
