@@ -11,6 +11,7 @@ import {
   isRoutable,
   type Logger,
   placeCopies,
+  QuorumNotReachedError,
   replicate,
   UpstreamUnavailableError,
 } from '@mycel/core'
@@ -64,6 +65,13 @@ export class ClusterBlockstore {
    */
   newWriteSession(replication?: number): WriteSession {
     const requested = replication ?? this.config.replication
+    if (this.clients.nodes.length === 0) {
+      // R and W would clamp to 0 and every block would count as written with no copy anywhere.
+      const w = replication === undefined ? this.config.writeQuorum : Math.floor(requested / 2) + 1
+      throw new QuorumNotReachedError(w, 0, [
+        { node: 'membership', error: 'no storage node is known (no seed has answered)' },
+      ])
+    }
     const r = Math.min(requested, this.clients.nodes.length)
     const w = replication === undefined ? this.config.writeQuorum : Math.floor(r / 2) + 1
     return new WriteSession({
