@@ -21,7 +21,7 @@ ifneq ($(SYS_NODE_MAJOR),24)
   export PATH := $(NODE_HOME)/bin:$(PATH)
 endif
 
-.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo grpcurl images base-image chart-tools chart-test chart-e2e clean
+.PHONY: help node install proto build lint format run test test-unit test-integration bench kubo grpcurl otelcol images base-image chart-tools chart-test chart-e2e clean
 
 help:
 	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it); TLS=1 for mutual TLS"
@@ -32,6 +32,7 @@ help:
 	@echo "make images          build the container image with podman (offline base image first)"
 	@echo "make chart-test      helm lint, helm-unittest and kubeconform on charts/mycel"
 	@echo "make chart-e2e       run the rendered chart as podman containers (upload, kill a node, read back)"
+	@echo "make otelcol         build the OpenTelemetry Collector the telemetry tests use (into .tools)"
 
 $(NODE_HOME)/bin/node:
 	@mkdir -p $(TOOLS)
@@ -87,10 +88,10 @@ token:
 # The chart checks (make chart-test) run first; their counts join the last line of tests/run.mjs
 # through MYCEL_EXTRA_RESULTS. A chart check that fails is counted there, so the node suites still run.
 # Kubo is built first: tests/e2e/kubo-interop.test.ts runs the real `ipfs` beside Mycel.
-test: build lint chart-tools kubo grpcurl schemathesis
+test: build lint chart-tools kubo grpcurl otelcol schemathesis
 	@rm -f $(CHART_RESULTS)
 	-@$(MAKE) --no-print-directory chart-test
-	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) MYCEL_SCHEMATHESIS=$(SCHEMATHESIS) node tests/run.mjs
+	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) OTELCOL_BIN=$(OTELCOL) MYCEL_SCHEMATHESIS=$(SCHEMATHESIS) node tests/run.mjs
 
 # Schemathesis (PyPI), pinned with its dependencies in tests/fuzz/requirements.txt, in a venv under
 # .tools; tests/e2e/fuzz.test.ts runs it against the gateway's OpenAPI description.
@@ -135,6 +136,32 @@ $(KUBO_BIN):
 	  && go get github.com/libp2p/go-libp2p@$(KUBO_LIBP2P) \
 	  && go build -o $@.tmp ./cmd/ipfs && mv $@.tmp $@
 	@$@ version
+
+# A real OpenTelemetry Collector for the telemetry tests (tests/e2e/telemetry.test.ts), built by
+# the collector builder (ocb) from the pinned manifest tests/otel/otelcol-builder.yaml: OTLP
+# receiver, file and debug exporters. ocb's own `go mod tidy` fails because a test-only dependency
+# of the file exporter (otlpencodingextension) is not served by the Go module proxy, so ocb only
+# generates the sources and the module is resolved here with `tidy -e`, which tolerates that
+# package (it is not linked into the binary). About 2-3 minutes cold, then cached in .tools.
+OTELCOL_MANIFEST := tests/otel/otelcol-builder.yaml
+OTELCOL_VERSION := $(shell sed -n 's/^  version: *//p' $(OTELCOL_MANIFEST))
+# Keyed by the manifest's content: any change to it builds a new collector, an unchanged one is reused.
+OTELCOL_DIR := $(TOOLS)/otelcol-mycel-$(OTELCOL_VERSION)-$(shell sha256sum $(OTELCOL_MANIFEST) | cut -c1-12)
+OTELCOL := $(OTELCOL_DIR)/otelcol-mycel
+
+otelcol: $(OTELCOL)
+
+$(OTELCOL):
+	@mkdir -p $(OTELCOL_DIR)
+	@echo "building the OpenTelemetry Collector $(OTELCOL_VERSION) with ocb (about 2-3 minutes cold)"
+	set -euo pipefail; src=$(OTELCOL_DIR)/src; rm -rf $$src; mkdir -p $$src; \
+	  GOBIN=$(OTELCOL_DIR) go install go.opentelemetry.io/collector/cmd/builder@v$(OTELCOL_VERSION); \
+	  sed "s#^  version: .*#&\n  output_path: $$src#" $(OTELCOL_MANIFEST) > $$src/manifest.yaml; \
+	  $(OTELCOL_DIR)/builder --config=$$src/manifest.yaml --skip-get-modules --skip-compilation; \
+	  cd $$src && go mod init otelcol-mycel \
+	  && go get $$(sed -n 's/^ *- gomod: *\([^ ]*\) *\([^ ]*\)$$/\1@\2/p' manifest.yaml) \
+	  && go mod tidy -e && go build -trimpath -ldflags "-s -w" -o $@.tmp . && mv $@.tmp $@
+	@$@ --version
 
 # grpcurl, a generic gRPC client: tests/e2e/grpcurl.test.ts checks that the public API is usable
 # through reflection alone. Pinned, from the Go module proxy (its go.mod has no replace directive).

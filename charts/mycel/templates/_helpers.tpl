@@ -104,6 +104,42 @@ gateway follows the membership of whichever of them answers.
 {{- end -}}
 
 {{/*
+mycel.otelEnv: the standard OpenTelemetry variables of a container when otel.endpoint is set
+(nothing otherwise: without an endpoint the services do not load the SDK). Call with
+(dict "ctx" . "component" "node"). service.instance.id is the pod name, so every pod's spans are
+told apart; extra resource attributes come after and may override it.
+*/}}
+{{- define "mycel.otelEnv" -}}
+{{- $v := .ctx.Values.otel -}}
+{{- if $v.endpoint }}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "mycel-%s" .component | quote }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $v.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $v.protocol | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $v.sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $v.samplerArg | quote }}
+{{- $attrs := list "service.instance.id=$(POD_NAME)" "k8s.pod.name=$(POD_NAME)" "k8s.namespace.name=$(POD_NAMESPACE)" (printf "service.namespace=%s" .ctx.Release.Name) }}
+{{- range $k, $val := $v.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k $val) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attrs | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
 mycel.validateValues: cross-field rules the JSON schema cannot express (they mirror the
 gateway's config checks). Every broken rule is listed, then rendering fails.
 */}}

@@ -4,21 +4,34 @@
  * public gRPC API) and the entry point of every role: `mycel node` and `mycel gateway` start the
  * services (the container image runs these), `mycel local` a whole cluster of local processes.
  */
+// Only modules that load neither grpc-js nor node:http are imported statically: the commands
+// (SDK, proto) are imported in main() after `mycel node|gateway` started telemetry, whose loader
+// hooks patch only the modules loaded after them.
 import { ConfigInvalidError } from '@mycel/core'
 import { Command, CommanderError } from 'commander'
-import { contentCommands } from './commands/content.js'
-import { pinCommands } from './commands/pins.js'
-import { serviceCommands } from './commands/services.js'
-import { statusCommand } from './commands/status.js'
-import { tokenCommand } from './commands/token.js'
-import { addGlobalOptions, EXIT, exitCodeOf } from './output.js'
+import { startServiceTelemetry } from './service-telemetry.js'
 
 const EXIT_CODES_HELP = `
 Environment: MYCEL_NODES (host:port list), MYCEL_TOKEN, MYCEL_CA_FILE, MYCEL_TLS=1, MYCEL_TIMEOUT_MS.
 Exit codes: 0 ok, 1 usage or invalid input, 2 not found, 3 unavailable or timed out,
 4 authentication or permission, 5 other failure, 78 invalid service configuration, 130 interrupted.`
 
-function program(): Command {
+async function program(): Promise<Command> {
+  const [
+    { contentCommands },
+    { pinCommands },
+    { serviceCommands },
+    { statusCommand },
+    { tokenCommand },
+    { addGlobalOptions },
+  ] = await Promise.all([
+    import('./commands/content.js'),
+    import('./commands/pins.js'),
+    import('./commands/services.js'),
+    import('./commands/status.js'),
+    import('./commands/token.js'),
+    import('./output.js'),
+  ])
   const cmd = addGlobalOptions(
     new Command('mycel')
       .description('Mycel: a content-addressed storage cluster with IPFS-compatible CIDs')
@@ -41,7 +54,16 @@ function program(): Command {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const cmd = program()
+  try {
+    await startServiceTelemetry(argv)
+  } catch (err) {
+    if (!(err instanceof ConfigInvalidError)) throw err
+    console.error(`mycel: ${err.message}`)
+    process.exitCode = 78 // EX_CONFIG
+    return
+  }
+  const { EXIT, exitCodeOf } = await import('./output.js')
+  const cmd = await program()
   if (argv.length === 0) {
     cmd.outputHelp()
     process.exitCode = EXIT.USAGE

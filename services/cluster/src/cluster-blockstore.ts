@@ -33,6 +33,14 @@ export interface ClusterReadMetrics {
   readRepairs: { inc(labels: { result: 'ok' | 'failed' }): void }
 }
 
+/** Counters write sessions move (optional: a process that only reads needs none). */
+export interface ClusterWriteMetrics {
+  /** Blocks that reached the write quorum. */
+  blocksWritten?: { inc(): void }
+  /** Copies acknowledged as durable by nodes. */
+  blockCopiesWritten?: { inc(): void }
+}
+
 export interface AbortOptions {
   signal?: AbortSignal
 }
@@ -49,7 +57,7 @@ export class ClusterBlockstore {
     private readonly clients: NodeClients,
     readonly config: ClusterConfig,
     logger: Logger,
-    private readonly metrics: ClusterReadMetrics,
+    private readonly metrics: ClusterReadMetrics & ClusterWriteMetrics,
   ) {
     this.log = logger.child({ component: 'cluster' })
   }
@@ -82,6 +90,7 @@ export class ClusterBlockstore {
       ackTimeoutMs: this.config.rpcTimeoutMs,
       maxInflightPerNode: this.config.maxInflightPerNode,
       logger: this.log,
+      metrics: this.metrics,
     })
   }
 

@@ -5,6 +5,7 @@ import {
   type Logger,
   type UnixfsImportParams,
 } from '@mycel/core'
+import { inSpan } from '@mycel/telemetry'
 import { type ImportCandidate, importer } from 'ipfs-unixfs-importer'
 import type { ClusterBlockstore } from './cluster-blockstore.js'
 
@@ -29,7 +30,23 @@ export interface ImportOptions {
  * Resolves only when every block of every entry is acknowledged; a failure aborts the whole
  * import and no entry is reported, so a partial upload is never acknowledged.
  */
-export async function importToCluster(
+export function importToCluster(
+  cluster: ClusterBlockstore,
+  candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>,
+  opts: ImportOptions,
+): Promise<ImportedEntry[]> {
+  // One span for the whole import: the write session's per-node streams and placement events
+  // hang under it, and the node spans under those.
+  return inSpan('mycel.upload.import', {}, async (span) => {
+    const entries = await importBlocks(cluster, candidates, opts)
+    span.setAttribute('mycel.upload.entries', entries.length)
+    const root = entries.at(-1)
+    if (root !== undefined) span.setAttribute('mycel.upload.root', root.cid.toString())
+    return entries
+  })
+}
+
+async function importBlocks(
   cluster: ClusterBlockstore,
   candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>,
   opts: ImportOptions,

@@ -12,6 +12,8 @@ import {
   UpstreamUnavailableError,
 } from '@mycel/core'
 import { encodeDurability, fromGrpcError, type PutBlocksRequest, type PutBlocksResponse } from '@mycel/proto'
+import { activeSpan, endSpan, recording, type Span, tracer, withSpan } from '@mycel/telemetry'
+import type { ClusterWriteMetrics } from './cluster-blockstore.js'
 import { encodePutBlocksRequest, type NodeHandle } from './node-clients.js'
 
 export interface WriteSessionConfig {
@@ -30,6 +32,9 @@ export interface WriteSessionConfig {
   /** Blocks in flight on one node's stream; bounds the memory an upload holds per node. */
   maxInflightPerNode: number
   logger: Logger
+  /** The span of the operation the session writes for (placement events go there). */
+  span?: Span | undefined
+  metrics?: ClusterWriteMetrics
 }
 
 interface PendingAck {
@@ -46,6 +51,11 @@ interface PendingAck {
 class NodeWriteStream {
   failure: Error | undefined
   private readonly call: ClientDuplexStream<PutBlocksRequest, PutBlocksResponse>
+  /** `mycel.write.stream`: one per node and upload, parent of the PutBlocks call's span. */
+  private readonly span: Span
+  private blocksSent = 0
+  private bytesSent = 0
+  private blocksAcked = 0
   private readonly pending = new Map<bigint, PendingAck>()
   private readonly slotWaiters: Array<() => void> = []
   private readonly closed: Promise<void>
@@ -54,11 +64,14 @@ class NodeWriteStream {
     readonly node: NodeHandle,
     private readonly cfg: WriteSessionConfig,
   ) {
+    this.span = tracer.startSpan('mycel.write.stream', {
+      attributes: { 'mycel.node.address': node.address, 'mycel.node.id': node.id },
+    })
     // No call deadline: an upload may stream for hours. Liveness comes from per-block ack
     // timeouts and gRPC keepalive instead.
-    this.call = node.client.putBlocks()
+    this.call = withSpan(this.span, () => node.client.putBlocks())
     this.call.on('data', (res: PutBlocksResponse) => this.onAck(res))
-    this.closed = new Promise((resolve) => {
+    this.closed = new Promise<void>((resolve) => {
       this.call.on('error', (err) => {
         this.fail(fromGrpcError(err))
         resolve()
@@ -68,6 +81,13 @@ class NodeWriteStream {
           this.fail(new UpstreamUnavailableError(`${node.address} closed the stream early`))
         resolve()
       })
+    }).then(() => {
+      this.span.setAttributes({
+        'mycel.blocks.sent': this.blocksSent,
+        'mycel.blocks.acked': this.blocksAcked,
+        'mycel.bytes.sent': this.bytesSent,
+      })
+      endSpan(this.span, this.failure)
     })
   }
 
@@ -86,6 +106,8 @@ class NodeWriteStream {
         )
       }, this.cfg.ackTimeoutMs)
       this.pending.set(seq, { resolve, reject, timer })
+      this.blocksSent++
+      this.bytesSent += encoded.byteLength
       // The client's serializer passes pre-encoded requests through (see node-clients.ts).
       this.call.write(encoded as unknown as PutBlocksRequest)
     })
@@ -107,14 +129,21 @@ class NodeWriteStream {
     this.pending.delete(res.seq)
     clearTimeout(p.timer)
     this.slotWaiters.shift()?.()
-    if (res.errorCode === '') p.resolve()
-    else p.reject(new Error(`${res.errorCode}: ${res.errorMessage}`))
+    if (res.errorCode === '') {
+      this.blocksAcked++
+      p.resolve()
+    } else p.reject(new Error(`${res.errorCode}: ${res.errorMessage}`))
   }
 
   private fail(err: Error): void {
     if (this.failure !== undefined) return
     this.failure = err
     this.cfg.logger.warn({ peer: this.node.address, err: err.message }, 'node failed during upload')
+    // The session's span shows where placement moved away from this node.
+    recording(this.cfg.span)?.addEvent('mycel.placement.node_failed', {
+      'mycel.node.address': this.node.address,
+      'mycel.error': err.message,
+    })
     for (const p of this.pending.values()) {
       clearTimeout(p.timer)
       p.reject(err)
@@ -143,6 +172,7 @@ export class WriteSession {
     if (!(cfg.writeQuorum >= 1 && cfg.writeQuorum <= cfg.replication)) {
       throw new RangeError(`write quorum ${cfg.writeQuorum} must be between 1 and R=${cfg.replication}`)
     }
+    cfg.span ??= activeSpan()
     this.durability = cfg.durability && encodeDurability(cfg.durability)
   }
 
@@ -163,6 +193,7 @@ export class WriteSession {
         if (settled) return
         if (acked >= writeQuorum) {
           settled = true
+          this.cfg.metrics?.blocksWritten?.inc()
           this.blocksWritten++
           this.bytesWritten += bytes.byteLength
           resolve()
@@ -173,14 +204,15 @@ export class WriteSession {
       }
       const launch = () => {
         while (acked + active < replication && next < order.length) {
-          const node = order[next++] as NodeHandle
+          const rank = next++
+          const node = order[rank] as NodeHandle
           if (!isRoutable(node)) {
             // A member that left (a restart, a drain) keeps its place in the ranking, but its copy
             // goes to the next node in rank order (hinted handoff; repair moves it back later).
             failures.push({ node: node.address, error: `not routable (${node.state})` })
             continue
           }
-          const stream = this.streamFor(node)
+          const stream = this.streamFor(node, rank)
           if (stream.failure !== undefined) {
             failures.push({ node: node.address, error: stream.failure.message })
             continue
@@ -190,6 +222,7 @@ export class WriteSession {
             () => {
               active--
               acked++
+              this.cfg.metrics?.blockCopiesWritten?.inc()
               check()
             },
             (err: Error) => {
@@ -207,10 +240,22 @@ export class WriteSession {
     })
   }
 
+  /** Records the session's outcome on its span. */
+  private describe(): void {
+    recording(this.cfg.span)?.setAttributes({
+      'mycel.replication': this.cfg.replication,
+      'mycel.write_quorum': this.cfg.writeQuorum,
+      'mycel.blocks.written': this.blocksWritten,
+      'mycel.bytes.written': this.bytesWritten,
+      'mycel.placement.nodes': this.streams.size,
+    })
+  }
+
   /** Waits for every copy in flight, then closes the streams. */
   async close(): Promise<void> {
     while (this.settling.size > 0) await Promise.allSettled([...this.settling])
     await Promise.all([...this.streams.values()].map((s) => s.end()))
+    this.describe()
   }
 
   /** Abandons the upload: cancels every stream. Blocks already stored stay (they are valid). */
@@ -218,9 +263,16 @@ export class WriteSession {
     for (const s of this.streams.values()) s.cancel(reason)
   }
 
-  private streamFor(node: NodeHandle): NodeWriteStream {
+  private streamFor(node: NodeHandle, rank: number): NodeWriteStream {
     let s = this.streams.get(node.id)
     if (s === undefined) {
+      // Placement, as a trace shows it: the first block that ranks each node among its targets.
+      recording(this.cfg.span)?.addEvent('mycel.placement.node_added', {
+        'mycel.node.address': node.address,
+        'mycel.node.id': node.id,
+        'mycel.placement.rank': rank,
+        'mycel.session.blocks': this.blocksWritten,
+      })
       s = new NodeWriteStream(node, this.cfg)
       this.streams.set(node.id, s)
     }

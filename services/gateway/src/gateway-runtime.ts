@@ -17,6 +17,7 @@ import {
   TokenAuthenticator,
   tlsFilesConfig,
 } from '@mycel/core'
+import { untraced } from '@mycel/telemetry'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -73,7 +74,11 @@ const DRAIN_TIMEOUT_MS = 15_000
  */
 @Injectable()
 export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
-  readonly metrics = new GatewayMetrics()
+  readonly metrics = new GatewayMetrics({
+    membership: () => this.membership,
+    nodesUp: () => this.nodeStatuses().filter((s) => s.reachable).length,
+    ready: () => this.ready,
+  })
   readonly membership: RemoteMembership
   readonly clients: NodeClients
   readonly cluster: ClusterBlockstore
@@ -198,7 +203,10 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   async probeAll(): Promise<void> {
     const members = this.membership.members()
     for (const id of this.stats.keys()) if (!members.some((m) => m.id === id)) this.stats.delete(id)
-    await Promise.all(members.filter((m) => isRoutable(m) || m.state === 'joining').map((m) => this.probe(m)))
+    // Probes run every 2 s: untraced, or each would be a trace of its own.
+    await untraced(() =>
+      Promise.all(members.filter((m) => isRoutable(m) || m.state === 'joining').map((m) => this.probe(m))),
+    )
   }
 
   private probe(member: Member): Promise<void> {

@@ -9,6 +9,7 @@ import {
   nestLogger,
   splitHostPort,
 } from '@mycel/core'
+import { shutdownTelemetry } from '@mycel/telemetry'
 import type { NestApplicationOptions } from '@nestjs/common'
 import { NestFactory } from '@nestjs/core'
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express'
@@ -53,27 +54,38 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
   app.set('query parser', 'simple')
   if (config.MYCEL_TRUSTED_PROXIES !== undefined) app.set('trust proxy', config.MYCEL_TRUSTED_PROXIES)
   const runtime = app.get(GatewayRuntime)
-  // Methods the API does not have (405), then authentication and limits, before any route.
+  // Request rate and latency by route, for every route (registered before Nest's routes), refused
+  // requests included; then methods the API does not have (405), then authentication and limits.
+  app.use(runtime.metrics.httpMiddleware())
   app.use(methodNotAllowed(loadOpenApi().document))
   app.use(runtime.guard.middleware)
-  exitGracefullyOnSignals(() => app.close(), logger, 30_000)
+  // Spans still buffered are exported before the process exits.
+  exitGracefullyOnSignals(() => app.close().then(shutdownTelemetry), logger, 30_000)
   keepServingOnUnhandledRejections(logger)
   const gw = splitHostPort(config.MYCEL_GATEWAY_LISTEN)
-  await app.listen(gw.port, gw.host)
-  const main = app.getHttpServer() as Server
-  answerClientErrors(main, config, runtime.metrics)
-  const addresses: Record<string, string> = { gateway: `${gw.host}:${portOf(main, gw.port)}` }
+  let main: Server
+  const addresses: Record<string, string> = {}
   let rpcServer: Server | undefined
-  if (config.MYCEL_RPC_LISTEN !== 'off') {
-    const rpc = splitHostPort(config.MYCEL_RPC_LISTEN)
-    const server = createGatewayServer(config, app.getHttpAdapter().getInstance())
-    rpcServer = server
-    answerClientErrors(server, config, runtime.metrics)
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(rpc.port, rpc.host, resolve)
-    })
-    addresses.rpc = `${rpc.host}:${portOf(server, rpc.port)}`
+  try {
+    await app.listen(gw.port, gw.host)
+    main = app.getHttpServer() as Server
+    answerClientErrors(main, config, runtime.metrics)
+    addresses.gateway = `${gw.host}:${portOf(main, gw.port)}`
+    if (config.MYCEL_RPC_LISTEN !== 'off') {
+      const rpc = splitHostPort(config.MYCEL_RPC_LISTEN)
+      const server = createGatewayServer(config, app.getHttpAdapter().getInstance())
+      rpcServer = server
+      answerClientErrors(server, config, runtime.metrics)
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(rpc.port, rpc.host, resolve)
+      })
+      addresses.rpc = `${rpc.host}:${portOf(server, rpc.port)}`
+    }
+  } catch (err) {
+    // A listener that cannot bind: close what Nest opened (membership watch, node clients).
+    await app.close().catch(() => undefined)
+    throw err
   }
   // Nest closes its own server on shutdown; the second listener closes with it.
   main.once('close', () => rpcServer?.close())

@@ -1,13 +1,28 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client'
+import type { MembershipView } from '@mycel/core'
+import { createServiceRegistry, registerMembershipGauge } from '@mycel/telemetry'
+import type { NextFunction, Request, Response } from 'express'
+import { Counter, Gauge, Histogram } from 'prom-client'
+
+/** What the gateway's metrics read at scrape time. */
+export interface GatewayMetricsSources {
+  membership: () => MembershipView | undefined
+  nodesUp: () => number
+  ready: () => boolean
+}
 
 /** The gateway's Prometheus metrics (mycel_gateway_*). */
 export class GatewayMetrics {
-  readonly registry = new Registry()
+  readonly registry = createServiceRegistry('mycel_gateway_')
   readonly httpDuration = new Histogram({
     name: 'mycel_gateway_http_request_duration_seconds',
-    help: 'HTTP request duration by route and status',
+    help: 'HTTP request duration by route template, method and status ("aborted" when the client left first)',
     labelNames: ['route', 'method', 'status'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120],
+    registers: [this.registry],
+  })
+  readonly httpInFlight = new Gauge({
+    name: 'mycel_gateway_http_requests_in_flight',
+    help: 'HTTP requests being served',
     registers: [this.registry],
   })
   readonly bytesIn = new Counter({
@@ -32,6 +47,16 @@ export class GatewayMetrics {
     labelNames: ['result'],
     registers: [this.registry],
   })
+  readonly blocksWritten = new Counter({
+    name: 'mycel_gateway_blocks_written_total',
+    help: 'Blocks written at the write quorum by uploads and imports',
+    registers: [this.registry],
+  })
+  readonly blockCopiesWritten = new Counter({
+    name: 'mycel_gateway_block_copies_written_total',
+    help: 'Block copies acknowledged as durable by nodes (R per block when every node answers)',
+    registers: [this.registry],
+  })
 
   readonly refusedRequests = new Counter({
     name: 'mycel_gateway_refused_requests_total',
@@ -40,7 +65,50 @@ export class GatewayMetrics {
     registers: [this.registry],
   })
 
-  constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'mycel_gateway_' })
+  constructor(sources: GatewayMetricsSources) {
+    for (const result of ['ok', 'corrupt', 'unreachable']) this.blockFetches.inc({ result }, 0)
+    for (const result of ['ok', 'failed']) this.readRepairs.inc({ result }, 0)
+    registerMembershipGauge(this.registry, 'mycel_gateway_members', sources.membership)
+    new Gauge({
+      name: 'mycel_gateway_nodes_up',
+      help: 'Storage nodes that answered the latest probe (every 2 s)',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.nodesUp())
+      },
+    })
+    new Gauge({
+      name: 'mycel_gateway_ready',
+      help: 'Whether the gateway is ready (1): at least W nodes answer',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.ready() ? 1 : 0)
+      },
+    })
+  }
+
+  /**
+   * Express middleware: one observation per request, labelled with the matched route template
+   * (`/ipfs/*path`, never the raw URL, so label values stay few), or "unmatched".
+   */
+  httpMiddleware() {
+    return (req: Request, res: Response, next: NextFunction): void => {
+      // A response gathers one 'close' listener per stage that watches it (stream pipelines,
+      // disconnect handling, this observer, tracing); Node's default of 10 is a leak heuristic for
+      // long-lived emitters and made each traced download print a warning (and pay for it).
+      res.setMaxListeners(Math.max(res.getMaxListeners(), 32))
+      const end = this.httpDuration.startTimer()
+      this.httpInFlight.inc()
+      res.once('close', () => {
+        this.httpInFlight.dec()
+        const route = (req.route as { path?: unknown } | undefined)?.path
+        end({
+          route: typeof route === 'string' ? route : 'unmatched',
+          method: req.method,
+          status: res.writableFinished ? String(res.statusCode) : 'aborted',
+        })
+      })
+      next()
+    }
   }
 }

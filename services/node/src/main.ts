@@ -8,6 +8,7 @@ import {
   nestLogger,
   splitHostPort,
 } from '@mycel/core'
+import { shutdownTelemetry } from '@mycel/telemetry'
 import { NestFactory } from '@nestjs/core'
 import { NodeModule } from './node.module.js'
 import { NodeRuntime } from './node-runtime.js'
@@ -23,11 +24,22 @@ export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<voi
     logger: nestLogger(logger.child({ component: 'node:nest' })),
     abortOnError: false,
   })
-  // Nest's lifecycle hooks drain gRPC and close RocksDB; a clean drain exits 0.
-  exitGracefullyOnSignals(() => app.close(), logger, config.MYCEL_SHUTDOWN_TIMEOUT_MS + 10_000)
+  // Nest's lifecycle hooks drain gRPC and close RocksDB; a clean drain exits 0. Spans still
+  // buffered are exported last.
+  exitGracefullyOnSignals(
+    () => app.close().then(shutdownTelemetry),
+    logger,
+    config.MYCEL_SHUTDOWN_TIMEOUT_MS + 10_000,
+  )
   keepServingOnUnhandledRejections(logger)
   const { host, port } = splitHostPort(config.MYCEL_ADMIN_LISTEN)
-  await app.listen(port, host)
+  try {
+    await app.listen(port, host)
+  } catch (err) {
+    // The admin port cannot bind: drain gRPC and close RocksDB before the error ends the process.
+    await app.close().catch(() => undefined)
+    throw err
+  }
   const address = app.getHttpServer().address()
   const runtime = app.get(NodeRuntime)
   // The ready line is printed whatever the log level: supervisors and tests wait for it.

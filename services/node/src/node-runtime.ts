@@ -22,6 +22,7 @@ import {
 } from '@nestjs/common'
 import { HealthImplementation } from 'grpc-health-check'
 import { NodeMetrics } from './admin/metrics.js'
+import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
 import { createBlockService } from './grpc/block-service.js'
 import { ALWAYS_PUBLIC_SERVICES, nodeServerCredentials, requireClusterPeer } from './grpc/peer-auth.js'
@@ -72,6 +73,12 @@ function widenHttp2Windows(server: Server): void {
     })
 }
 
+/**
+ * How often the block store checks itself (readiness): cheap, since an idle store writes one
+ * small synced record per check and a busy one none (its own writes prove it).
+ */
+const STORE_SELF_CHECK_INTERVAL_MS = 2_000
+
 /** The proto sources, for gRPC reflection (a generic client such as grpcurl can list the API). */
 export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url))
 
@@ -91,6 +98,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     'mycel.v1.BlockService': 'NOT_SERVING',
   })
   private readonly log: Logger
+  private selfCheckTimer: NodeJS.Timeout | undefined
   private readonly rootLogger: Logger
   nodeId = ''
   grpcAddress = ''
@@ -102,16 +110,28 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
   ) {
     this.rootLogger = logger
     this.log = logger.child({ component: 'node:runtime' })
-    this.metrics = new NodeMetrics(() => this.store)
+    this.metrics = new NodeMetrics({
+      store: () => this.store,
+      ready: () => this.ready,
+      dataDir: config.MYCEL_DATA_DIR,
+      capacityBytes: config.MYCEL_CAPACITY_BYTES,
+    })
   }
 
+  /** Ready when the block store passes its self-check, gRPC serves and membership has joined. */
   get ready(): boolean {
     return this.notReadyReason() === undefined
   }
 
-  /** Why the node is not ready (store, gRPC, or a component such as membership still joining). */
+  /**
+   * Why the node is not ready (for /readyz), or undefined when it is: the block store must pass its
+   * self-check, gRPC serve, and every component be ready (membership joined).
+   */
   notReadyReason(): string | undefined {
-    if (this.store === undefined || this.server === undefined) return 'block store or gRPC server not up'
+    if (this.store === undefined) return 'block store not open'
+    if (this.server === undefined) return 'gRPC server not serving'
+    const health = this.store.health()
+    if (!health.ok) return health.reason ?? 'block store unhealthy'
     for (const c of this.components) {
       const reason = c.notReadyReason?.()
       if (reason !== undefined) return reason
@@ -126,6 +146,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       path: join(cfg.MYCEL_DATA_DIR, 'blocks'),
       syncWrites: cfg.MYCEL_SYNC_WRITES,
       logger: this.log,
+      onBatch: (report) => this.metrics.observeBatch(report),
     })
     const tlsFiles = tlsFilesConfig(cfg)
     this.tls = tlsFiles && TlsFiles.load(tlsFiles, this.log.child({ component: 'node:tls' }))
@@ -198,7 +219,39 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     this.grpcAddress = `${host}:${bound}`
     this.health.setStatus('', 'SERVING')
     this.health.setStatus('mycel.v1.BlockService', 'SERVING')
+    this.startSelfCheck(this.store)
     for (const c of this.components) await c.start?.({ ...ctx, grpcAddress: this.grpcAddress })
+  }
+
+  /**
+   * Periodic block-store self-check: readiness turns false when the store fails (disk full, I/O
+   * errors) and true again once it has recovered; gRPC health follows. Liveness never depends on
+   * it, so a slow disk under load takes a node out of service without restarting it.
+   */
+  private startSelfCheck(store: BlockStore): void {
+    let running = false
+    let wasOk = true
+    // Readiness reads store.health() live; this follows its transitions for gRPC health and the log.
+    const follow = () => {
+      const health = store.health()
+      if (health.ok === wasOk) return
+      wasOk = health.ok
+      const state = health.ok ? 'SERVING' : 'NOT_SERVING'
+      this.health.setStatus('', state)
+      this.health.setStatus('mycel.v1.BlockService', state)
+      if (health.ok) this.log.info('block store healthy again: ready')
+      else this.log.error({ reason: health.reason }, 'block store unhealthy: not ready')
+    }
+    this.selfCheckTimer = setInterval(() => {
+      follow()
+      if (running) return
+      running = true
+      void store.selfCheck().finally(() => {
+        running = false
+        follow()
+      })
+    }, STORE_SELF_CHECK_INTERVAL_MS)
+    this.selfCheckTimer.unref()
   }
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
@@ -211,6 +264,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
         this.log.warn({ err: String(err) }, 'component failed to stop cleanly')
       }
     }
+    clearInterval(this.selfCheckTimer)
     this.log.info({ signal }, 'shutting down: draining gRPC calls')
     this.health.setStatus('', 'NOT_SERVING')
     this.health.setStatus('mycel.v1.BlockService', 'NOT_SERVING')

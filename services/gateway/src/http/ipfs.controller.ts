@@ -9,7 +9,14 @@ import { GatewayRuntime } from '../gateway-runtime.js'
 import { type CodecFormat, isDocumentCodec, refuseConversion, serveDocument } from './codec.js'
 import { contentDisposition, SNIFF_BYTES, sniffContentType, typeByName } from './content-type.js'
 import { escapeHtml, LISTING_CACHE_CONTROL, LISTING_VERSION } from './listing.js'
-import { type ContentPath, decodableBlocks, headerContentPath, readEntries, resolvePath } from './resolve.js'
+import {
+  type ContentPath,
+  decodableBlocks,
+  headerContentPath,
+  type PathStore,
+  readEntries,
+  resolvePath,
+} from './resolve.js'
 import { answerRange } from './respond.js'
 import { refuseTar, serveTar } from './tar-response.js'
 import { negotiate, serveTrustless, setContentPathHeaders } from './trustless.js'
@@ -110,7 +117,7 @@ export class IpfsController {
       res.status(304).end()
       return
     }
-    await this.serveFile(entry, segments.at(-1), req, res, abort)
+    await this.serveFile(entry, segments.at(-1), req, res, abort, resolved.store)
   }
 
   private async serveFile(
@@ -119,6 +126,7 @@ export class IpfsController {
     req: Request,
     res: Response,
     abort: AbortController,
+    store?: PathStore,
   ): Promise<void> {
     if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
       throw new NotAFileError(
@@ -139,7 +147,8 @@ export class IpfsController {
       typeof req.query.filename === 'string' && req.query.filename !== '' ? req.query.filename : undefined
     const filename = asked ?? lastSegment
     // setHeader, not res.set: Express would append a charset to types such as application/json.
-    res.setHeader('Content-Type', await this.contentType(entry, filename, size, abort.signal))
+    const sniff = () => this.contentType(entry, filename, size, abort.signal)
+    res.setHeader('Content-Type', await (store?.peek(sniff) ?? sniff()))
     if (req.query.download === 'true') {
       res.set('Content-Disposition', contentDisposition('attachment', filename ?? entry.cid.toString()))
     } else if (asked !== undefined) {

@@ -70,6 +70,12 @@ export interface ResolvedPath {
 
 export interface PathStore {
   get(cid: CID, options?: { signal?: AbortSignal }): AsyncGenerator<Uint8Array>
+  /**
+   * Runs `peek` keeping every block it reads until the next read of that block, which takes it
+   * from memory: content-type sniffing reads a file's first leaf, which the download then streams
+   * again, and one block should cost one fetch from the cluster.
+   */
+  peek<T>(peek: () => Promise<T>): Promise<T>
 }
 
 /**
@@ -88,20 +94,37 @@ export async function resolvePath(
   visited?: Block[],
 ): Promise<ResolvedPath & { done(): void }> {
   const seen = new Map<string, Uint8Array>()
+  // Blocks a peek read, each handed out once more (then dropped: memory stays one leaf or so).
+  const peeked = new Map<string, Uint8Array>()
   let walking = true
+  let peeking = false
   const store: PathStore = {
     async *get(cid: CID, options: { signal?: AbortSignal } = {}) {
       const key = cid.toString()
       let bytes = seen.get(key)
+      if (bytes === undefined && !peeking) {
+        bytes = peeked.get(key)
+        peeked.delete(key)
+      }
       if (bytes === undefined) {
         bytes = await cluster.getBlock(cid, options)
         assertDecodable(cid, bytes)
         if (walking) {
           seen.set(key, bytes)
           visited?.push({ cid, bytes })
+        } else if (peeking) {
+          peeked.set(key, bytes)
         }
       }
       yield bytes
+    },
+    async peek<T>(peek: () => Promise<T>): Promise<T> {
+      peeking = true
+      try {
+        return await peek()
+      } finally {
+        peeking = false
+      }
     },
   }
   const text = [path.root.toString(), ...path.segments].join('/')

@@ -7,6 +7,7 @@ import { NodeRuntime } from '../node-runtime.js'
 export class AdminController {
   constructor(@Inject(NodeRuntime) private readonly runtime: NodeRuntime) {}
 
+  /** Liveness: the process answers. Never tied to load or to the store, so it does not flap. */
   @Get('healthz')
   @HttpCode(200)
   @Header('Content-Type', 'text/plain; charset=utf-8')
@@ -14,6 +15,7 @@ export class AdminController {
     return 'ok\n'
   }
 
+  /** Readiness: the block store passes its self-check and gRPC serves. */
   @Get('readyz')
   readyz(@Res() res: Response): void {
     const reason = this.runtime.notReadyReason()

@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test'
 import { blockKey, CID, createLogger, MAX_BLOCK_BYTES, replicate } from '@mycel/core'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import type { BlockStore, NodeStateStore } from './block-store.js'
+import type { BlockStore, NodeStateStore, WriteBatchReport } from './block-store.js'
 import { MemoryBlockStore } from './memory-block-store.js'
 import { RocksBlockStore } from './rocks-block-store.js'
 
@@ -189,4 +189,72 @@ compliance('RocksBlockStore', async () => {
   dirs.push(path)
   const open = () => RocksBlockStore.open({ path, syncWrites: true, logger })
   return { store: await open(), reopen: open }
+})
+
+describe('RocksBlockStore health and metrics', () => {
+  it('passes its self-check while it works, reports each batch, and is unhealthy once closed', async () => {
+    const path = await mkdtemp(join(tmpdir(), 'mycel-rocks-'))
+    dirs.push(path)
+    const reports: WriteBatchReport[] = []
+    const store = await RocksBlockStore.open({
+      path,
+      syncWrites: true,
+      logger,
+      onBatch: (r) => reports.push(r),
+    })
+    assert.deepEqual(store.health(), { ok: true })
+    assert.deepEqual(await store.selfCheck(), { ok: true })
+    const a = rawBlock(randomBytes(1000))
+    await Promise.all([
+      store.put(a.cid, Uint8Array.from(a.bytes)),
+      store.put(a.cid, Uint8Array.from(a.bytes)),
+    ])
+    await store.put(a.cid, Uint8Array.from(a.bytes))
+    const blocks = reports.filter((r) => r.newBlocks + r.existingBlocks > 0)
+    assert.deepEqual(
+      blocks.map((r) => [r.ok, r.newBlocks, r.existingBlocks, r.bytes]),
+      [
+        [true, 1, 1, 1000],
+        [true, 0, 1, 0],
+      ],
+    )
+    assert.ok((store.engineStats()?.estimatedKeys ?? 0) >= 1)
+    await store.close()
+    assert.equal(store.health().ok, false)
+    assert.equal(store.engineStats(), undefined)
+  })
+
+  it('reports every kind of op, and a reopen (recovery) keeps blocks, records, counters and the repair queue', async () => {
+    const path = await mkdtemp(join(tmpdir(), 'mycel-rocks-'))
+    dirs.push(path)
+    const reports: WriteBatchReport[] = []
+    const store = await RocksBlockStore.open({
+      path,
+      syncWrites: true,
+      logger,
+      onBatch: (r) => reports.push(r),
+    })
+    const a = rawBlock(randomBytes(500))
+    await store.put(a.cid, Uint8Array.from(a.bytes), replicate(2))
+    reports.length = 0
+    // One batch: a record upgrade of a held block, a queue entry and a state record.
+    await Promise.all([
+      store.put(a.cid, Uint8Array.from(a.bytes), replicate(3)),
+      store.enqueueRepairs([{ copies: 1, key: blockKey(a.cid) }]),
+      store.setState('cursor', Uint8Array.of(7)),
+    ])
+    assert.deepEqual(
+      reports.map((r) => [r.ok, r.ops, r.newBlocks, r.existingBlocks, r.bytes]),
+      [[true, 3, 0, 1, 0]],
+    )
+    // What the self-check does after a failed write: close and reopen RocksDB and its writer.
+    await (store as unknown as { reopen(): Promise<void> }).reopen()
+    assert.deepEqual(await store.selfCheck(), { ok: true })
+    assert.deepEqual(store.stats(), { blocks: 1, bytes: 500 })
+    assert.equal(store.repairQueueLength(), 1)
+    assert.deepEqual((await store.records([a.cid]))[0]?.policy, replicate(3))
+    assert.deepEqual(await store.getState('cursor'), Buffer.of(7))
+    assert.deepEqual(Buffer.from(await store.get(a.cid)), Buffer.from(a.bytes))
+    await store.close()
+  })
 })

@@ -11,6 +11,7 @@ import {
 import {
   type BlockRecord,
   type BlockStore,
+  type BlockStoreHealth,
   type BlockStoreStats,
   type ListOptions,
   type NodeStateStore,
@@ -82,6 +83,14 @@ export class MemoryBlockStore implements BlockStore, NodeStateStore {
     let bytes = 0
     for (const b of this.blocks.values()) bytes += b.bytes.byteLength
     return { blocks: this.blocks.size, bytes }
+  }
+
+  health(): BlockStoreHealth {
+    return { ok: true }
+  }
+
+  async selfCheck(): Promise<BlockStoreHealth> {
+    return this.health()
   }
 
   async close(): Promise<void> {}

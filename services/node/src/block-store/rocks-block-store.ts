@@ -15,16 +15,20 @@ import {
   samePolicy,
   strongerPolicy,
 } from '@mycel/core'
+import { endSpan, type SpanContext, sampledSpanContext, startBatchSpan } from '@mycel/telemetry'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import {
   type BlockRecord,
   type BlockStore,
+  type BlockStoreHealth,
   type BlockStoreStats,
+  type EngineStats,
   type ListOptions,
   type NodeStateStore,
   type RepairQueueEntry,
   repairQueueEntry,
   repairQueueKey,
+  type WriteBatchReport,
 } from './block-store.js'
 import type { WriteReply, WriteRequest } from './rocks-writer.worker.js'
 
@@ -33,6 +37,8 @@ export interface RocksBlockStoreConfig {
   /** Sync the WAL before resolving writes (durability of acknowledged writes). */
   syncWrites: boolean
   logger: Logger
+  /** Told about every write batch (metrics). */
+  onBatch?: (report: WriteBatchReport) => void
 }
 
 type Column = unknown
@@ -56,17 +62,36 @@ interface Pending<T> {
   reject: (e: Error) => void
 }
 
-type WriteOp =
+type WriteOpBody =
   | ({ kind: 'put'; key: Buffer; bytes: Uint8Array; policy?: DurabilityPolicy } & Pending<void>)
   | ({ kind: 'policy'; key: Buffer; policy: DurabilityPolicy } & Pending<void>)
   | ({ kind: 'delete'; key: Buffer } & Pending<boolean>)
   | ({ kind: 'enqueue' | 'dequeue'; key: Buffer } & Pending<void>)
   | ({ kind: 'state'; key: Buffer; value: Buffer | undefined } & Pending<void>)
+  /** The self-check's synced write (key META_PROBE). */
+  | ({ kind: 'probe'; key: Buffer; value: Buffer } & Pending<void>)
+
+/** `trace`: the sampled span the operation was queued from, if any (the batch span links to it). */
+type WriteOp = WriteOpBody & { trace: SpanContext | undefined }
 
 const META_BLOCKS = Buffer.from('stats/blocks')
 const META_BYTES = Buffer.from('stats/bytes')
 const META_QUEUE = Buffer.from('stats/repair-queue')
 const STATE_PREFIX = 'state/'
+/** The self-check's key in the meta column: a synced write and read-back of a timestamp. */
+const META_PROBE = Buffer.from('health/probe')
+/**
+ * A self-check writes only when no write succeeded for this long: a busy store proves itself
+ * with every batch, an idle one costs one small synced write per check.
+ */
+const SELF_CHECK_IDLE_MS = 5_000
+/** A self-check write or read that takes longer than this counts as a failure. */
+const SELF_CHECK_TIMEOUT_MS = 10_000
+/**
+ * Longest wait between two reopen attempts of a failed store. Attempts back off from one per
+ * self-check: each replays the WAL, which is wasted work while the disk is still full.
+ */
+const MAX_REOPEN_BACKOFF_MS = 60_000
 
 /** Page size cap for list(): bounds what one call holds in memory. */
 const MAX_LIST_LIMIT = 8192
@@ -119,6 +144,15 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
   private writerFailure: Error | undefined
   private nextWriteId = 0
   private readonly writesInFlight = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
+  /** Set when a write or a self-check failed; cleared by the next write that succeeds. */
+  private failure: Error | undefined
+  /** True while the database is closed and reopened to recover from a failure. */
+  private recovering = false
+  /** The database and its writer thread are open (false after a reopen that failed). */
+  private open = false
+  private lastWriteOkAt = 0
+  private reopenBackoffMs = 0
+  private nextReopenAt = 0
 
   private constructor(private readonly config: RocksBlockStoreConfig) {}
 
@@ -133,19 +167,27 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
     // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
     // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
     const columns = { default: { compression: false }, sizes: {}, meta: {}, repair: {} }
-    this.db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    await this.db.open({ columns, createIfMissing: true })
-    this.columns = this.db.columns as unknown as Columns
-    const [blocks, bytes, queued] = (await this.db.getMany([META_BLOCKS, META_BYTES, META_QUEUE], {
-      column: this.columns.meta,
-      valueEncoding: 'buffer',
-    })) as Array<Buffer | undefined>
-    this.counts = {
-      blocks: blocks ? Number(blocks.readBigUInt64BE(0)) : 0,
-      bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
+    const db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open({ columns, createIfMissing: true })
+    try {
+      this.db = db
+      this.columns = db.columns as unknown as Columns
+      const [blocks, bytes, queued] = (await db.getMany([META_BLOCKS, META_BYTES, META_QUEUE], {
+        column: this.columns.meta,
+        valueEncoding: 'buffer',
+      })) as Array<Buffer | undefined>
+      this.counts = {
+        blocks: blocks ? Number(blocks.readBigUInt64BE(0)) : 0,
+        bytes: bytes ? Number(bytes.readBigUInt64BE(0)) : 0,
+      }
+      this.queued = queued ? Number(queued.readBigUInt64BE(0)) : 0
+      await this.startWriter()
+    } catch (err) {
+      await db.close().catch(() => undefined)
+      throw err
     }
-    this.queued = queued ? Number(queued.readBigUInt64BE(0)) : 0
-    await this.startWriter()
+    this.open = true
+    this.lastWriteOkAt = Date.now()
   }
 
   private async startWriter(): Promise<void> {
@@ -156,6 +198,7 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
       writer.once('message', () => resolve())
       writer.once('error', reject)
     })
+    this.writerFailure = undefined
     writer.on('message', (reply: WriteReply) => {
       const pending = this.writesInFlight.get(reply.id)
       this.writesInFlight.delete(reply.id)
@@ -173,7 +216,7 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
     // An idle writer must not keep a process alive; one with writes in flight must (see applyBatch).
     writer.unref()
     writer.on('exit', (code) => {
-      if (!this.closed) fail(new Error(`RocksDB writer thread exited (${code})`))
+      if (!this.closed && !this.recovering) fail(new Error(`RocksDB writer thread exited (${code})`))
     })
     this.writer = writer
   }
@@ -321,13 +364,123 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
     return this.queued
   }
 
-  private write<T>(op: (p: Pending<T>) => WriteOp): Promise<T> {
+  private write<T>(op: (p: Pending<T>) => WriteOpBody): Promise<T> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('block store is closed'))
-    return new Promise<T>((resolve, reject) => this.enqueue(op({ resolve, reject })))
+    const trace = sampledSpanContext()
+    return new Promise<T>((resolve, reject) => this.enqueue({ ...op({ resolve, reject }), trace }))
   }
 
   stats(): BlockStoreStats {
     return { ...this.counts }
+  }
+
+  /**
+   * RocksDB's own figures, read at scrape time (in-memory properties: cheap). The binding asks the
+   * default column family, which holds the block data (nearly all bytes); `background-errors`
+   * and `is-write-stopped` are database-wide.
+   */
+  engineStats(): EngineStats | undefined {
+    if (this.closed || this.recovering || this.db.status !== 'open') return undefined
+    const p = (name: string) => Number(this.db.getProperty?.(`rocksdb.${name}`) ?? Number.NaN)
+    return {
+      estimatedKeys: p('estimate-num-keys'),
+      liveSstBytes: p('live-sst-files-size'),
+      totalSstBytes: p('total-sst-files-size'),
+      memtableBytes: p('cur-size-all-mem-tables'),
+      pendingCompactionBytes: p('estimate-pending-compaction-bytes'),
+      runningCompactions: p('num-running-compactions'),
+      runningFlushes: p('num-running-flushes'),
+      backgroundErrors: p('background-errors'),
+      writeStopped: p('is-write-stopped'),
+    }
+  }
+
+  health(): BlockStoreHealth {
+    if (this.closed) return { ok: false, reason: 'block store is closed' }
+    if (this.recovering) return { ok: false, reason: 'block store is reopening after a failure' }
+    const failure = this.writerFailure ?? this.failure
+    if (failure !== undefined) return { ok: false, reason: `block store failing: ${failure.message}` }
+    if (!this.open) return { ok: false, reason: 'block store is not open' }
+    return { ok: true }
+  }
+
+  /**
+   * The readiness self-check. A store that failed is first closed and reopened: RocksDB keeps a
+   * write error (disk full, I/O error) sticky until the database is reopened, and reopening
+   * replays the WAL, so nothing acknowledged is lost. Then, unless a write succeeded in the last
+   * SELF_CHECK_IDLE_MS, a timestamp is written through the normal queue (synced, like a block)
+   * and read back.
+   */
+  async selfCheck(): Promise<BlockStoreHealth> {
+    if (this.closed || this.recovering) return this.health()
+    try {
+      if (!this.open || this.writerFailure !== undefined || this.failure !== undefined) {
+        if (Date.now() < this.nextReopenAt) return this.health()
+        this.reopenBackoffMs = Math.min(Math.max(1_000, this.reopenBackoffMs * 2), MAX_REOPEN_BACKOFF_MS)
+        this.nextReopenAt = Date.now() + this.reopenBackoffMs
+        await this.reopen()
+      }
+      if (Date.now() - this.lastWriteOkAt >= SELF_CHECK_IDLE_MS) {
+        const value = Buffer.from(String(Date.now()))
+        await withTimeout(
+          new Promise<void>((resolve, reject) =>
+            this.enqueue({ kind: 'probe', key: META_PROBE, value, resolve, reject, trace: undefined }),
+          ),
+          'self-check write',
+        )
+        const [read] = (await withTimeout(
+          this.db.getMany([META_PROBE], { column: this.columns.meta, valueEncoding: 'buffer' }),
+          'self-check read',
+        )) as Array<Buffer | undefined>
+        if (read === undefined || !read.equals(value))
+          throw new Error('self-check read back a different value')
+      }
+      this.reopenBackoffMs = 0
+      this.nextReopenAt = 0
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err))
+      if (this.failure === undefined)
+        this.config.logger.error({ err: error }, 'block store self-check failed')
+      this.failure = error
+    }
+    return this.health()
+  }
+
+  /** Closes and reopens the database (see selfCheck); writes and reads wait out as unavailable. */
+  private async reopen(): Promise<void> {
+    this.recovering = true
+    try {
+      if (this.writing || this.queue.length > 0) {
+        await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+      }
+      await this.closeDb()
+      this.config.logger.warn(
+        { err: (this.writerFailure ?? this.failure)?.message },
+        'block store closed after a failure; reopening',
+      )
+      await this.openDb()
+      // Healthy again only once a write succeeds: the self-check writes at once.
+      this.lastWriteOkAt = 0
+      this.config.logger.info({ ...this.counts, repairQueue: this.queued }, 'block store reopened')
+    } finally {
+      this.recovering = false
+    }
+  }
+
+  /** Stops the writer thread (it shares the handle and closes its side first), then closes RocksDB. */
+  private async closeDb(): Promise<void> {
+    if (!this.open) return
+    this.open = false
+    const writer = this.writer
+    if (writer.threadId !== -1) {
+      await new Promise<void>((resolve) => {
+        writer.ref()
+        writer.once('exit', () => resolve())
+        writer.postMessage('close')
+      })
+    }
+    // After a write error RocksDB refuses the first close ("Seen error"); the second closes.
+    await this.db.close().catch(() => this.db.close())
   }
 
   /** Finishes queued writes, then closes RocksDB. */
@@ -337,13 +490,7 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
     if (this.writing || this.queue.length > 0) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
     }
-    // The writer shares the database handle: it closes its side first.
-    await new Promise<void>((resolve) => {
-      this.writer.ref()
-      this.writer.once('exit', () => resolve())
-      this.writer.postMessage('close')
-    })
-    await this.db.close()
+    await this.closeDb()
   }
 
   /** Writes the raw value under a block's key, bypassing verification: for fault-injection tests. */
@@ -355,9 +502,15 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
 
   private assertOpen(): void {
     if (this.closed) throw new StoreUnavailableError('block store is closed')
+    if (this.recovering || !this.open)
+      throw new StoreUnavailableError('block store is not available (reopening)')
   }
 
   private enqueue(op: WriteOp): void {
+    if ((this.recovering || !this.open) && op.kind !== 'probe') {
+      op.reject(new StoreUnavailableError('block store is not available (reopening)'))
+      return
+    }
     this.queue.push(op)
     if (!this.writing) {
       this.writing = true
@@ -370,10 +523,16 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
     while (this.queue.length > 0) {
       const ops = this.queue.splice(0)
       try {
-        await this.writeBatch(ops)
+        if (await this.writeBatch(ops)) {
+          this.failure = undefined
+          this.lastWriteOkAt = Date.now()
+        }
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err))
-        this.config.logger.error({ err: error, ops: ops.length }, 'block store write failed')
+        // Readiness turns false until a self-check recovers the store.
+        if (this.failure === undefined)
+          this.config.logger.error({ err: error, ops: ops.length }, 'block store write failed')
+        this.failure = error
         for (const op of ops) op.reject(new StoreUnavailableError(`write failed: ${error.message}`))
       }
     }
@@ -381,7 +540,55 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
     for (const resolve of this.idleWaiters.splice(0)) resolve()
   }
 
-  private async writeBatch(ops: WriteOp[]): Promise<void> {
+  /**
+   * One group commit: every queued op in one atomic batch with the counters; true when it wrote
+   * to RocksDB (a batch of puts of blocks already held writes nothing). Traced as
+   * `mycel.rocksdb.write_batch` when an op came from a sampled trace (the span covers the read of
+   * which keys exist and the round trip to the writer thread, whose synced write is the cost);
+   * untraced batches create no span.
+   */
+  private async writeBatch(ops: WriteOp[]): Promise<boolean> {
+    const started = performance.now()
+    const span = startBatchSpan(
+      'mycel.rocksdb.write_batch',
+      ops.map((op) => op.trace),
+      { 'db.system.name': 'rocksdb', 'db.operation.name': 'write_batch', 'mycel.batch.ops': ops.length },
+    )
+    const report: WriteBatchReport = {
+      ops: ops.length,
+      newBlocks: 0,
+      existingBlocks: 0,
+      bytes: 0,
+      seconds: 0,
+      ok: false,
+    }
+    let applied: { wrote: boolean; acknowledge: () => void }
+    try {
+      applied = await this.applyOps(ops, report)
+      report.ok = true
+      span?.setAttributes({
+        'mycel.batch.new_blocks': report.newBlocks,
+        'mycel.batch.existing_blocks': report.existingBlocks,
+        'mycel.batch.bytes': report.bytes,
+      })
+      endSpan(span)
+    } catch (err) {
+      endSpan(span, err)
+      throw err
+    } finally {
+      report.seconds = (performance.now() - started) / 1000
+      this.config.onBatch?.(report)
+    }
+    // Callers hear of durability after the batch is counted, so metrics never lag an ack.
+    applied.acknowledge()
+    return applied.wrote
+  }
+
+  /** Writes the batch; returns whether it wrote and what acknowledges its callers. */
+  private async applyOps(
+    ops: WriteOp[],
+    report: WriteBatchReport,
+  ): Promise<{ wrote: boolean; acknowledge: () => void }> {
     // Which keys exist decides the counters and merged records; only this single writer changes them.
     const blockOps = ops.filter((op) => op.kind === 'put' || op.kind === 'policy' || op.kind === 'delete')
     const queueOps = ops.filter((op) => op.kind === 'enqueue' || op.kind === 'dequeue')
@@ -402,6 +609,8 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
     const counts = { ...this.counts }
     let queued = this.queued
     let blockWrites = false
+    // The self-check's probe is synced like a block: it proves the WAL's fdatasync works.
+    let synced = false
     const batch: WriteRequest['ops'] = []
     const results: Array<() => void> = []
     for (const op of ops) {
@@ -420,8 +629,11 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
             present.set(id, { key: op.key, size: op.bytes.byteLength, policy: op.policy })
             counts.blocks += 1
             counts.bytes += op.bytes.byteLength
+            report.newBlocks++
+            report.bytes += op.bytes.byteLength
             blockWrites = true
           } else {
+            report.existingBlocks++
             blockWrites = this.mergeRecord(batch, present, held, op.policy) || blockWrites
           }
           results.push(() => op.resolve())
@@ -471,6 +683,11 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
           )
           results.push(() => op.resolve())
           break
+        case 'probe':
+          batch.push({ type: 'put', column: 'meta', key: op.key, value: op.value })
+          synced = true
+          results.push(() => op.resolve())
+          break
       }
     }
     if (blockWrites) {
@@ -479,12 +696,17 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
     }
     if (queued !== this.queued)
       batch.push({ type: 'put', column: 'meta', key: META_QUEUE, value: u64(queued) })
-    // Only block writes are acknowledged to peers and need the synced WAL; repair bookkeeping alone
-    // is cheap to redo after a crash.
-    if (batch.length > 0) await this.applyBatch(batch, blockWrites && this.config.syncWrites)
+    // Only block writes (and the self-check) are acknowledged to peers and need the synced WAL;
+    // repair bookkeeping alone is cheap to redo after a crash.
+    if (batch.length > 0) await this.applyBatch(batch, (blockWrites || synced) && this.config.syncWrites)
     this.counts = counts
     this.queued = queued
-    for (const done of results) done()
+    return {
+      wrote: batch.length > 0,
+      acknowledge: () => {
+        for (const done of results) done()
+      },
+    }
   }
 
   /** Current values of the ops' keys in `column` (one read for the whole batch). */
@@ -516,4 +738,22 @@ function u64(n: number): Buffer {
   const b = Buffer.alloc(8)
   b.writeBigUInt64BE(BigInt(n))
   return b
+}
+
+/** `promise`, or a rejection naming `what` after SELF_CHECK_TIMEOUT_MS. */
+async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${what} timed out after ${SELF_CHECK_TIMEOUT_MS} ms`)),
+          SELF_CHECK_TIMEOUT_MS,
+        )
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
 }

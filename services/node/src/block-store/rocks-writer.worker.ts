@@ -29,7 +29,8 @@ await db.open()
 
 port.on('message', async (req: WriteRequest | 'close') => {
   if (req === 'close') {
-    await db.close()
+    // After a write error RocksDB refuses the first close ("Seen error"); the owner closes again.
+    await db.close().catch(() => undefined)
     port.close()
     return
   }

@@ -93,7 +93,8 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
             end({ code: 'OK' })
             return { seq: req.seq, errorCode: '', errorMessage: '' }
           } catch (err) {
-            end({ code: isMycelError(err) ? err.code : 'INTERNAL' })
+            // The same code names as unary calls: the gRPC status the error maps to.
+            end({ code: status[toGrpcError(err).code ?? status.INTERNAL] ?? 'UNKNOWN' })
             if (!isMycelError(err)) log.error({ err }, 'unexpected error in PutBlocks')
             return {
               seq: req.seq,

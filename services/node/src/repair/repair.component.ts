@@ -1,6 +1,7 @@
 import { clusterClientOptions, NodeClients } from '@mycel/cluster'
 import { type MembershipView, type NodeEnv, replicate } from '@mycel/core'
 import type { GetNodeStatsResponse, RepairStats, ScrubStats } from '@mycel/proto'
+import { untraced } from '@mycel/telemetry'
 import { Inject, Injectable } from '@nestjs/common'
 import { MEMBERSHIP } from '../membership/membership.provider.js'
 import type { NodeComponent, NodeContext } from '../node-component.js'
@@ -54,19 +55,25 @@ export class RepairComponent implements NodeComponent {
       logger: ctx.logger,
       metrics,
     }
-    this.engine = new RepairEngine(common, {
+    const engine = new RepairEngine(common, {
       defaultPolicy,
       rateBytesPerSecond: cfg.MYCEL_REPAIR_RATE_BYTES,
       concurrency: cfg.MYCEL_REPAIR_CONCURRENCY,
       intervalMs: cfg.MYCEL_REPAIR_INTERVAL_MS,
     })
-    this.scrubber = new Scrubber(common, {
+    const scrubber = new Scrubber(common, {
       defaultPolicy,
       rateBytesPerSecond: cfg.MYCEL_SCRUB_RATE_BYTES,
       intervalMs: cfg.MYCEL_SCRUB_INTERVAL_MS,
     })
-    await this.engine.start()
-    await this.scrubber.start()
+    // Background loops run untraced: every pass and drain would otherwise start root traces of
+    // their gRPC calls (HasBlocks, PutBlocks, GetBlock) on each node, all the time.
+    this.engine = engine
+    this.scrubber = scrubber
+    await untraced(async () => {
+      await engine.start()
+      await scrubber.start()
+    })
   }
 
   async stop(): Promise<void> {
