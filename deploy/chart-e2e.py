@@ -7,22 +7,27 @@ usage: HELM=... IMAGE=localhost/mycel:0.1.0 deploy/chart-e2e.py [RESULTS_FILE]
 2. Translate the StatefulSet into one container per ordinal and the Deployment into one gateway
    container on a private podman network, using the rendered args, env (downward-API fieldRefs
    resolved as the kubelet would), securityContext (user, read-only root filesystem, dropped
-   capabilities, no-new-privileges) and volume mounts (named volumes; nothing else writable).
+   capabilities, no-new-privileges) and volume mounts (named volumes; Secret volumes as read-only
+   files written from the rendered Secrets; nothing else writable).
    Every container resolves each node's stable DNS name, <sts>-<i>.<headless>.<ns>.svc.cluster.local,
    to that node's fixed address on the network, as cluster DNS would.
-3. Check the probes' paths and ports answer 200 inside each container, then upload and download
-   through the gateway, SIGKILL a node, read everything back and upload again (W=2 of R=3), restart
+3. Check the probes' paths and ports answer 200 inside each container, that an upload without a
+   token is refused (401), then upload (with the generated admin token) and download through the
+   gateway and pin over mutual TLS, SIGKILL a node, read everything back and upload again (W=2 of R=3), restart
    it, and stop every container with SIGTERM expecting a prompt exit 0.
 
 Prints one line per check and, with RESULTS_FILE, appends "chart-e2e passed N failed N" to it.
 Everything created is removed at the end (containers, volumes, network), by name.
 """
+import base64
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -44,7 +49,11 @@ PREFIX = f'mycel-e2e-{RUN_ID}-'
 
 passed = 0
 failed = 0
-created = {'containers': [], 'volumes': [], 'network': None}
+created = {'containers': [], 'volumes': [], 'network': None, 'dirs': []}
+# The rendered Secrets by name: their data as bytes.
+secrets = {}
+# Sent with every request to the gateway (the generated admin token when the chart requires tokens).
+auth_headers = {}
 
 
 def check(name, ok, detail=''):
@@ -82,6 +91,9 @@ def resolve_env(container, pod_name, pod_labels):
             # The kubelet expands $(VAR) with variables defined earlier in the list.
             env[e['name']] = re.sub(r'\$\(([A-Za-z_][A-Za-z0-9_]*)\)',
                                     lambda m: env.get(m.group(1), m.group(0)), str(e['value']))
+        elif 'secretKeyRef' in e.get('valueFrom', {}):
+            ref = e['valueFrom']['secretKeyRef']
+            env[e['name']] = secrets[ref['name']][ref['key']].decode()
         elif 'fieldRef' in e.get('valueFrom', {}):
             path = e['valueFrom']['fieldRef']['fieldPath']
             if path == 'metadata.name':
@@ -98,6 +110,31 @@ def resolve_env(container, pod_name, pod_labels):
         else:
             raise RuntimeError(f'unsupported env source in {e}')
     return env
+
+
+def volume_flags(pod_spec, container, owner):
+    """podman -v flags for the container's mounts: a named volume for each emptyDir or claim, and
+    a Secret volume's items as files in a read-only bind mount (as the kubelet projects them)."""
+    declared = {v['name']: v for v in pod_spec.get('volumes', [])}
+    flags = []
+    for m in container.get('volumeMounts', []):
+        secret = declared.get(m['name'], {}).get('secret')
+        if secret is not None:
+            data = secrets[secret['secretName']]
+            d = tempfile.mkdtemp(prefix=f'{PREFIX}{m["name"]}-')
+            created['dirs'].append(d)
+            for item in secret.get('items') or [{'key': k, 'path': k} for k in data]:
+                with open(os.path.join(d, item['path']), 'wb') as f:
+                    f.write(data[item['key']])
+                os.chmod(os.path.join(d, item['path']), 0o644)
+            os.chmod(d, 0o755)
+            flags += ['-v', f'{d}:{m["mountPath"]}:ro']
+            continue
+        vol = f'{PREFIX}{m["name"]}-{owner}'
+        podman('volume', 'create', vol)
+        created['volumes'].append(vol)
+        flags += ['-v', f'{vol}:{m["mountPath"]}']
+    return flags
 
 
 def security_flags(pod_spec, container):
@@ -127,8 +164,9 @@ def named_port(container, port):
     raise RuntimeError(f'no port named {port}')
 
 
-def http(method, url, body=None, timeout=30):
-    req = urllib.request.Request(url, data=body, method=method)
+def http(method, url, body=None, timeout=30, headers=None):
+    req = urllib.request.Request(url, data=body, method=method,
+                                 headers=auth_headers if headers is None else headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read()
@@ -180,6 +218,9 @@ def stop_and_check(cname, budget_s):
 
 def main():
     docs = render()
+    for d in docs:
+        if d['kind'] == 'Secret':
+            secrets[d['metadata']['name']] = {k: base64.b64decode(v) for k, v in d.get('data', {}).items()}
     sts = next(d for d in docs if d['kind'] == 'StatefulSet')
     dep = next(d for d in docs if d['kind'] == 'Deployment')
     headless = next(d for d in docs if d['kind'] == 'Service' and d['spec'].get('clusterIP') == 'None')
@@ -211,12 +252,8 @@ def main():
         labels = dict(tmpl['metadata'].get('labels', {}))
         labels['statefulset.kubernetes.io/pod-name'] = n['pod']
         env = resolve_env(node_c, n['pod'], labels)
-        vols = []
+        vols = volume_flags(tmpl['spec'], node_c, n['pod'])
         for m in node_c.get('volumeMounts', []):
-            vol = f'{PREFIX}{m["name"]}-{n["pod"]}'
-            podman('volume', 'create', vol)
-            created['volumes'].append(vol)
-            vols += ['-v', f'{vol}:{m["mountPath"]}']
             if m['name'] not in claims:
                 check(f'{n["pod"]}: volume {m["name"]} is declared by the pod', any(
                     v['name'] == m['name'] for v in tmpl['spec'].get('volumes', [])))
@@ -235,12 +272,7 @@ def main():
     check('gateway MYCEL_PEERS lists every node by its stable DNS name', gw_env.get('MYCEL_PEERS') == expected_peers,
           gw_env.get('MYCEL_PEERS', '(unset)'))
     gw_name = PREFIX + 'gateway'
-    gw_vols = []
-    for m in gw_c.get('volumeMounts', []):
-        vol = f'{PREFIX}{m["name"]}-gateway'
-        podman('volume', 'create', vol)
-        created['volumes'].append(vol)
-        gw_vols += ['-v', f'{vol}:{m["mountPath"]}']
+    gw_vols = volume_flags(gtmpl['spec'], gw_c, 'gateway')
     http_port = named_port(gw_c, 'http')
     args = ['run', '-d', '--name', gw_name, '--network', NET, *hosts, *security_flags(gtmpl['spec'], gw_c),
             *gw_vols, '-p', f'127.0.0.1::{http_port}']
@@ -270,6 +302,17 @@ def main():
     arena = podman('exec', gw_name, 'node', '-e', 'console.log(process.env.MALLOC_ARENA_MAX)').stdout.strip()
     check('MALLOC_ARENA_MAX=2 in the image', arena == '2', arena)
 
+    # Security defaults: tokens at the gateway, mutual TLS between the processes.
+    check('the gateway requires tokens (MYCEL_AUTH=required, a token file mounted)',
+          gw_env.get('MYCEL_AUTH') == 'required' and 'MYCEL_API_TOKENS_FILE' in gw_env, gw_env.get('MYCEL_AUTH', ''))
+    check('nodes and gateway use mutual TLS', all(
+        'MYCEL_TLS_CA_FILE' in e for e in (gw_env, resolve_env(node_c, nodes[0]['pod'], {}))))
+    status, body = http('POST', f'{url}/mycel/v1/upload', b'anonymous', headers={})
+    check('an upload without a token is refused: 401', status == 401, f'{status} {body[:200]!r}')
+    tokens = next((v for k, v in secrets.items() if 'admin-token' in v), None)
+    if check('the generated Secret holds an admin token', tokens is not None):
+        auth_headers['Authorization'] = f'Bearer {tokens["admin-token"].decode()}'
+
     # Data path through the gateway.
     files = {}
     for size in (0, 1000, 3 * 1024 * 1024 + 17):
@@ -296,6 +339,10 @@ def main():
 
     bad = read_all()
     check('download returns every byte', not bad, '; '.join(bad))
+    # Pins live on the nodes: the gateway calls their public API with its own token over TLS.
+    first = next(iter(files), None)
+    status, body = http('POST', f'{url}/api/v0/pin/add?arg={first}')
+    check('pin/add through the nodes\' API (gateway token, TLS): 200', status == 200, f'{status} {body[:200]!r}')
 
     # A node dies (SIGKILL): R=3, W=2 keep reads and writes working.
     victim = nodes[1]
@@ -330,6 +377,8 @@ def cleanup():
         podman('volume', 'rm', '-f', v, check_rc=False)
     if created['network']:
         podman('network', 'rm', '-f', created['network'], check_rc=False)
+    for d in created['dirs']:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == '__main__':

@@ -11,11 +11,13 @@ import {
   type DurabilitySetting,
   decodeShard,
   ecReplicas,
+  ecWriteQuorum,
   HASH_IDENTITY,
   isAbortError,
   isRoutable,
   type Logger,
   placeCopies,
+  QuorumNotReachedError,
   replicate,
   resolveDurability,
   type Shard,
@@ -96,6 +98,18 @@ export class ClusterBlockstore {
     const nodes = this.clients.nodes
     const requested: Durability | undefined =
       typeof durability === 'number' ? replicate(durability) : durability
+    if (nodes.length === 0) {
+      // R and W would clamp to 0 and every block would count as written with no copy anywhere.
+      const needed =
+        requested === undefined
+          ? this.config.writeQuorum
+          : requested.kind === 'replicate'
+            ? Math.floor(requested.copies / 2) + 1
+            : ecWriteQuorum(requested.k, requested.m)
+      throw new QuorumNotReachedError(needed, 0, [
+        { node: 'membership', error: 'no storage node is known (no seed has answered)' },
+      ])
+    }
     // A bare number (the older API) may exceed the node count: its record keeps the requested R
     // so that repair completes the copies once nodes join. A policy is checked against it.
     const policy = resolveDurability(

@@ -127,6 +127,8 @@ const CHANNEL_OPTIONS: ChannelOptions = {
 export interface NodeClientsOptions {
   /** Channel credentials for every node (insecure by default; mutual TLS in production). */
   credentials?: ChannelCredentials
+  /** Extra channel options (the TLS server name override). */
+  channelOptions?: ChannelOptions
 }
 
 /**
@@ -138,6 +140,7 @@ export class NodeClients {
   private readonly clients = new Map<string, BlockServiceClient>()
   private readonly shardClients = new Map<string, ShardServiceClient>()
   private readonly credentials: ChannelCredentials
+  private readonly channelOptions: ChannelOptions
   private readonly unsubscribe: () => void
   /** Handles of the placeable members, rebuilt after a membership change (reads use it per block). */
   private cached: NodeHandle[] | undefined
@@ -147,6 +150,7 @@ export class NodeClients {
     options: NodeClientsOptions = {},
   ) {
     this.credentials = options.credentials ?? credentials.createInsecure()
+    this.channelOptions = { ...CHANNEL_OPTIONS, ...options.channelOptions }
     this.unsubscribe = membership.onChange((members) => {
       this.cached = undefined
       this.closeDeparted(members)
@@ -165,7 +169,7 @@ export class NodeClients {
   clientFor(address: string): BlockServiceClient {
     let client = this.clients.get(address)
     if (!client) {
-      client = new BlockServiceClientWithPreEncodedPuts(address, this.credentials, CHANNEL_OPTIONS)
+      client = new BlockServiceClientWithPreEncodedPuts(address, this.credentials, this.channelOptions)
       this.clients.set(address, client)
     }
     return client

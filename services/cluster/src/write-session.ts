@@ -179,6 +179,10 @@ export class WriteSession implements BlockWriter {
   bytesWritten = 0
 
   constructor(private readonly cfg: WriteSessionConfig) {
+    // A quorum of zero would acknowledge blocks that no node holds.
+    if (!(cfg.writeQuorum >= 1 && cfg.writeQuorum <= cfg.replication)) {
+      throw new RangeError(`write quorum ${cfg.writeQuorum} must be between 1 and R=${cfg.replication}`)
+    }
     cfg.span ??= activeSpan()
     this.durability = cfg.durability && encodeDurability(cfg.durability)
   }

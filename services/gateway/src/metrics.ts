@@ -76,6 +76,12 @@ export class GatewayMetrics {
     labelNames: ['result'],
     registers: [this.registry],
   })
+  readonly refusedRequests = new Counter({
+    name: 'mycel_gateway_refused_requests_total',
+    help: 'Requests refused by a limit or by authentication, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  })
 
   constructor(sources: GatewayMetricsSources) {
     for (const result of ['ok', 'corrupt', 'unreachable']) this.blockFetches.inc({ result }, 0)

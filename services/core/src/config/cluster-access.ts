@@ -57,33 +57,3 @@ export function checkWriteQuorum(cfg: QuorumEnv, ctx: z.RefinementCtx): void {
 export function withWriteQuorum<T extends QuorumEnv>(cfg: T): T & { MYCEL_WRITE_QUORUM: number } {
   return { ...cfg, MYCEL_WRITE_QUORUM: cfg.MYCEL_WRITE_QUORUM ?? Math.floor(cfg.MYCEL_REPLICATION / 2) + 1 }
 }
-
-/**
- * TLS on the nodes' gRPC port (public API and node-to-node). All three files or none: with none,
- * gRPC is plaintext (make run). A node serves with the certificate and key; nodes and gateways
- * dial nodes trusting the CA bundle (and present their certificate as a client certificate).
- */
-export const grpcTlsEnv = {
-  /** PEM certificate (chain) of this process. */
-  MYCEL_TLS_CERT_FILE: z.string().optional(),
-  /** PEM private key of that certificate. */
-  MYCEL_TLS_KEY_FILE: z.string().optional(),
-  /** PEM bundle of the CA(s) that issued the nodes' certificates. */
-  MYCEL_TLS_CA_FILE: z.string().optional(),
-}
-
-const TLS_KEYS = ['MYCEL_TLS_CERT_FILE', 'MYCEL_TLS_KEY_FILE', 'MYCEL_TLS_CA_FILE'] as const
-
-/** superRefine rule: the three TLS files are set together. */
-export function checkGrpcTlsEnv(
-  cfg: Partial<Record<(typeof TLS_KEYS)[number], string | undefined>>,
-  ctx: z.RefinementCtx,
-): void {
-  const set = TLS_KEYS.filter((k) => cfg[k] !== undefined)
-  if (set.length === 0 || set.length === TLS_KEYS.length) return
-  for (const k of TLS_KEYS) {
-    if (cfg[k] === undefined) {
-      ctx.addIssue({ code: 'custom', path: [k], message: `required when ${set.join(' and ')} set` })
-    }
-  }
-}

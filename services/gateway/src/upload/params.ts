@@ -30,6 +30,8 @@ export function rejectUnknownOptions(query: Query, known: ReadonlySet<string>, e
   for (const name of Object.keys(query)) {
     if (!known.has(name)) throw new InvalidArgumentError(`${endpoint}: unknown option "${name}"`)
   }
+  // Sent by Kubo clients and otherwise ignored, but still checked: a bad value is an error.
+  queryBool(query, 'stream-channels', false)
 }
 
 export type { Durability }

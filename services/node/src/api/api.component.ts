@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { ClusterBlockstore, NodeClients, nodeChannelCredentials } from '@mycel/cluster'
+import { ClusterBlockstore, clusterClientOptions, NodeClients } from '@mycel/cluster'
 import { type Logger, type MembershipView, TokenAuthenticator } from '@mycel/core'
 import { ApiServiceService, PinSyncServiceService } from '@mycel/proto'
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common'
@@ -29,8 +29,9 @@ export class ApiComponent implements NodeComponent, OnApplicationShutdown {
   async register(ctx: NodeContext, grpc: GrpcRegistrar): Promise<void> {
     const cfg = ctx.config
     const log: Logger = ctx.logger
-    const credentials = nodeChannelCredentials(cfg)
-    this.clients = new NodeClients(this.membership, { credentials })
+    // Peers are dialled with the node's certificate when the cluster uses mutual TLS.
+    const tls = clusterClientOptions(ctx.tls, cfg.MYCEL_TLS_SERVER_NAME)
+    this.clients = new NodeClients(this.membership, tls)
     const registers = [ctx.metrics.registry]
     const cluster = new ClusterBlockstore(
       this.clients,
@@ -86,7 +87,7 @@ export class ApiComponent implements NodeComponent, OnApplicationShutdown {
       store: this.store,
       membership: this.membership,
       selfAddress: cfg.MYCEL_ADVERTISE_ADDRESS ?? cfg.MYCEL_GRPC_LISTEN,
-      credentials,
+      ...tls,
       rpcTimeoutMs: cfg.MYCEL_RPC_TIMEOUT_MS,
       syncIntervalMs: cfg.MYCEL_PIN_SYNC_INTERVAL_MS,
       logger: log,

@@ -1,4 +1,4 @@
-import { NodeClients, nodeChannelCredentials } from '@mycel/cluster'
+import { clusterClientOptions, NodeClients } from '@mycel/cluster'
 import { cidOfMultihash, type MembershipView, type NodeEnv, replicate } from '@mycel/core'
 import type { GetNodeStatsResponse, RepairStats, ScrubStats } from '@mycel/proto'
 import { untraced } from '@mycel/telemetry'
@@ -45,7 +45,7 @@ export class RepairComponent implements NodeComponent {
 
   async start(ctx: NodeContext): Promise<void> {
     const cfg = this.config
-    const clients = new NodeClients(this.membership, { credentials: nodeChannelCredentials(cfg) })
+    const clients = new NodeClients(this.membership, clusterClientOptions(ctx.tls, cfg.MYCEL_TLS_SERVER_NAME))
     this.clients = clients
     const peers = new GrpcRepairPeers(clients, cfg.MYCEL_RPC_TIMEOUT_MS, ctx.logger)
     const self = () => this.membership.self
