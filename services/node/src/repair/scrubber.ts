@@ -135,6 +135,9 @@ export class Scrubber {
   }
 
   private async run(): Promise<void> {
+    // A node that has just started does not yet know its peers: a corrupt copy found before it
+    // joined could not be re-fetched (repair would restore it later, but the scrub pass should).
+    while (!this.stopped && this.c.self()?.state === 'joining') await this.wakeup.wait(500)
     while (!this.stopped) {
       try {
         if (this.pass === undefined) {
@@ -239,14 +242,21 @@ export class Scrubber {
     this.counters.corruptFound++
     this.c.metrics?.corruptFound()
     const policy = record.policy ?? this.cfg.defaultPolicy
-    if (await this.refetch(cid, record.key, policy)) {
+    let refetched = await this.refetch(cid, record.key, policy)
+    // Peers may be briefly unreachable (restarting, connecting): two more tries before the copy
+    // is left to repair passes.
+    for (let wait = 1_000; !refetched && wait <= 2_000 && !this.stopped; wait *= 2) {
+      await this.wakeup.wait(wait)
+      refetched = await this.refetch(cid, record.key, policy)
+    }
+    if (refetched) {
       this.counters.corruptRepaired++
       this.c.metrics?.corruptRepaired()
       this.log.warn({ cid: cid.toString() }, 'scrub found a corrupt copy and rewrote it from a good one')
     } else {
       this.log.error(
         { cid: cid.toString() },
-        'scrub found a corrupt copy and no good copy on any reachable peer; the copy is dropped',
+        'scrub found a corrupt copy and no good copy on any reachable peer; the copy is dropped and left to repair',
       )
     }
   }
