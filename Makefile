@@ -24,7 +24,9 @@ endif
 .PHONY: help node install proto build lint format run test test-unit test-integration bench kubo grpcurl otelcol host-deps images base-image chart-tools chart-test chart-e2e compose-e2e k8s-tools k8s-up k8s-down k8s-test k8s-run clean
 
 help:
-	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it)"
+	@echo "make run [NODES=3]   install, build and start a local cluster (Ctrl-C stops it); TLS=1 for mutual TLS"
+	@echo "make certs           a cluster CA and node/gateway certificates in .data/tls (openssl)"
+	@echo "make token           a bearer token and its MYCEL_API_TOKENS_FILE line (SCOPES=read,write NAME=ci)"
 	@echo "make test            everything CI checks"
 	@echo "make bench           benchmarks against the machine's limits and Kubo"
 	@echo "make images          build the container image with podman (offline base image first)"
@@ -67,8 +69,25 @@ lint: install
 format: install
 	npx biome format --write .
 
-run: build
-	node services/cli/dist/bin.js local --nodes $(NODES) --data-dir $(CURDIR)/.data
+# make run TLS=1: mutual TLS between the nodes and the gateway, with certificates from make certs.
+TLS ?=
+TLS_DIR := $(CURDIR)/.data/tls
+
+run: build $(if $(TLS),certs)
+	node services/cli/dist/bin.js local --nodes $(NODES) --data-dir $(CURDIR)/.data $(if $(TLS),--tls-dir $(TLS_DIR))
+
+# A cluster CA and node/gateway certificates for local use (openssl), kept in .data/tls.
+.PHONY: certs
+certs:
+	deploy/tls/make-certs.sh $(TLS_DIR) $(NODES)
+
+# A new bearer token: prints the token (for the client) and its line for MYCEL_API_TOKENS_FILE
+# (NAME SCOPES SHA256: only the hash is stored). make token SCOPES=read,write NAME=ci
+.PHONY: token
+token:
+	@t="mycel_$$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')"; \
+	  echo "token (give to the client): $$t"; \
+	  echo "line for MYCEL_API_TOKENS_FILE: $(or $(NAME),client-$$(date +%s)) $(or $(SCOPES),read) $$(printf '%s' "$$t" | sha256sum | cut -d' ' -f1)"
 
 # The chart checks (make chart-test), then the container checks (the rendered chart and the compose
 # file on podman, the chart on a real Kubernetes) run first; their counts join the last line of
@@ -77,7 +96,7 @@ run: build
 # failure. The image (debootstrap, npm ci: mostly disk and network) builds beside the Kubernetes
 # binaries (CPU), each tool's output kept together (-Otarget).
 # Kubo is built first: tests/e2e/kubo-interop.test.ts runs the real `ipfs` beside Mycel.
-test: build lint chart-tools kubo grpcurl otelcol
+test: build lint chart-tools kubo grpcurl otelcol schemathesis
 	@rm -f $(CHART_RESULTS)
 	-@$(MAKE) --no-print-directory chart-test
 	-@t0=$$(date +%s); $(MAKE) --no-print-directory -j2 -Otarget images k8s-tools; \
@@ -85,7 +104,7 @@ test: build lint chart-tools kubo grpcurl otelcol
 	$(call result-step,chart-e2e,chart-e2e)
 	$(call result-step,compose-e2e,compose-e2e)
 	$(call result-step,k8s,k8s-run)
-	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) OTELCOL_BIN=$(OTELCOL) node tests/run.mjs
+	MYCEL_EXTRA_RESULTS=$(CHART_RESULTS) MYCEL_GRPCURL=$(GRPCURL) OTELCOL_BIN=$(OTELCOL) MYCEL_SCHEMATHESIS=$(SCHEMATHESIS) node tests/run.mjs
 
 # $(call result-step,NAME,TARGET): runs TARGET with E2E_RESULTS set and the image and Kubernetes
 # tools as built above (-o: not again); when it ends without its "NAME passed N failed N" line (it
@@ -95,6 +114,29 @@ define result-step
   echo "$(2): $$(( $$(date +%s) - t0 )) s"; \
   grep -q '^$(1) passed' $(CHART_RESULTS) 2>/dev/null || echo '$(1) passed 0 failed 1' >>$(CHART_RESULTS)
 endef
+
+# Schemathesis (PyPI), pinned with its dependencies in tests/fuzz/requirements.txt, in a venv under
+# .tools; tests/e2e/fuzz.test.ts runs it against the gateway's OpenAPI description.
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS_VENV := $(TOOLS)/schemathesis-$(SCHEMATHESIS_VERSION)
+SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/python
+
+.PHONY: schemathesis
+schemathesis: $(SCHEMATHESIS_VENV)/.stamp
+
+$(SCHEMATHESIS_VENV)/.stamp:
+	rm -rf $(SCHEMATHESIS_VENV)
+	python3 -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS) -m pip install --quiet --disable-pip-version-check --no-deps -r tests/fuzz/requirements.txt
+	$(SCHEMATHESIS) -m schemathesis.cli --version
+	@touch $@
+
+# Production dependencies with a known high or critical vulnerability fail this target. Not part of
+# `make test`: it needs the registry's audit endpoint, which the CI machines' registry mirror does
+# not serve (405); see SECURITY.md.
+.PHONY: audit
+audit: install
+	npm audit --omit=dev --audit-level=high
 
 bench: build kubo
 	KUBO_BIN=$(KUBO_BIN) node tests/dist/bench/run.js

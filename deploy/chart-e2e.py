@@ -14,9 +14,11 @@ usage: HELM=... IMAGE=localhost/mycel:0.1.0 deploy/chart-e2e.py [RESULTS_FILE]
    (<pod>.<headless>.<ns>.svc.cluster.local) and every Service name resolves to the pods it selects
    (a headless Service to all of them: seeds by DNS work), with Kubernetes' search path and ndots.
 3. Check the code reads every MYCEL_* variable the chart sets, the probes answer inside each
-   container, then upload and download through a gateway, SIGKILL a node, read everything back and
-   upload again (W=2 of R=3), restart it (new address, same name and volume), run the chart's own
-   `helm test` pod, and stop every container with SIGTERM expecting a prompt exit 0.
+   container, the security defaults (tokens at the gateway and on the nodes' API, mutual TLS
+   between the processes; an upload without a token is 401), then upload with the generated admin
+   token and download through a gateway, pin over the nodes' API, SIGKILL a node, read everything
+   back and upload again (W=2 of R=3), restart it (new address, same name and volume), run the
+   chart's own `helm test` pod, and stop every container with SIGTERM inside its grace period.
 
 Prints one line per check and, with RESULTS_FILE, appends "chart-e2e passed N failed N" to it.
 Everything created carries the label io.mycel.e2e=chart-e2e-<pid> and is removed at the end, also
@@ -264,6 +266,9 @@ def code_env_keys():
 
 def main():
     docs = render()
+    for d in docs:
+        if d['kind'] == 'Secret':
+            secrets[d['metadata']['name']] = {k: base64.b64decode(v) for k, v in d.get('data', {}).items()}
     sts = next(d for d in docs if d['kind'] == 'StatefulSet')
     dep = next(d for d in docs if d['kind'] == 'Deployment')
     services = [d for d in docs if d['kind'] == 'Service']
@@ -344,11 +349,19 @@ def main():
     arena = podman('exec', gateways[0].cname, 'node', '-e', 'console.log(process.env.MALLOC_ARENA_MAX)').stdout.strip()
     t.check('MALLOC_ARENA_MAX=2 in the image', arena == '2', arena)
 
-    # Data path through the gateway, uploads with the write token of the chart's auth Secret.
-    secret = next(d for d in docs if d['kind'] == 'Secret' and 'write-token' in d.get('data', {}))
-    def bearer(key):
-        return {'Authorization': f'Bearer {base64.b64decode(secret["data"][key]).decode()}'}
-    auth, admin = bearer('write-token'), bearer('admin-token')  # status is an operator's (admin) view
+    # Security defaults: tokens at the gateway and on the nodes' API, mutual TLS between the processes.
+    gw_env, node_env = gateways[0].env(), nodes[0].env()
+    t.check('the gateway requires tokens (MYCEL_AUTH=required, a token file mounted)',
+            gw_env.get('MYCEL_AUTH') == 'required' and 'MYCEL_API_TOKENS_FILE' in gw_env, gw_env.get('MYCEL_AUTH', ''))
+    t.check('nodes and gateways use mutual TLS', all('MYCEL_TLS_CA_FILE' in e for e in (gw_env, node_env)))
+    status, body = http('POST', f'{url}/mycel/v1/upload', b'anonymous')
+    t.check('an upload without a token is refused: 401', status == 401, f'{status} {body[:200]!r}')
+    secret = next(d for d in docs if d['kind'] == 'Secret' and 'admin-token' in d.get('data', {}))
+    token = base64.b64decode(secret['data']['admin-token']).decode()
+    admin = {'Authorization': f'Bearer {token}'}
+
+    # Data path through the gateway, with the generated admin token.
+    auth = admin
     files = {}
     for size in (0, 1000, 3 * 1024 * 1024 + 17):
         data = os.urandom(size)
@@ -367,17 +380,23 @@ def main():
     bad = unreadable(url, files)
     t.check('download returns every byte', not bad, '; '.join(bad))
 
-    # The nodes' public gRPC API takes tokens from the Secret's token file: the CLI in a node
-    # container is refused without one (exit 4) and served with the write token.
+    # Pins live on the nodes: the gateway calls their public API with its own token over TLS.
+    status, body = http('POST', f'{url}/api/v0/pin/add?arg={next(iter(files))}', headers=auth)
+    t.check("pin/add through the nodes' API (gateway token, TLS): 200", status == 200, f'{status} {body[:200]!r}')
+
+    # The nodes' public gRPC API (TLS with the cluster CA) takes tokens from the Secret's token
+    # file: the CLI in a node container is refused without one (exit 4) and served with the admin token.
     def stat(token):
         env = ['-e', f'MYCEL_TOKEN={token}'] if token else []
         return podman('exec', *env, nodes[0].cname, 'node', '/app/services/cli/dist/bin.js', 'stat',
-                      next(iter(files)), '--node', f'127.0.0.1:{nodes[0].port("grpc")}', check_rc=False)
+                      next(iter(files)), '--node', f'127.0.0.1:{nodes[0].port("grpc")}',
+                      '--ca', node_env['MYCEL_TLS_CA_FILE'], '--tls-server-name', node_env['MYCEL_TLS_SERVER_NAME'],
+                      check_rc=False)
     r = stat(None)
-    t.check('the node API refuses a client without a token (exit 4)', r.returncode == 4,
+    t.check("the nodes' API refuses a client without a token (exit 4)", r.returncode == 4,
             f'exit {r.returncode}: {(r.stdout + r.stderr)[-300:]}')
-    r = stat(auth['Authorization'].split(' ', 1)[1])
-    t.check('the node API serves the write token', r.returncode == 0, f'exit {r.returncode}: {(r.stdout + r.stderr)[-300:]}')
+    r = stat(token)
+    t.check("the nodes' API serves the admin token", r.returncode == 0, f'exit {r.returncode}: {(r.stdout + r.stderr)[-300:]}')
 
     # A node dies (SIGKILL): R=3, W=2 keep reads and writes working.
     victim = nodes[1]

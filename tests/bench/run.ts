@@ -9,7 +9,9 @@
  *   BENCH_RUNS          repetitions of the cheap measurements, medians reported (default 3)
  *   BENCH_TIMEOUT_MIN   the whole run is aborted (and cleaned up) after this (default 45)
  *   BENCH_REPAIR_MB     data held by the node the repair benchmark loses, in MiB (default 256)
+ *   BENCH_EC_MB         size of the file of the erasure-coding comparison in MiB (default 256)
  *   BENCH_ONLY=repair   run only the repair benchmark (no Kubo comparison)
+ *   BENCH_ONLY=erasure  run only the machine limits and the erasure-coding section
  *
  * Everything lives under .bench/run-XXXX and is removed at the end, on failure too; every process
  * started here is stopped by its PID.
@@ -25,7 +27,9 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { startKubo as startKuboDaemon, stopChild } from '../helpers/kubo.js'
+import { benchErasure } from './erasure.js'
 import { KUBO_VERSION, kuboBin, ROOT } from './kubo-vectors.js'
+import { cpuSnapshot } from './proc.js'
 import { measureRepair, repairReport } from './repair.js'
 
 const MiB = 1 << 20
@@ -39,11 +43,10 @@ const TCP_BYTES = 1024 * MiB
 const DISK_BYTES = 1024 * MiB
 const DSYNC_WRITES = 2000
 const REPAIR_MB = envInt('BENCH_REPAIR_MB', 256)
+const EC_BYTES = envInt('BENCH_EC_MB', 256) * MiB
 const ONLY = process.env.BENCH_ONLY
-if (ONLY !== undefined && ONLY !== '' && ONLY !== 'repair')
-  throw new Error(`BENCH_ONLY must be "repair" (got "${ONLY}")`)
-/** Linux USER_HZ: the unit of /proc/PID/stat CPU times. */
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim() || 100)
+if (ONLY !== undefined && ONLY !== '' && ONLY !== 'repair' && ONLY !== 'erasure')
+  throw new Error(`BENCH_ONLY must be "repair" or "erasure" (got "${ONLY}")`)
 
 function envInt(name: string, fallback: number): number {
   const v = process.env[name]
@@ -113,24 +116,6 @@ async function peakRssMiB(pid: number | undefined): Promise<number> {
   } catch {
     return Number.NaN
   }
-}
-
-/** User + system CPU seconds a process has used so far (/proc/PID/stat, fields 14 and 15). */
-async function cpuSeconds(pid: number | undefined): Promise<number> {
-  if (pid === undefined) return Number.NaN
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
-  } catch {
-    return Number.NaN
-  }
-}
-
-async function cpuSnapshot(pids: Record<string, number | undefined>): Promise<Record<string, number>> {
-  const out: Record<string, number> = {}
-  for (const [name, pid] of Object.entries(pids)) out[name] = await cpuSeconds(pid)
-  return out
 }
 
 function cpuDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
@@ -805,13 +790,30 @@ async function main(): Promise<void> {
   }
   const bin = kuboBin()
   const version = spawnSync(bin, ['version', '--number'], { encoding: 'utf8' })
-  if (version.stdout?.trim() !== KUBO_VERSION) {
+  if (ONLY !== 'erasure' && version.stdout?.trim() !== KUBO_VERSION) {
     throw new Error(
       `${bin} is not Kubo ${KUBO_VERSION} (${version.error?.message ?? version.stdout}); run make kubo`,
     )
   }
 
   const limits = await measureLimits(dir)
+
+  const ecPath = join(dir, 'ec.bin')
+  const ecSection = await benchErasure({
+    dir,
+    file: { path: ecPath, size: EC_BYTES, sha: await writeBigFile(ecPath, EC_BYTES, 'mycel-bench-ec') },
+    runs: RUNS,
+    shaMBps: limits.sha,
+    log,
+    onCleanup: (fn) => {
+      cleanups.push(fn)
+    },
+  })
+  await rm(ecPath, { force: true })
+  if (ONLY === 'erasure') {
+    process.stdout.write(`\n${ecSection}\n`)
+    return
+  }
 
   log(`writing ${BIG_BYTES / MiB} MiB test file`)
   const bigPath = join(dir, 'big.bin')
@@ -846,7 +848,7 @@ async function main(): Promise<void> {
     mycelWarnings.count === 0
       ? '- Mycel logged no warnings or errors during the run.'
       : `- Mycel logged ${mycelWarnings.count} warning/error lines, e.g.:\n${mycelWarnings.samples.map((l) => `  - \`${l}\``).join('\n')}`
-  process.stdout.write(`${header}${text}\n${warn}\n`)
+  process.stdout.write(`${header}${text}\n${warn}\n\n${ecSection}\n`)
 }
 
 const deadline = setTimeout(() => {

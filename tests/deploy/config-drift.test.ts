@@ -23,10 +23,13 @@ type Role = 'node' | 'gateway'
 const KEYS: Record<Role, readonly string[]> = { node: NODE_ENV_KEYS, gateway: GATEWAY_ENV_KEYS }
 const LOAD: Record<Role, (env: NodeJS.ProcessEnv) => unknown> = { node: loadNodeEnv, gateway: loadGatewayEnv }
 
-/** Variables a role cannot start without: what the schema reports missing from an empty environment. */
-function requiredKeys(role: Role): string[] {
+/**
+ * Variables a role cannot start without: what the schema reports missing from an environment that
+ * holds only `base` (a compose gateway with MYCEL_AUTH=off needs no token file).
+ */
+function requiredKeys(role: Role, base: NodeJS.ProcessEnv = {}): string[] {
   try {
-    LOAD[role]({})
+    LOAD[role](base)
     return []
   } catch (err) {
     assert.ok(err instanceof ConfigInvalidError)
@@ -62,20 +65,17 @@ const envNames = (text: string) =>
 
 const chartFile = (name: string) => readFileSync(join(root, 'charts/mycel/templates', name), 'utf8')
 
-/** Env names the chart's security wiring (templates/_security.tpl) gives a role: tokens, later TLS. */
-function securityEnvNames(role: Role): string[] {
-  const name = role === 'node' ? 'nodeEnv' : 'gatewayEnv'
-  const block = chartFile('_security.tpl').match(
-    new RegExp(`define "mycel\\.security\\.${name}" -}}([\\s\\S]*?){{- end -}}`),
-  )
-  assert.ok(block, `_security.tpl defines no mycel.security.${name}`)
+/** Env names of the chart's security wiring (`mycel.securityEnv` in _helpers.tpl): TLS files, token file. */
+function securityEnvNames(): string[] {
+  const block = chartFile('_helpers.tpl').match(/define "mycel\.securityEnv" -}}([\s\S]*?){{- end -}}/)
+  assert.ok(block, '_helpers.tpl defines no mycel.securityEnv')
   return envNames(block[1] as string)
 }
 
 /** Env names of the first container in a chart template, with the security wiring it includes. */
-function chartEnvNames(template: string, role: Role): string[] {
+function chartEnvNames(template: string): string[] {
   const text = chartFile(template)
-  const security = text.includes(`include "mycel.security.${role}Env"`) ? securityEnvNames(role) : []
+  const security = text.includes('include "mycel.securityEnv"') ? securityEnvNames() : []
   return [...envNames(text), ...security]
 }
 
@@ -98,7 +98,8 @@ describe('deploy/compose.yaml matches the code', () => {
       const role = roleOf(s)
       const unknown = mycelEnv(s.environment).filter((k) => !KEYS[role].includes(k))
       assert.deepEqual(unknown, [], `${name} sets variables the ${role} does not read`)
-      for (const k of requiredKeys(role)) assert.ok(k in s.environment, `${name} must set ${k}`)
+      const auth = s.environment.MYCEL_AUTH === undefined ? {} : { MYCEL_AUTH: s.environment.MYCEL_AUTH }
+      for (const k of requiredKeys(role, auth)) assert.ok(k in s.environment, `${name} must set ${k}`)
       assert.doesNotThrow(() => LOAD[role](s.environment))
     })
 
@@ -149,7 +150,7 @@ describe('the Helm chart sets only variables the code reads', () => {
   }
   for (const role of ['node', 'gateway'] as const) {
     it(`${templates[role]}: MYCEL_* env names are ${role} settings, required ones included`, () => {
-      const names = chartEnvNames(templates[role], role)
+      const names = chartEnvNames(templates[role])
       assert.ok(names.length > 0, 'no MYCEL_* env found: has the template changed shape?')
       assert.deepEqual(
         names.filter((k) => !KEYS[role].includes(k)),
@@ -163,17 +164,18 @@ describe('the Helm chart sets only variables the code reads', () => {
   it('the security wiring reaches both roles', () => {
     for (const role of ['node', 'gateway'] as const) {
       assert.ok(
-        chartFile(templates[role]).includes(`include "mycel.security.${role}Env"`),
-        `${templates[role]} must include mycel.security.${role}Env`,
+        chartFile(templates[role]).includes('include "mycel.securityEnv"'),
+        `${templates[role]} must include mycel.securityEnv`,
       )
     }
   })
 
-  // Compose is a local cluster without authentication (as `make run`): the chart's security wiring aside.
+  // Compose is a local cluster without TLS or tokens (as `make run`, MYCEL_AUTH=off): the chart's
+  // certificate and token files, and the gateway's token for the nodes' API, aside.
   it('compose sets every variable the chart sets for each role (one configuration, two packagings)', () => {
     for (const role of ['node', 'gateway'] as const) {
-      const security = securityEnvNames(role)
-      const chart = chartEnvNames(templates[role], role).filter((k) => !security.includes(k))
+      const security = [...securityEnvNames(), 'MYCEL_API_TOKEN']
+      const chart = chartEnvNames(templates[role]).filter((k) => !security.includes(k))
       for (const [name, s] of services.filter(([, s]) => roleOf(s) === role)) {
         const missing = chart.filter((k) => !(k in s.environment))
         assert.deepEqual(missing, [], `${name} lacks what the chart sets for a ${role}`)

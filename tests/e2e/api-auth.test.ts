@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { credentials, Metadata, status } from '@grpc/grpc-js'
+import { type ChannelCredentials, credentials, Metadata, status } from '@grpc/grpc-js'
 import { createToken, tokenFileLine } from '@mycel/core'
 import { BlockServiceClient } from '@mycel/proto'
 import { MycelClient } from '@mycel/sdk'
@@ -26,6 +26,7 @@ describe('public API with TLS and tokens', () => {
   let pkiCa: Buffer
 
   before(async () => {
+    await mkdir(TEST_TMP, { recursive: true })
     dir = await mkdtemp(join(TEST_TMP, 'auth-'))
     pki = await makePki(dir)
     pkiCa = await readFile(pki.ca)
@@ -111,16 +112,19 @@ describe('public API with TLS and tokens', () => {
     }
   })
 
-  it('internal node-to-node calls need no token, and the gateway works through TLS and its token', async () => {
-    const block = new BlockServiceClient(cluster.nodeAddress(1), credentials.createSsl(pkiCa))
-    try {
-      const stats = await new Promise<{ nodeId: string }>((resolve, reject) =>
+  it('internal node-to-node calls need a cluster certificate but no token, and the gateway works through TLS and its token', async () => {
+    const stats = (creds: ChannelCredentials) => {
+      const block = new BlockServiceClient(cluster.nodeAddress(1), creds)
+      return new Promise<{ nodeId: string }>((resolve, reject) =>
         block.getNodeStats({}, new Metadata(), (err, res) => (err ? reject(err) : resolve(res))),
-      )
-      assert.match(stats.nodeId, /^node-/)
-    } finally {
-      block.close()
+      ).finally(() => block.close())
     }
+    // Server-side TLS only (what API clients have): the internal service refuses the call.
+    const refused = await failure(stats(credentials.createSsl(pkiCa)))
+    assert.equal(refused.code, status.UNAUTHENTICATED)
+    const cert = await readFile(pki.cert)
+    const key = await readFile(pki.key)
+    assert.match((await stats(credentials.createSsl(pkiCa, key, cert))).nodeId, /^node-/)
     const form = new FormData()
     form.append('file', new Blob([randomBytes(5000)]), 'g.bin')
     const res = await fetch(`${cluster.gatewayUrl}/api/v0/add?pin=true`, { method: 'POST', body: form })

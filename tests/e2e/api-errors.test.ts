@@ -50,9 +50,13 @@ describe('public gRPC API error codes (3 nodes)', () => {
     assert.match(r.details, /first message must carry the options/)
   })
 
-  it('INVALID_ARGUMENT: erasure coding refused until it lands, and unknown policies', async () => {
+  it('INVALID_ARGUMENT: ec:K+M wider than the cluster, out-of-range codes and unknown policies', async () => {
     const ec = invalid(await failure(sdk.add(Buffer.from('x'), { durability: 'ec:4+2' })))
-    assert.match(ec.details, /erasure coding is not available/)
+    assert.match(ec.details, /ec:4\+2 needs 6 storage nodes \(one per shard\); the cluster has 3/)
+    assert.match(
+      invalid(await failure(sdk.add(Buffer.from('x'), { durability: 'ec:1+7' }))).details,
+      /1 <= M <= 6 parity shards/,
+    )
     invalid(await failure(sdk.add(Buffer.from('x'), { durability: 'replicate:9' })))
     invalid(await failure(sdk.pin(file.cid, { durability: 'mirror' })))
   })

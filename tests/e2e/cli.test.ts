@@ -172,7 +172,7 @@ describe('mycel CLI (3 nodes and a gateway)', () => {
       [['cat', 'not-a-cid'], 1, /invalid CID/],
       [['cat', treeCid], 1, /is a directory/],
       [['put', join(dir, 'missing.txt')], 2, /ENOENT|no such file/],
-      [['put', tree, '--durability', 'ec:4+2'], 1, /erasure coding is not available/],
+      [['put', tree, '--durability', 'ec:4+2'], 1, /ec:4\+2 needs 6 storage nodes/],
       [['cat', treeCid, '--offset', '-1'], 1, /--offset/],
       [['put'], 1, /missing required argument/],
       [['frobnicate'], 1, /unknown command/],

@@ -11,7 +11,8 @@ describe('Kubo RPC pins (3 nodes and a gateway)', () => {
   let kubo: KuboRPCClient
   const rpc = async (command: string, query: string) => {
     const res = await fetch(`${cluster.gatewayUrl}/api/v0/${command}${query}`, { method: 'POST' })
-    return { status: res.status, text: await res.text() }
+    const chunked = res.headers.get('x-chunked-output')
+    return { status: res.status, text: await res.text(), chunked, type: res.headers.get('content-type') }
   }
   before(async () => {
     cluster = await startCluster({ nodes: 3 })
@@ -72,7 +73,7 @@ describe('Kubo RPC pins (3 nodes and a gateway)', () => {
     await assert.rejects(kubo.pin.rm(cid), /is not pinned/)
   })
 
-  it('answers Kubo’s JSON shapes: {"Pins"}, {"Keys"}, stream lines, progress', async () => {
+  it('answers Kubo’s JSON shapes and headers: {"Pins"}, {"Keys"}, stream lines, progress', async () => {
     const added = await kuboAdd(cluster.gatewayUrl, [{ name: 'a', bytes: randomBytes(1000) }], '?pin=false')
     const cid = added.lines[0]?.Hash as string
     const add = await rpc('pin/add', `?arg=${cid}&progress=true`)
@@ -84,12 +85,21 @@ describe('Kubo RPC pins (3 nodes and a gateway)', () => {
         .map((l) => JSON.parse(l)),
       [{ Progress: 1 }, { Pins: [cid] }],
     )
+    const again = await rpc('pin/add', `?arg=${cid}`)
+    assert.deepEqual(JSON.parse(again.text), { Pins: [cid] })
     const ls = await rpc('pin/ls', `?arg=${cid}&type=recursive`)
     assert.deepEqual(JSON.parse(ls.text), { Keys: { [cid]: { Type: 'recursive' } } })
     const stream = await rpc('pin/ls', `?arg=${cid}&stream=true&names=true`)
     assert.deepEqual(JSON.parse(stream.text), { Cid: cid, Type: 'recursive', Name: '' })
     const rm = await rpc('pin/rm', `?arg=${cid}`)
     assert.deepEqual(JSON.parse(rm.text), { Pins: [cid] })
+    // As Kubo (go-ipfs-cmds): JSON streams keep Content-Type application/json and add
+    // X-Chunked-Output: 1; single values have no such header.
+    for (const r of [add, again, ls, stream, rm]) assert.match(r.type ?? '', /^application\/json/)
+    assert.deepEqual(
+      [add, again, ls, stream, rm].map((r) => r.chunked),
+      ['1', null, null, '1', null],
+    )
   })
 
   it('pins the CID a path names', async () => {

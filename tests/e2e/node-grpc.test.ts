@@ -56,7 +56,9 @@ describe('storage node internal gRPC API', () => {
     await assert.rejects(getBlock(client, rawBlock(randomBytes(10)).cid), { code: status.NOT_FOUND })
     await assert.rejects(
       new Promise((resolve, reject) =>
-        client.getBlock({ cid: Buffer.from('not a cid') }, (err, res) => (err ? reject(err) : resolve(res))),
+        client.getBlock({ cid: Buffer.from('not a cid'), acceptShard: false, shardIndex: 0 }, (err, res) =>
+          err ? reject(err) : resolve(res),
+        ),
       ),
       { code: status.INVALID_ARGUMENT },
     )

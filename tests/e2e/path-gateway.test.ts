@@ -142,6 +142,19 @@ describe('path gateway: roots, index.html, sniffing, Content-Disposition, redire
     assert.equal((await fetch(`${url}/ipfs/${missing}`)).status, 404)
   })
 
+  it('a path below a file names nothing: 404 as Kubo, never a server error', async () => {
+    const file = cids.get('pics/notes') as string
+    const raw = (await kuboAdd(url, [{ name: 'r', bytes: Buffer.from('r') }], '?cid-version=1')).lines[0]
+      ?.Hash as string
+    for (const path of [`${file}/0`, `${file}/a/b`, `${root}/pics/notes/x`, `${raw}/x`]) {
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(`${url}/ipfs/${path}`, { method })
+        assert.equal(res.status, 404, `${method} ${path}`)
+        if (method === 'GET') assert.match(await res.text(), /no link named/, path)
+      }
+    }
+  })
+
   it('serves a UnixFS symlink as its target text', async () => {
     const put = async (bytes: Uint8Array) => {
       const form = new FormData()

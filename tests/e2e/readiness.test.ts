@@ -10,14 +10,20 @@ import { rawUpload } from '../helpers/http.js'
 import { scrape, sumOf } from '../helpers/metrics.js'
 
 /** Polls `url` until it answers `status`; returns the body. */
-async function waitForStatus(url: string, status: number, timeoutMs = 60_000): Promise<string> {
+/** Polls until `url` answers `status` (and, if given, a body matching `body`); returns the answer. */
+async function waitForStatus(
+  url: string,
+  status: number,
+  body?: RegExp,
+  timeoutMs = 60_000,
+): Promise<string> {
   const until = Date.now() + timeoutMs
   let last = ''
   while (Date.now() < until) {
     try {
       const res = await fetch(url)
       last = `${res.status} ${await res.text()}`
-      if (res.status === status) return last
+      if (res.status === status && (body === undefined || body.test(last))) return last
     } catch (err) {
       last = String(err)
     }
@@ -75,7 +81,9 @@ describe('readiness: a node whose disk fills up, and a gateway that loses its qu
     const up = await rawUpload(cluster.gatewayUrl, deterministicBytes(4 * 262_144, 'disk-full'))
     assert.equal(up.status, 201, `the write quorum holds without the full node: ${up.text}`)
 
-    const notReady = await waitForStatus(`${nodeAdmin}/readyz`, 503)
+    // Not ready from the first failed write; while it retries, the reason alternates between the
+    // store's error and "reopening after a failure": the error must be named at some point.
+    const notReady = await waitForStatus(`${nodeAdmin}/readyz`, 503, /no space left on device/i)
     assert.match(notReady, /no space left on device/i)
     // Liveness is not readiness: the process is fine, it must not be restarted.
     assert.equal((await fetch(`${nodeAdmin}/healthz`)).status, 200)

@@ -363,7 +363,9 @@ describe('zones: 6 nodes in 3 zones (R=3)', () => {
     startedAt = new Date()
     cluster = await startCluster({
       nodes: 6,
-      env: FAST_REPAIR,
+      // Replicas across zones are what this suite checks: with 6 nodes the default would code
+      // large blocks as ec:4+2 shards (tests/e2e/erasure.test.ts covers those).
+      env: { ...FAST_REPAIR, MYCEL_DEFAULT_DURABILITY: 'replicate:3' },
       nodeEnv: (i) => ({ MYCEL_ZONE: zoneOfNode(i) }),
     })
   })

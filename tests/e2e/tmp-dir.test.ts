@@ -45,6 +45,8 @@ describe('gateway MYCEL_TMP_DIR', () => {
           MYCEL_PEERS: '127.0.0.1:1',
           MYCEL_TMP_DIR: dir,
           MYCEL_GATEWAY_LISTEN: '127.0.0.1:0',
+          // Only the spool directory is wrong here (a token file is another check).
+          MYCEL_AUTH: 'off',
         },
       }).then(
         () => assert.fail('the gateway started'),

@@ -64,6 +64,9 @@ export async function startCluster(opts: TestClusterOptions): Promise<TestCluste
     readyTimeoutMs: 60_000,
     ...opts,
     env: { MYCEL_LOG_LEVEL: 'warn', ...opts.env },
+    // Suites (and benchmarks) send requests as fast as they can from one address; the rate limit
+    // has its own suite (limits.test.ts).
+    gatewayEnv: { MYCEL_RATE_LIMIT_RPS: '0', ...opts.gatewayEnv },
     nodeEnv: (i) => ({
       ...(links[i]
         ? { MYCEL_ADVERTISE_ADDRESS: links[i].ingressAddress, grpc_proxy: links[i].egressUrl }

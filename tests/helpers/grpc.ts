@@ -42,7 +42,12 @@ export function putBlocks(
     call.on('end', () => resolve({ acks }))
     blocks.forEach((b, i) => {
       const cid = b.cid instanceof Uint8Array ? b.cid : b.cid.bytes
-      call.write({ seq: BigInt(i + 1), cid: Buffer.from(cid), data: Buffer.from(b.bytes) })
+      call.write({
+        seq: BigInt(i + 1),
+        cid: Buffer.from(cid),
+        data: Buffer.from(b.bytes),
+        shard: Buffer.alloc(0),
+      })
     })
     call.end()
   })
@@ -50,8 +55,11 @@ export function putBlocks(
 
 export function getBlock(client: BlockServiceClient, cid: CID): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    client.getBlock({ cid: Buffer.from(cid.bytes) }, new Metadata(), deadline(), (err, res) =>
-      err ? reject(err) : resolve(res.data),
+    client.getBlock(
+      { cid: Buffer.from(cid.bytes), acceptShard: false, shardIndex: 0 },
+      new Metadata(),
+      deadline(),
+      (err, res) => (err ? reject(err) : resolve(res.data)),
     ),
   )
 }

@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { initKuboRepo, kuboBin, kuboEnv } from '../bench/kubo-vectors.js'
-import { freePortRange } from './cluster.js'
 
 const run = promisify(execFile)
 
@@ -23,12 +22,16 @@ export function kuboAvailable(): boolean {
   return existsSync(kuboBin())
 }
 
-/** Inits a repository under `dir` and starts `ipfs daemon --offline` on free loopback ports. */
+/**
+ * Inits a repository under `dir` and starts `ipfs daemon --offline` on loopback. Kubo binds port 0
+ * and the test reads the ports it got from its output: ports chosen beforehand and bound seconds
+ * later (after init and config) could be taken meanwhile by another process's listener or by an
+ * outgoing connection's local port, and the daemon would exit at start (address already in use).
+ */
 export async function startKubo(dir: string): Promise<KuboDaemon> {
   const bin = kuboBin()
   const repo = join(dir, 'kubo')
-  const base = await freePortRange(2)
-  await initKuboRepo(bin, repo, base, base + 1)
+  await initKuboRepo(bin, repo)
   const env = kuboEnv(repo)
   const child = spawn(bin, ['daemon', '--offline'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
@@ -48,13 +51,18 @@ export async function startKubo(dir: string): Promise<KuboDaemon> {
       reject(new Error(`kubo daemon exited (${code}): ${output}`))
     })
   })
+  const listening = (server: string): string => {
+    const port = new RegExp(`${server} server listening on /ip4/127\\.0\\.0\\.1/tcp/(\\d+)`).exec(output)?.[1]
+    if (port === undefined) throw new Error(`kubo daemon: no "${server} server listening" line: ${output}`)
+    return `http://127.0.0.1:${port}`
+  }
   // Keep draining its output so it never blocks on a full pipe.
   child.stdout?.resume()
   child.stderr?.resume()
   return {
     child,
-    apiUrl: `http://127.0.0.1:${base}`,
-    gatewayUrl: `http://127.0.0.1:${base + 1}`,
+    apiUrl: listening('RPC API'),
+    gatewayUrl: listening('Gateway'),
     async ipfs(args, opts = {}) {
       const p = run(bin, args, { env, timeout: 120_000, maxBuffer: 256 << 20, encoding: 'buffer' })
       if (opts.input !== undefined) p.child.stdin?.end(opts.input)

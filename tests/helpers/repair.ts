@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Metadata } from '@grpc/grpc-js'
 import { isPlaceable, type Member, type PlacementNode, placeCopies } from '@mycel/core'
+import { ROCKS_COLUMNS } from '@mycel/node'
 import type { BlockServiceClient } from '@mycel/proto'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { readyBlockClient } from './grpc.js'
@@ -51,8 +52,13 @@ export interface ClusterStatus {
   underReplicated: number
   misplaced: number
   unavailable: number
+  /** Erasure-coded shards missing on their owners, held off their owners, and blocks short of K. */
+  shardsMissing: number
+  shardsMisplaced: number
+  shardBlocksUnrecoverable: number
   repair: {
     queued: number
+    shardsRebuilt: number
     bytesRepaired: number
     blocksHandedOff: number
     rate: number
@@ -97,7 +103,7 @@ export function liveMembers(s: ClusterStatus): StatusNode[] {
 /**
  * Repair has nothing left: exactly `nodes` members alive and answering, each with a complete pass
  * that started after `since` (so it saw the membership of that moment), no block under-replicated,
- * misplaced or waiting on an unreachable target, queues empty.
+ * misplaced or waiting on an unreachable target, no shard missing or off its owner, queues empty.
  */
 export function repairQuiet(s: ClusterStatus, nodes: number, since: Date): boolean {
   const after = since.toISOString()
@@ -115,6 +121,9 @@ export function repairQuiet(s: ClusterStatus, nodes: number, since: Date): boole
     s.underReplicated === 0 &&
     s.misplaced === 0 &&
     s.unavailable === 0 &&
+    s.shardsMissing === 0 &&
+    s.shardsMisplaced === 0 &&
+    s.shardBlocksUnrecoverable === 0 &&
     s.repair.queued === 0
   )
 }
@@ -227,7 +236,7 @@ export function assertPlaced(
  */
 export async function corruptBlocksOnDisk(nodeDataDir: string, keysHex: readonly string[]): Promise<void> {
   // Every column family must be named to open the database.
-  const columns = { default: {}, sizes: {}, meta: {}, repair: {} }
+  const columns = ROCKS_COLUMNS
   const db = new RocksLevel(join(nodeDataDir, 'blocks'), {
     columns,
     keyEncoding: 'buffer',

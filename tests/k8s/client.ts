@@ -10,17 +10,16 @@
  *                         reads, failures, the slowest good read, every failure window
  *   status                GET /mycel/v1/status
  *
- * GATEWAY_URL names the gateway (default http://mycel-gateway:8080); uploads carry MYCEL_TOKEN (the
- * chart's write token, from its auth Secret) as a bearer token, status MYCEL_ADMIN_TOKEN.
+ * GATEWAY_URL names the gateway (default http://mycel-gateway:8080); uploads and status carry
+ * MYCEL_TOKEN (the chart's admin token, from its tokens Secret) as a bearer token.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 
 const gateway = process.env.GATEWAY_URL ?? 'http://mycel-gateway:8080'
-const bearer = (token: string | undefined): Record<string, string> =>
-  token ? { authorization: `Bearer ${token}` } : {}
-const auth = bearer(process.env.MYCEL_TOKEN)
-const admin = bearer(process.env.MYCEL_ADMIN_TOKEN)
+const auth: Record<string, string> = process.env.MYCEL_TOKEN
+  ? { authorization: `Bearer ${process.env.MYCEL_TOKEN}` }
+  : {}
 
 interface FileRef {
   cid: string
@@ -132,7 +131,7 @@ async function main(): Promise<void> {
   else if (cmd === 'watch') result = await watch(await stdinJson<FileRef[]>(), args[0] ?? '/tmp/stop')
   else if (cmd === 'status') {
     const res = await fetch(`${gateway}/mycel/v1/status`, {
-      headers: admin,
+      headers: auth,
       signal: AbortSignal.timeout(30_000),
     })
     result = { httpStatus: res.status, body: await res.json() }

@@ -635,7 +635,7 @@ class Run {
     const ids = new Map((await this.status()).nodes.map((n) => [n.address, n.id]))
     const secret = () =>
       this.cluster
-        .kjson<{ metadata: { uid: string } }>(['-n', NAMESPACE, 'get', 'secret', `${RELEASE}-auth`])
+        .kjson<{ metadata: { uid: string } }>(['-n', NAMESPACE, 'get', 'secret', `${RELEASE}-tokens`])
         .then((s) => s.metadata.uid)
     const secretBefore = await secret()
     const t0 = Date.now()
@@ -653,7 +653,7 @@ class Run {
     )
     const secretAfter = await secret().catch(() => undefined)
     this.check(
-      'helm uninstall keeps the auth Secret (the tokens clients hold)',
+      'helm uninstall keeps the tokens Secret (the tokens clients hold)',
       secretAfter === secretBefore,
       `${secretBefore} -> ${secretAfter}`,
     )
@@ -707,14 +707,10 @@ class Run {
                     name: 'GATEWAY_URL',
                     value: `http://${RELEASE}-gateway.${NAMESPACE}.svc.cluster.local:8080`,
                   },
-                  // The chart's write token, as an application in the cluster would take it.
+                  // The chart's generated admin token, as an application in the cluster would take it.
                   {
                     name: 'MYCEL_TOKEN',
-                    valueFrom: { secretKeyRef: { name: `${RELEASE}-auth`, key: 'write-token' } },
-                  },
-                  {
-                    name: 'MYCEL_ADMIN_TOKEN',
-                    valueFrom: { secretKeyRef: { name: `${RELEASE}-auth`, key: 'admin-token' } },
+                    valueFrom: { secretKeyRef: { name: `${RELEASE}-tokens`, key: 'admin-token' } },
                   },
                 ],
                 resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '512Mi' } },

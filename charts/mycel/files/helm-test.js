@@ -1,16 +1,14 @@
 // Run by `helm test` (templates/tests/test-gateway.yaml) with Node in the Mycel image: upload
-// random bytes through the gateway Service with the write token of the chart's auth Secret, read
-// them back, pin them (the gateway presents its own token to the nodes' API), then check
-// /mycel/v1/status with the admin token (ready, every node answering). Exit 0 means the release
-// works end to end.
+// random bytes through the gateway Service with the admin token of the chart's tokens Secret, read
+// them back, pin them (the gateway presents its own token to the nodes' API, over mutual TLS),
+// then check /mycel/v1/status (ready, every node answering). Exit 0 means the release works end
+// to end.
 const { randomBytes } = require('node:crypto')
 
 const url = process.env.GATEWAY_URL
 const expectNodes = Number(process.env.EXPECT_NODES)
-const bearer = (token) => (token ? { authorization: `Bearer ${token}` } : {})
-const auth = bearer(process.env.MYCEL_TOKEN)
-// Cluster status is an operator's view: the admin token.
-const admin = bearer(process.env.MYCEL_ADMIN_TOKEN)
+// The chart's admin token when the gateway requires tokens (auth.mode required).
+const auth = process.env.MYCEL_TOKEN ? { authorization: `Bearer ${process.env.MYCEL_TOKEN}` } : {}
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 // Alive in gossip and answering the gateway's latest probe.
 const healthy = (node) => node.state === 'alive' && node.reachable
@@ -59,7 +57,7 @@ async function main() {
   })
   console.log(`pinned ${cid} on the nodes`)
   const status = await retry('cluster health', 120, async () => {
-    const res = await fetch(`${url}/mycel/v1/status`, { headers: admin, signal: AbortSignal.timeout(30000) })
+    const res = await fetch(`${url}/mycel/v1/status`, { headers: auth, signal: AbortSignal.timeout(30000) })
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`)
     const st = await res.json()
     const up = st.nodes.filter(healthy).length

@@ -147,6 +147,7 @@ gateway's config checks). Every broken rule is listed, then rendering fails.
 {{- $messages := list -}}
 {{- $messages = append $messages (include "mycel.validateValues.replication" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.writeQuorum" .) -}}
+{{- $messages = append $messages (include "mycel.validateValues.durability" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.nodePdb" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.gracePeriod" .) -}}
 {{- $messages = append $messages (include "mycel.validateValues.gatewayGrace" .) -}}
@@ -169,6 +170,16 @@ replication: {{ .Values.replication }} copies need at least as many nodes, but n
 {{- define "mycel.validateValues.writeQuorum" -}}
 {{- if and (not (kindIs "invalid" .Values.writeQuorum)) (gt (int .Values.writeQuorum) (int .Values.replication)) -}}
 writeQuorum: {{ .Values.writeQuorum }} must not exceed replication ({{ .Values.replication }})
+{{- end -}}
+{{- end -}}
+
+{{- define "mycel.validateValues.durability" -}}
+{{- if hasPrefix "ec:" .Values.durability -}}
+{{- $code := splitList "+" (trimPrefix "ec:" .Values.durability) -}}
+{{- $shards := add (int (first $code)) (int (last $code)) -}}
+{{- if gt (int $shards) (int .Values.node.replicas) -}}
+durability: {{ .Values.durability }} places {{ $shards }} shards on distinct nodes, but node.replicas is {{ .Values.node.replicas }}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -212,4 +223,79 @@ gateway.autoscaling.maxReplicas: {{ .Values.gateway.autoscaling.maxReplicas }} m
 {{- if and .Values.gateway.ingress.enabled (not .Values.gateway.ingress.hosts) -}}
 gateway.ingress.hosts: at least one host is required when gateway.ingress.enabled is true
 {{- end -}}
+{{- end -}}
+
+{{/* mycel.tls.secretName: the Secret with ca.crt, tls.crt and tls.key (given, or the chart's). */}}
+{{- define "mycel.tls.secretName" -}}
+{{- default (printf "%s-tls" (include "mycel.fullname" .)) .Values.tls.existingSecret -}}
+{{- end -}}
+
+{{/*
+mycel.tls.serverName: the name every process checks in the certificate of the node it dials
+(MYCEL_TLS_SERVER_NAME). Nodes are dialed by addresses that change (seeds resolve to pod IPs), so
+one name is checked whatever the address; the generated certificate carries it.
+*/}}
+{{- define "mycel.tls.serverName" -}}
+{{- default (printf "%s-node.%s.svc" (include "mycel.fullname" .) .Release.Namespace) .Values.tls.serverName -}}
+{{- end -}}
+
+{{/* mycel.auth.secretName: the Secret with the token file (given, or the chart's). */}}
+{{- define "mycel.auth.secretName" -}}
+{{- default (printf "%s-tokens" (include "mycel.fullname" .)) .Values.auth.existingSecret -}}
+{{- end -}}
+
+{{/* mycel.auth.required: "true" when the gateway and the nodes' API require tokens. */}}
+{{- define "mycel.auth.required" -}}
+{{- if eq .Values.auth.mode "required" }}true{{ end -}}
+{{- end -}}
+
+{{/* mycel.securityEnv: TLS (and, for the nodes' and the gateway's APIs, token file) variables. */}}
+{{- define "mycel.securityEnv" -}}
+{{- if .Values.tls.enabled }}
+- name: MYCEL_TLS_CERT_FILE
+  value: /etc/mycel/tls/tls.crt
+- name: MYCEL_TLS_KEY_FILE
+  value: /etc/mycel/tls/tls.key
+- name: MYCEL_TLS_CA_FILE
+  value: /etc/mycel/tls/ca.crt
+- name: MYCEL_TLS_SERVER_NAME
+  value: {{ include "mycel.tls.serverName" . | quote }}
+{{- end }}
+{{- if include "mycel.auth.required" . }}
+- name: MYCEL_API_TOKENS_FILE
+  value: /etc/mycel/tokens/tokens
+{{- end }}
+{{- end -}}
+
+{{/* mycel.securityVolumeMounts: the Secrets above, read-only (not subPath: updates reach the pods). */}}
+{{- define "mycel.securityVolumeMounts" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: /etc/mycel/tls
+  readOnly: true
+{{- end }}
+{{- if include "mycel.auth.required" . }}
+- name: tokens
+  mountPath: /etc/mycel/tokens
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "mycel.securityVolumes" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ include "mycel.tls.secretName" . }}
+    items:
+      - { key: ca.crt, path: ca.crt }
+      - { key: tls.crt, path: tls.crt }
+      - { key: tls.key, path: tls.key }
+{{- end }}
+{{- if include "mycel.auth.required" . }}
+- name: tokens
+  secret:
+    secretName: {{ include "mycel.auth.secretName" . }}
+    items:
+      - { key: tokens, path: tokens }
+{{- end }}
 {{- end -}}

@@ -6,4 +6,5 @@ export {
   type LocalClusterPorts,
   type MemberStatus,
   ServiceProcess,
+  tlsEnvFor,
 } from './local-cluster.js'

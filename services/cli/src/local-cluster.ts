@@ -36,10 +36,28 @@ export interface LocalClusterOptions {
   /** How long a process may take to report ready, and the cluster to converge. */
   readyTimeoutMs?: number
   /**
+   * Mutual TLS between the processes: a directory made by deploy/tls/make-certs.sh (ca.crt,
+   * node-<i>.crt/.key, gateway.crt/.key).
+   */
+  tlsDir?: string
+  /** A token with the admin scope, for the gateway's status when the gateway requires tokens. */
+  statusToken?: string
+  /**
    * Nodes (by index) that start() does not start, to add later: `nodes[i].start()` joins through
    * the others as seeds. They are left out of every MYCEL_PEERS, so nobody waits for them.
    */
   deferred?: readonly number[]
+}
+
+/** MYCEL_TLS_* for the process whose certificate is `name`.crt in `dir`. */
+export function tlsEnvFor(dir: string | undefined, name: string): Record<string, string> {
+  if (dir === undefined) return {}
+  const d = resolve(dir)
+  return {
+    MYCEL_TLS_CERT_FILE: join(d, `${name}.crt`),
+    MYCEL_TLS_KEY_FILE: join(d, `${name}.key`),
+    MYCEL_TLS_CA_FILE: join(d, 'ca.crt'),
+  }
 }
 
 /**
@@ -191,6 +209,7 @@ export class LocalCluster {
         // Every node coordinates public API requests, so it needs the cluster's R.
         MYCEL_REPLICATION: String(Math.min(3, options.nodes)),
         ...LOCAL_MEMBERSHIP_ENV,
+        ...tlsEnvFor(options.tlsDir, `node-${i}`),
         ...options.env,
         ...options.nodeEnv?.(i),
       }),
@@ -218,6 +237,9 @@ export class LocalCluster {
         MYCEL_GATEWAY_LISTEN: `${this.host}:${this.ports.gateway}`,
         MYCEL_RPC_LISTEN: this.ports.rpc === 'off' ? 'off' : `${this.host}:${this.ports.rpc}`,
         MYCEL_REPLICATION: String(Math.min(3, options.nodes)),
+        // A local cluster is for development: no tokens unless the caller asks for them.
+        MYCEL_AUTH: 'off',
+        ...tlsEnvFor(options.tlsDir, 'gateway'),
         ...options.env,
         ...options.gatewayEnv,
       },
@@ -268,7 +290,11 @@ export class LocalCluster {
 
   /** The members in the gateway's status. */
   async members(): Promise<MemberStatus[]> {
-    const res = await fetch(`${this.gatewayUrl}/mycel/v1/status`, { signal: AbortSignal.timeout(10_000) })
+    const token = this.options.statusToken
+    const res = await fetch(`${this.gatewayUrl}/mycel/v1/status`, {
+      signal: AbortSignal.timeout(10_000),
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+    })
     if (!res.ok) throw new Error(`status answered ${res.status}`)
     return ((await res.json()) as { nodes: MemberStatus[] }).nodes
   }
@@ -313,9 +339,18 @@ export const LOCAL_TIMINGS: Record<string, string> = {
 }
 
 /** `mycel local`: start the cluster, print where it answers, stop cleanly on Ctrl-C. */
-export async function runLocalCluster(opts: { nodes: number; dataDir: string }): Promise<number> {
+export async function runLocalCluster(opts: {
+  nodes: number
+  dataDir: string
+  tlsDir?: string | undefined
+}): Promise<number> {
   const timings = Object.fromEntries(Object.entries(LOCAL_TIMINGS).filter(([k]) => !process.env[k]))
-  const cluster = new LocalCluster({ nodes: opts.nodes, dataDir: opts.dataDir, env: timings })
+  const cluster = new LocalCluster({
+    nodes: opts.nodes,
+    dataDir: opts.dataDir,
+    env: timings,
+    tlsDir: opts.tlsDir,
+  })
   process.stdout.write(
     `starting ${opts.nodes} storage nodes and a gateway (data in ${resolve(opts.dataDir)})\n`,
   )
@@ -347,6 +382,9 @@ export async function runLocalCluster(opts: { nodes: number; dataDir: string }):
     ),
     `  logs         ${join(resolve(opts.dataDir), 'logs')}`,
     `  membership   a stopped node is suspect within ~2 s, dead after ${Number(LOCAL_MEMBERSHIP_ENV.MYCEL_DEAD_AFTER_MS) / 1000} s more (local timings)`,
+    opts.tlsDir === undefined
+      ? ''
+      : `  mutual TLS   between nodes and gateway, certificates in ${resolve(opts.tlsDir)}`,
     '',
     'Try:',
     `  curl -s -T FILE ${cluster.gatewayUrl}/mycel/v1/upload`,

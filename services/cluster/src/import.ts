@@ -1,5 +1,6 @@
 import {
   type CID,
+  type Durability,
   isAbortError,
   kuboImporterOptions,
   type Logger,
@@ -18,6 +19,9 @@ export interface ImportedEntry {
 
 export interface ImportOptions {
   params: UnixfsImportParams
+  /** The upload's policy; the cluster default without one. */
+  durability?: Durability
+  /** Shorthand for durability replicate:R (kept for callers that predate policies). */
   replication?: number
   signal: AbortSignal
   logger: Logger
@@ -51,7 +55,7 @@ async function importBlocks(
   candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>,
   opts: ImportOptions,
 ): Promise<ImportedEntry[]> {
-  const session = cluster.newWriteSession(opts.replication)
+  const session = cluster.newWriteSession(opts.durability ?? opts.replication)
   const entries: ImportedEntry[] = []
   // A client that goes away fails its pending block writes at once instead of at their timeouts.
   const onAbort = () => session.abort(new Error('upload aborted: client disconnected'))

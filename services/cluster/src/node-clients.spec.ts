@@ -5,7 +5,7 @@ import { describe, it } from 'node:test'
 import { Metadata } from '@grpc/grpc-js'
 import { type Member, type MembershipView, replicate } from '@mycel/core'
 import { encodeDurability, fromProtoDurability, PutBlocksRequest, toProtoDurability } from '@mycel/proto'
-import { deadlineIn, encodePutBlocksRequest, NodeClients } from './node-clients.js'
+import { deadlineIn, encodePutBlocksRequest, encodePutShardRequest, NodeClients } from './node-clients.js'
 
 describe('encodePutBlocksRequest', () => {
   it('matches the generated encoding and decodes to the same request', () => {
@@ -19,7 +19,9 @@ describe('encodePutBlocksRequest', () => {
       const cid = randomBytes(cidLen)
       const data = randomBytes(dataLen)
       const ours = encodePutBlocksRequest(seq, cid, data)
-      const generated = Buffer.from(PutBlocksRequest.encode({ seq, cid, data }).finish())
+      const generated = Buffer.from(
+        PutBlocksRequest.encode({ seq, cid, data, shard: Buffer.alloc(0) }).finish(),
+      )
       assert.ok(ours.equals(generated), `seq ${seq}, cid ${cidLen}, data ${dataLen}`)
       const back = PutBlocksRequest.decode(ours)
       assert.equal(back.seq, seq)
@@ -39,6 +41,7 @@ describe('encodePutBlocksRequest', () => {
         cid,
         data,
         durability: toProtoDurability(policy),
+        shard: Buffer.alloc(0),
       }).finish()
       assert.ok(ours.equals(Buffer.from(generated)), `replicate:${copies}`)
       assert.deepEqual(fromProtoDurability(PutBlocksRequest.decode(ours).durability), policy)
@@ -84,6 +87,62 @@ describe('NodeClients', () => {
       clients.close()
       for (const socket of accepted) socket.destroy()
       silent.close()
+    }
+  })
+
+  it('gives the ShardService client of a replaced channel a new channel too', async () => {
+    const accepted = new Set<Socket>()
+    const silent = createServer((socket) => accepted.add(socket))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`
+    const member: Member = {
+      id: 'n0',
+      address,
+      zone: 'z',
+      host: 'h',
+      weight: 1,
+      state: 'alive',
+      incarnation: 0,
+    }
+    const view: MembershipView = {
+      members: () => [member],
+      placementMembers: () => [member],
+      onChange: () => () => {},
+    }
+    const clients = new NodeClients(view, { connectTimeoutMs: 300 })
+    try {
+      const shards = clients.shardClientFor(address)
+      const first = clients.clientFor(address)
+      await new Promise<void>((resolve) =>
+        first.getNodeStats({}, new Metadata(), { deadline: deadlineIn(20_000) }, () => resolve()),
+      )
+      assert.notEqual(clients.clientFor(address), first)
+      const again = clients.shardClientFor(address)
+      assert.notEqual(again, shards, 'not the client on the closed channel')
+      assert.equal(again.getChannel(), clients.clientFor(address).getChannel())
+    } finally {
+      clients.close()
+      for (const socket of accepted) socket.destroy()
+      silent.close()
+    }
+  })
+})
+
+describe('encodePutShardRequest', () => {
+  it('matches the generated encoding of a request carrying a shard', () => {
+    for (const [seq, shardLen] of [
+      [1n, 65_588],
+      [2n ** 33n, 1],
+      [9n, 127],
+      [10n, 128],
+    ] as const) {
+      const cid = randomBytes(36)
+      const shard = randomBytes(shardLen)
+      const ours = encodePutShardRequest(seq, cid, shard)
+      const generated = Buffer.from(
+        PutBlocksRequest.encode({ seq, cid, data: Buffer.alloc(0), shard }).finish(),
+      )
+      assert.ok(ours.equals(generated), `seq ${seq}, shard ${shardLen}`)
     }
   })
 })

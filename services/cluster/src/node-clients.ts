@@ -7,7 +7,12 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js'
 import { MAX_GRPC_MESSAGE_BYTES, type Member, type MembershipView } from '@mycel/core'
-import { type BlockServiceClient, BlockServiceService, PutBlocksRequest } from '@mycel/proto'
+import {
+  type BlockServiceClient,
+  BlockServiceService,
+  PutBlocksRequest,
+  ShardServiceClient,
+} from '@mycel/proto'
 
 /**
  * The BlockService client, except that PutBlocks also accepts a request already encoded with
@@ -77,9 +82,32 @@ export function encodePutBlocksRequest(
   return out
 }
 
-/** A storage node as a coordinating process knows it: its membership record and a gRPC client. */
+/**
+ * Protobuf encoding of PutBlocksRequest {seq = 1, cid = 2, shard = 8}: one erasure-coded shard
+ * (encoded with its header) of the block `cid`, sent on the same stream as blocks.
+ */
+export function encodePutShardRequest(seq: bigint, cid: Uint8Array, shard: Uint8Array): Buffer {
+  const head = encodePutBlocksRequest(seq, cid, new Uint8Array(0))
+  const len: number[] = []
+  let v = shard.byteLength
+  while (v >= 0x80) {
+    len.push((v & 0x7f) | 0x80)
+    v >>>= 7
+  }
+  len.push(v)
+  const out = Buffer.allocUnsafe(head.byteLength + 1 + len.length + shard.byteLength)
+  head.copy(out, 0)
+  out[head.byteLength] = 0x42 // field 8, length-delimited
+  out.set(len, head.byteLength + 1)
+  out.set(shard, head.byteLength + 1 + len.length)
+  return out
+}
+
+/** A storage node as a coordinating process knows it: its membership record and gRPC clients. */
 export interface NodeHandle extends Member {
   client: BlockServiceClient
+  /** ShardService on the same channel. */
+  shards: ShardServiceClient
 }
 
 const CHANNEL_OPTIONS: ChannelOptions = {
@@ -115,6 +143,8 @@ export interface NodeClientsOptions {
   credentials?: ChannelCredentials
   /** See CONNECT_TIMEOUT_MS. */
   connectTimeoutMs?: number
+  /** Extra channel options (the TLS server name override). */
+  channelOptions?: ChannelOptions
 }
 
 /**
@@ -124,8 +154,10 @@ export interface NodeClientsOptions {
  */
 export class NodeClients {
   private readonly clients = new Map<string, BlockServiceClient>()
+  private readonly shardClients = new Map<string, ShardServiceClient>()
   private readonly credentials: ChannelCredentials
   private readonly connectTimeoutMs: number
+  private readonly channelOptions: ChannelOptions
   private readonly unsubscribe: () => void
   /** Handles of the placeable members, rebuilt after a membership change (reads use it per block). */
   private cached: NodeHandle[] | undefined
@@ -136,6 +168,7 @@ export class NodeClients {
   ) {
     this.credentials = options.credentials ?? credentials.createInsecure()
     this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
+    this.channelOptions = { ...CHANNEL_OPTIONS, ...options.channelOptions }
     this.unsubscribe = membership.onChange((members) => {
       this.cached = undefined
       this.closeDeparted(members)
@@ -146,7 +179,7 @@ export class NodeClients {
   get nodes(): NodeHandle[] {
     this.cached ??= this.membership
       .placementMembers()
-      .map((m) => ({ ...m, client: this.clientFor(m.address) }))
+      .map((m) => ({ ...m, client: this.clientFor(m.address), shards: this.shardClientFor(m.address) }))
     return this.cached
   }
 
@@ -154,7 +187,7 @@ export class NodeClients {
   clientFor(address: string): BlockServiceClient {
     let client = this.clients.get(address)
     if (!client) {
-      client = new BlockServiceClientWithPreEncodedPuts(address, this.credentials, CHANNEL_OPTIONS)
+      client = new BlockServiceClientWithPreEncodedPuts(address, this.credentials, this.channelOptions)
       this.clients.set(address, client)
       this.replaceWhenStuck(address, client)
     }
@@ -175,6 +208,7 @@ export class NodeClients {
       channel.watchConnectivityState(state, deadline, (timedOut) => {
         if (timedOut && this.clients.get(address) === client) {
           this.clients.delete(address)
+          this.shardClients.delete(address) // it shares the closed channel
           this.cached = undefined
           client.close()
           return
@@ -185,12 +219,25 @@ export class NodeClients {
     follow()
   }
 
+  /** The ShardService client for one address, sharing the BlockService client's channel. */
+  shardClientFor(address: string): ShardServiceClient {
+    let client = this.shardClients.get(address)
+    if (!client) {
+      client = new ShardServiceClient(address, this.credentials, {
+        channelOverride: this.clientFor(address).getChannel(),
+      })
+      this.shardClients.set(address, client)
+    }
+    return client
+  }
+
   private closeDeparted(members: readonly Member[]): void {
     const known = new Set(members.map((m) => m.address))
     for (const [address, client] of this.clients) {
       if (!known.has(address)) {
         client.close()
         this.clients.delete(address)
+        this.shardClients.delete(address)
       }
     }
   }
@@ -199,6 +246,7 @@ export class NodeClients {
     this.unsubscribe()
     for (const c of this.clients.values()) c.close()
     this.clients.clear()
+    this.shardClients.clear()
   }
 }
 

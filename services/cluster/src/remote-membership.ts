@@ -1,5 +1,6 @@
 import {
   type ChannelCredentials,
+  type ChannelOptions,
   type ClientReadableStream,
   credentials,
   Metadata,
@@ -22,6 +23,8 @@ export interface RemoteMembershipOptions {
   seeds: () => Promise<string[]>
   logger: Logger
   credentials?: ChannelCredentials
+  /** Extra channel options (the TLS server name override of clusterClientOptions). */
+  channelOptions?: ChannelOptions
   /** A followed node silent for this long (no view, no heartbeat) is given up. */
   staleAfterMs?: number
   /** Wait between rounds in which no node could be followed (doubles up to maxRetryMs). */
@@ -158,6 +161,7 @@ export class RemoteMembership implements MembershipView {
           'grpc.max_reconnect_backoff_ms': 1_000,
           'grpc.keepalive_time_ms': 10_000,
           'grpc.keepalive_timeout_ms': 5_000,
+          ...this.opts.channelOptions,
         })
         this.clients.set(address, client)
       }

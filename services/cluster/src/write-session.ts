@@ -154,12 +154,23 @@ class NodeWriteStream {
   }
 }
 
+/** What an upload writes its blocks through: a WriteSession, or an ErasureWriteSession around one. */
+export interface BlockWriter {
+  /** Resolves once the block is written at its write quorum. */
+  put(cid: CID, bytes: Uint8Array): Promise<void>
+  /** Waits for every copy or shard in flight, then closes the streams. */
+  close(): Promise<void>
+  abort(reason: Error): void
+  readonly blocksWritten: number
+  readonly bytesWritten: number
+}
+
 /**
  * The write side of one upload. Each block goes to the first R nodes of its placement; when a
  * node fails, the next node in rank order takes its copy. A block is written once W copies are
  * durable (QuorumNotReachedError otherwise); `close()` then waits until every copy has settled.
  */
-export class WriteSession {
+export class WriteSession implements BlockWriter {
   private readonly streams = new Map<string, NodeWriteStream>()
   private readonly settling = new Set<Promise<unknown>>()
   private seq = 0n
@@ -168,6 +179,10 @@ export class WriteSession {
   bytesWritten = 0
 
   constructor(private readonly cfg: WriteSessionConfig) {
+    // A quorum of zero would acknowledge blocks that no node holds.
+    if (!(cfg.writeQuorum >= 1 && cfg.writeQuorum <= cfg.replication)) {
+      throw new RangeError(`write quorum ${cfg.writeQuorum} must be between 1 and R=${cfg.replication}`)
+    }
     cfg.span ??= activeSpan()
     this.durability = cfg.durability && encodeDurability(cfg.durability)
   }
@@ -234,6 +249,23 @@ export class WriteSession {
       }
       launch()
     })
+  }
+
+  /**
+   * Sends one request built by `encode(seq)` to `node` on this session's stream to it, for
+   * writers that choose nodes themselves (erasure-coded shards); resolves on the node's ack.
+   * Rejects at once when the node already failed in this session. `rank` is the node's position
+   * in the block's placement order (traces show it).
+   */
+  sendTo(node: NodeHandle, rank: number, encode: (seq: bigint) => Buffer): Promise<void> {
+    const stream = this.streamFor(node, rank)
+    if (stream.failure !== undefined) return Promise.reject(stream.failure)
+    const seq = ++this.seq
+    const attempt = stream.put(seq, encode(seq))
+    const settled = attempt.catch(() => undefined)
+    this.settling.add(settled)
+    void settled.finally(() => this.settling.delete(settled))
+    return attempt
   }
 
   /** Records the session's outcome on its span. */

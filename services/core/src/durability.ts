@@ -1,38 +1,29 @@
+import { type Durability, formatDurability, parseDurability } from './erasure/policy.js'
 import { InvalidArgumentError } from './errors.js'
 
-/** Per-content durability; only replication exists until erasure coding lands. */
-export interface Durability {
-  /** Copies of every block; absent means the cluster default. */
-  replication?: number
-}
-
 /**
- * Parses a durability policy as every API spells it (HTTP `durability=`, the gRPC Add and Pin
- * options, the CLI's `--durability`): `replicate:R` with 1 <= R <= `maxReplication` (the storage
- * nodes), or `ec:K+M`, which is refused until erasure coding lands. Empty or absent: the default.
+ * Parses the durability option as every API spells it (HTTP `durability=`, the gRPC Add and Pin
+ * options, the CLI's `--durability`): `replicate:R` or `ec:K+M` (core's policy parser).
+ * Empty or absent: undefined, the cluster default. With `nodes`, a policy needing more storage
+ * nodes than that (R copies, K+M shards) is refused; writes check again against the membership
+ * of the moment their session starts.
  */
-export function parseDurability(value: string | undefined, maxReplication: number): Durability {
-  if (value === undefined || value === '') return {}
-  const rep = /^replicate:(\d+)$/.exec(value)
-  if (rep !== null) {
-    const r = Number(rep[1])
-    if (r < 1 || r > maxReplication) {
-      throw new InvalidArgumentError(
-        `durability=replicate:R needs 1 <= R <= ${maxReplication} (the storage nodes)`,
-      )
-    }
-    return { replication: r }
+export function parseDurabilityOption(value: string | undefined, nodes?: number): Durability | undefined {
+  if (value === undefined || value === '') return undefined
+  const d = parseDurability(value)
+  if (nodes === undefined) return d
+  if (d.kind === 'replicate' && d.copies > nodes) {
+    throw new InvalidArgumentError(`durability=replicate:R needs 1 <= R <= ${nodes} (the storage nodes)`)
   }
-  // An unencoded '+' in a query string arrives as a space (curl users type ec:4+2 as is).
-  if (/^ec:\d+[+ ]\d+$/.test(value)) {
+  if (d.kind === 'ec' && d.k + d.m > nodes) {
     throw new InvalidArgumentError(
-      'durability=ec:K+M: erasure coding is not available in this version; use replicate:R',
+      `durability=${formatDurability(d)} needs ${d.k + d.m} storage nodes (one per shard); the cluster has ${nodes}`,
     )
   }
-  throw new InvalidArgumentError(`durability must be replicate:R or ec:K+M (got "${value}")`)
+  return d
 }
 
-/** The canonical text of a policy, as recorded with pins ("" = the cluster default). */
-export function formatDurability(d: Durability): string {
-  return d.replication === undefined ? '' : `replicate:${d.replication}`
+/** The canonical text of an option, as recorded with pins ("" = the cluster default). */
+export function formatDurabilityOption(d: Durability | undefined): string {
+  return d === undefined ? '' : formatDurability(d)
 }

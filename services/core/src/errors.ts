@@ -23,11 +23,14 @@ export type MycelErrorCode =
   | 'INVALID_CAR'
   | 'UNSUPPORTED_CODEC'
   | 'UNSUPPORTED_FORMAT'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'RATE_LIMITED'
+  | 'REQUEST_TIMEOUT'
+  | 'OVERLOADED'
   | 'NOT_ACCEPTABLE'
   | 'PATH_INSIDE_BLOCK'
   | 'NOT_PINNED'
-  | 'UNAUTHENTICATED'
-  | 'PERMISSION_DENIED'
 
 export abstract class MycelError extends Error {
   abstract readonly code: MycelErrorCode
@@ -223,6 +226,36 @@ export class UnauthenticatedError extends MycelError {
 export class PermissionDeniedError extends MycelError {
   readonly code = 'PERMISSION_DENIED'
   override name = 'PermissionDeniedError'
+}
+
+/** A client over its request rate or its concurrent requests (HTTP 429 with Retry-After). */
+export class RateLimitedError extends MycelError {
+  readonly code = 'RATE_LIMITED'
+  override name = 'RateLimitedError'
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message)
+  }
+}
+
+/** A client that sends its request (headers or body) too slowly (HTTP 408). */
+export class RequestTimeoutError extends MycelError {
+  readonly code = 'REQUEST_TIMEOUT'
+  override name = 'RequestTimeoutError'
+}
+
+/** The service is at its overall capacity; the client may retry later (HTTP 503 with Retry-After). */
+export class OverloadedError extends MycelError {
+  readonly code = 'OVERLOADED'
+  override name = 'OverloadedError'
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message)
+  }
 }
 
 export function isMycelError(err: unknown): err is MycelError {

@@ -2,13 +2,21 @@ import type { Server } from 'node:http'
 import { Metadata } from '@grpc/grpc-js'
 import {
   ClusterBlockstore,
+  clusterClientOptions,
   deadlineIn,
   NodeClients,
-  nodeChannelCredentials,
   RemoteMembership,
   seedResolver,
 } from '@mycel/cluster'
-import { type GatewayEnv, isRoutable, type Logger, type Member } from '@mycel/core'
+import {
+  type GatewayEnv,
+  isRoutable,
+  type Logger,
+  type Member,
+  TlsFiles,
+  TokenAuthenticator,
+  tlsFilesConfig,
+} from '@mycel/core'
 import { untraced } from '@mycel/telemetry'
 import {
   type BeforeApplicationShutdown,
@@ -17,6 +25,7 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common'
+import { RequestGuard } from './http/guard.js'
 import { GatewayMetrics } from './metrics.js'
 import {
   type NodeRepairStatus,
@@ -36,6 +45,9 @@ interface NodeStats {
   blockBytes?: number
   capacityBytes?: number
   version?: string
+  /** Erasure-coded shards held, and their bytes. */
+  shards?: number
+  shardBytes?: number
   /** Background repair and scrubbing on the node (absent from nodes that do not report them). */
   repair?: NodeRepairStatus
   scrub?: NodeScrubStatus
@@ -74,6 +86,12 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
   readonly clients: NodeClients
   readonly cluster: ClusterBlockstore
   readonly log: Logger
+  /** The gateway's client certificate and the cluster CA (mutual TLS to the nodes), if configured. */
+  readonly tls: TlsFiles | undefined
+  /** Bearer tokens (MYCEL_API_TOKENS_FILE, reloaded on change); undefined when MYCEL_AUTH=off. */
+  readonly tokens: TokenAuthenticator | undefined
+  /** Authentication and limits in front of every route. */
+  readonly guard: RequestGuard
   private readonly stats = new Map<string, NodeStats>()
   private probeTimer: NodeJS.Timeout | undefined
   private readonly servers: Server[] = []
@@ -83,7 +101,18 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     @Inject(LOGGER) logger: Logger,
   ) {
     this.log = logger
-    const credentials = nodeChannelCredentials(config)
+    const tlsFiles = tlsFilesConfig(config)
+    this.tls = tlsFiles && TlsFiles.load(tlsFiles, logger.child({ component: 'gateway:tls' }))
+    this.tokens =
+      config.MYCEL_AUTH === 'required' && config.MYCEL_API_TOKENS_FILE !== undefined
+        ? TokenAuthenticator.fromFile(
+            config.MYCEL_API_TOKENS_FILE,
+            logger.child({ component: 'gateway:auth' }),
+          )
+        : undefined
+    this.guard = new RequestGuard({ config, tokens: this.tokens, metrics: this.metrics, log: logger })
+    // Membership and block traffic go to the nodes' internal services: the gateway's certificate.
+    const tls = clusterClientOptions(this.tls, config.MYCEL_TLS_SERVER_NAME)
     this.membership = new RemoteMembership({
       seeds: seedResolver({
         peers: config.MYCEL_PEERS,
@@ -91,10 +120,10 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
         defaultPort: DEFAULT_NODE_GRPC_PORT,
         logger,
       }),
+      ...tls,
       logger,
-      credentials,
     })
-    this.clients = new NodeClients(this.membership, { credentials })
+    this.clients = new NodeClients(this.membership, tls)
     this.cluster = new ClusterBlockstore(
       this.clients,
       {
@@ -102,6 +131,9 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
         writeQuorum: config.MYCEL_WRITE_QUORUM,
         rpcTimeoutMs: config.MYCEL_RPC_TIMEOUT_MS,
         maxInflightPerNode: 32,
+        defaultDurability: config.MYCEL_DEFAULT_DURABILITY,
+        ecMinBlockBytes: config.MYCEL_EC_MIN_BLOCK_BYTES,
+        ecHedgeMs: config.MYCEL_EC_HEDGE_MS,
       },
       logger,
       this.metrics,
@@ -138,6 +170,9 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
     clearInterval(this.probeTimer)
     this.membership.close()
     this.clients.close()
+    this.tls?.close()
+    this.tokens?.close()
+    this.guard.close()
   }
 
   /** Every member the gateway knows, with its latest stats. */
@@ -199,6 +234,8 @@ export class GatewayRuntime implements OnModuleInit, BeforeApplicationShutdown, 
               blockBytes: Number(res.blockBytes),
               capacityBytes: Number(res.capacityBytes),
               version: res.version,
+              shards: Number(res.shards),
+              shardBytes: Number(res.shardBytes),
               repair: nodeRepairStatus(res.repair),
               scrub: nodeScrubStatus(res.scrub),
               checkedAt,

@@ -8,6 +8,7 @@ import { IpfsController } from './http/ipfs.controller.js'
 import { KuboDagController } from './http/kubo-dag.controller.js'
 import { KuboPinController } from './http/kubo-pin.controller.js'
 import { KuboRpcController } from './http/kubo-rpc.controller.js'
+import { OpenApiController } from './http/openapi.controller.js'
 import { UploadController } from './http/upload.controller.js'
 import { NodeApi } from './pins/node-api.js'
 
@@ -23,6 +24,7 @@ export class GatewayModule {
         KuboDagController,
         KuboPinController,
         AdminController,
+        OpenApiController,
       ],
       providers: [
         { provide: GATEWAY_CONFIG, useValue: config },

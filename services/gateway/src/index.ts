@@ -1,2 +1,3 @@
+export { GatewayModule } from './gateway.module.js'
 export { parseRange } from './http/range.js'
 export { runGateway } from './main.js'

@@ -1,16 +1,36 @@
 import 'reflect-metadata'
-import { createServer, type Server } from 'node:http'
-import { createLogger, exitGracefullyOnSignals, loadGatewayEnv, nestLogger, splitHostPort } from '@mycel/core'
+import type { Server } from 'node:http'
+import {
+  createLogger,
+  exitGracefullyOnSignals,
+  type GatewayEnv,
+  keepServingOnUnhandledRejections,
+  loadGatewayEnv,
+  nestLogger,
+  splitHostPort,
+} from '@mycel/core'
 import { shutdownTelemetry } from '@mycel/telemetry'
+import type { NestApplicationOptions } from '@nestjs/common'
 import { NestFactory } from '@nestjs/core'
-import type { NestExpressApplication } from '@nestjs/platform-express'
+import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express'
 import { GatewayModule } from './gateway.module.js'
 import { GatewayRuntime } from './gateway-runtime.js'
+import { answerClientErrors, createGatewayServer } from './http/guard.js'
+import { methodNotAllowed } from './http/methods.js'
+import { loadOpenApi } from './http/openapi.controller.js'
 import { assertSpoolDirWritable } from './ipld/car.js'
 
-/** Header and idle timeouts: slow or idle clients cannot hold sockets forever. */
-const HEADERS_TIMEOUT_MS = 30_000
-const KEEP_ALIVE_TIMEOUT_MS = 65_000
+/** Nest's Express adapter, serving on an HTTP server with the gateway's connection limits. */
+class LimitedExpressAdapter extends ExpressAdapter {
+  constructor(private readonly config: GatewayEnv) {
+    super()
+  }
+
+  override initHttpServer(options: NestApplicationOptions): void {
+    super.initHttpServer(options)
+    this.setHttpServer(createGatewayServer(this.config, this.getInstance()))
+  }
+}
 
 /**
  * Starts the stateless HTTP gateway from MYCEL_* environment variables: the gateway listener,
@@ -20,18 +40,28 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
   const config = loadGatewayEnv(env)
   await assertSpoolDirWritable(config.MYCEL_TMP_DIR)
   const logger = createLogger('mycel-gateway', config.MYCEL_LOG_LEVEL)
-  const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(config, logger), {
-    // Bodies are streams: uploads are never parsed into memory.
-    bodyParser: false,
-    logger: nestLogger(logger.child({ component: 'gateway:nest' })),
-    abortOnError: false,
-  })
+  const app = await NestFactory.create<NestExpressApplication>(
+    GatewayModule.forRoot(config, logger),
+    new LimitedExpressAdapter(config),
+    {
+      // Bodies are streams: uploads are never parsed into memory.
+      bodyParser: false,
+      logger: nestLogger(logger.child({ component: 'gateway:nest' })),
+      abortOnError: false,
+    },
+  )
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
-  // Request rate and latency by route, for every route (registered before Nest's routes).
-  app.use(app.get(GatewayRuntime).metrics.httpMiddleware())
+  if (config.MYCEL_TRUSTED_PROXIES !== undefined) app.set('trust proxy', config.MYCEL_TRUSTED_PROXIES)
+  const runtime = app.get(GatewayRuntime)
+  // Request rate and latency by route, for every route (registered before Nest's routes), refused
+  // requests included; then methods the API does not have (405), then authentication and limits.
+  app.use(runtime.metrics.httpMiddleware())
+  app.use(methodNotAllowed(loadOpenApi().document))
+  app.use(runtime.guard.middleware)
   // Spans still buffered are exported before the process exits.
   exitGracefullyOnSignals(() => app.close().then(shutdownTelemetry), logger, 30_000)
+  keepServingOnUnhandledRejections(logger)
   const gw = splitHostPort(config.MYCEL_GATEWAY_LISTEN)
   let main: Server
   const addresses: Record<string, string> = {}
@@ -39,13 +69,13 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
   try {
     await app.listen(gw.port, gw.host)
     main = app.getHttpServer() as Server
-    tuneServer(main)
+    answerClientErrors(main, config, runtime.metrics)
     addresses.gateway = `${gw.host}:${portOf(main, gw.port)}`
     if (config.MYCEL_RPC_LISTEN !== 'off') {
       const rpc = splitHostPort(config.MYCEL_RPC_LISTEN)
-      const server = createServer(app.getHttpAdapter().getInstance())
+      const server = createGatewayServer(config, app.getHttpAdapter().getInstance())
       rpcServer = server
-      tuneServer(server)
+      answerClientErrors(server, config, runtime.metrics)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen(rpc.port, rpc.host, resolve)
@@ -59,7 +89,6 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
   }
   // Nest closes its own server on shutdown; the second listener closes with it.
   main.once('close', () => rpcServer?.close())
-  const runtime = app.get(GatewayRuntime)
   runtime.registerServer(main)
   if (rpcServer) runtime.registerServer(rpcServer)
   // The ready line is printed whatever the log level: supervisors and tests wait for it.
@@ -76,13 +105,6 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
     },
     'gateway ready',
   )
-}
-
-function tuneServer(server: Server): void {
-  server.headersTimeout = HEADERS_TIMEOUT_MS
-  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
-  // requestTimeout stays 0: an upload of many GiB may take long; progress is what matters.
-  server.requestTimeout = 0
 }
 
 function portOf(server: Server, fallback: number): number {

@@ -58,9 +58,37 @@ export class GatewayMetrics {
     registers: [this.registry],
   })
 
+  readonly ecReads = new Counter({
+    name: 'mycel_gateway_ec_reads_total',
+    help: 'Erasure-coded block reads by result: direct (data shards only), degraded (decoded from parity), failed',
+    labelNames: ['result'],
+    registers: [this.registry],
+  })
+  readonly shardFetches = new Counter({
+    name: 'mycel_gateway_shard_fetches_total',
+    help: 'Shard requests to nodes by result (ok, missing, corrupt, unreachable)',
+    labelNames: ['result'],
+    registers: [this.registry],
+  })
+  readonly shardReadRepairs = new Counter({
+    name: 'mycel_gateway_shard_read_repairs_total',
+    help: 'Shards rebuilt during reads and written back to owners that lacked them',
+    labelNames: ['result'],
+    registers: [this.registry],
+  })
+  readonly refusedRequests = new Counter({
+    name: 'mycel_gateway_refused_requests_total',
+    help: 'Requests refused by a limit or by authentication, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  })
+
   constructor(sources: GatewayMetricsSources) {
     for (const result of ['ok', 'corrupt', 'unreachable']) this.blockFetches.inc({ result }, 0)
     for (const result of ['ok', 'failed']) this.readRepairs.inc({ result }, 0)
+    for (const result of ['direct', 'degraded', 'failed']) this.ecReads.inc({ result }, 0)
+    for (const result of ['ok', 'missing', 'corrupt', 'unreachable']) this.shardFetches.inc({ result }, 0)
+    for (const result of ['ok', 'failed']) this.shardReadRepairs.inc({ result }, 0)
     registerMembershipGauge(this.registry, 'mycel_gateway_members', sources.membership)
     new Gauge({
       name: 'mycel_gateway_nodes_up',

@@ -19,6 +19,11 @@ const stats = (over: Partial<RepairStats> = {}): RepairStats => ({
   lastPassCompletedAtMs: 0n,
   passRunning: false,
   passScanned: 0n,
+  shardsMissing: 0n,
+  shardBlocksUnrecoverable: 0n,
+  shardsRebuilt: 0n,
+  shardsHandedOff: 0n,
+  shardsMisplaced: 0n,
   ...over,
 })
 
@@ -43,9 +48,15 @@ describe('cluster repair status', () => {
         bytesRepaired: 5,
         rateBytesPerSecond: 1,
         lastPassCompletedAt: '2030-01-01T00:00:00.000Z',
+        shardsMissing: 2,
+        shardsRebuilt: 4,
+        shardsMisplaced: 1,
       }),
     ])
     assert.equal(s.underReplicated, 3)
+    assert.equal(s.shardsMissing, 2)
+    assert.equal(s.repair.shardsRebuilt, 4)
+    assert.equal(s.shardsMisplaced, 1)
     assert.equal(s.misplaced, 1)
     assert.equal(s.repair.queued, 4)
     assert.equal(s.repair.bytesRepaired, 15)

@@ -16,6 +16,12 @@ export interface NodeRepairStatus {
   lastPassCompletedAt: string | null
   passRunning: boolean
   passScanned: number
+  /** Erasure-coded shards missing on reachable owners, and blocks with fewer than K shards. */
+  shardsMissing: number
+  shardBlocksUnrecoverable: number
+  shardsRebuilt: number
+  shardsHandedOff: number
+  shardsMisplaced: number
 }
 
 export interface NodeScrubStatus {
@@ -46,6 +52,11 @@ export function nodeRepairStatus(r: RepairStats | undefined): NodeRepairStatus |
     lastPassCompletedAt: iso(r.lastPassCompletedAtMs),
     passRunning: r.passRunning,
     passScanned: Number(r.passScanned),
+    shardsMissing: Number(r.shardsMissing),
+    shardBlocksUnrecoverable: Number(r.shardBlocksUnrecoverable),
+    shardsRebuilt: Number(r.shardsRebuilt),
+    shardsHandedOff: Number(r.shardsHandedOff),
+    shardsMisplaced: Number(r.shardsMisplaced),
   }
 }
 
@@ -82,6 +93,9 @@ export function clusterRepairStatus(nodes: Array<{ repair?: NodeRepairStatus; sc
     underReplicated: total(repair, (r) => r.underReplicated),
     misplaced: total(repair, (r) => r.misplaced),
     unavailable: total(repair, (r) => r.unavailable),
+    shardsMissing: total(repair, (r) => r.shardsMissing),
+    shardBlocksUnrecoverable: total(repair, (r) => r.shardBlocksUnrecoverable),
+    shardsMisplaced: total(repair, (r) => r.shardsMisplaced),
     repair: {
       queued: total(repair, (r) => r.queued),
       blocksScanned: total(repair, (r) => r.blocksScanned),
@@ -89,6 +103,8 @@ export function clusterRepairStatus(nodes: Array<{ repair?: NodeRepairStatus; sc
       bytesRepaired: total(repair, (r) => r.bytesRepaired),
       blocksHandedOff: total(repair, (r) => r.blocksHandedOff),
       bytesHandedOff: total(repair, (r) => r.bytesHandedOff),
+      shardsRebuilt: total(repair, (r) => r.shardsRebuilt),
+      shardsHandedOff: total(repair, (r) => r.shardsHandedOff),
       rate: total(repair, (r) => r.rateBytesPerSecond),
       passesRunning: repair.filter((r) => r.passRunning).length,
       lastPassCompletedAt: oldest(repair.map((r) => r.lastPassCompletedAt)),

@@ -2,6 +2,7 @@ import 'reflect-metadata'
 import {
   createLogger,
   exitGracefullyOnSignals,
+  keepServingOnUnhandledRejections,
   type Logger,
   loadNodeEnv,
   nestLogger,
@@ -30,6 +31,7 @@ export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<voi
     logger,
     config.MYCEL_SHUTDOWN_TIMEOUT_MS + 10_000,
   )
+  keepServingOnUnhandledRejections(logger)
   const { host, port } = splitHostPort(config.MYCEL_ADMIN_LISTEN)
   try {
     await app.listen(port, host)

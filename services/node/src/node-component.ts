@@ -1,8 +1,10 @@
 import type { Server } from '@grpc/grpc-js'
-import type { Logger, NodeEnv } from '@mycel/core'
+import type { Logger, NodeEnv, TlsFiles } from '@mycel/core'
 import type { GetNodeStatsResponse } from '@mycel/proto'
 import type { NodeMetrics } from './admin/metrics.js'
 import type { BlockStore, NodeStateStore } from './block-store/block-store.js'
+import type { ShardMetrics } from './shard-store/shard-metrics.js'
+import type { ShardStore } from './shard-store/shard-store.js'
 
 /** What the runtime hands each component once the node's identity and store exist. */
 export interface NodeContext {
@@ -13,17 +15,30 @@ export interface NodeContext {
   state: NodeStateStore
   metrics: NodeMetrics
   logger: Logger
+  /**
+   * The node's TLS files (undefined without TLS): clients this node opens to peers use them too
+   * (`clusterClientOptions` in @mycel/cluster), so peers accept its calls.
+   */
+  tls?: TlsFiles | undefined
   /** Adds fields to this node's GetNodeStats answers (what the gateway's status shows). */
   addNodeStats(provider: () => Partial<GetNodeStatsResponse>): void
+  /** Erasure-coded shards held beside the blocks, and their metrics. */
+  shards?: ShardStore
+  shardMetrics?: ShardMetrics
 }
 
 /** Registration of extra gRPC services before the server binds. */
 export interface GrpcRegistrar {
-  /** Adds a service; `protoFile` (relative to proto/) is also served by reflection. */
+  /**
+   * Adds a service; `protoFile` (relative to proto/) is also served by reflection. A service is
+   * internal (callers need a cluster certificate when TLS is on) unless `public` is set: then any
+   * client may call it and the service checks its own credentials (bearer tokens).
+   */
   addService(
     definition: Parameters<Server['addService']>[0],
     implementation: Parameters<Server['addService']>[1],
     protoFile: string,
+    options?: { public?: boolean },
   ): void
 }
 

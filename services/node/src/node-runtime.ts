@@ -3,9 +3,16 @@ import { fileURLToPath } from 'node:url'
 import { Server } from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
-import { nodeServerCredentials } from '@mycel/cluster'
-import { type Logger, MAX_GRPC_MESSAGE_BYTES, type NodeEnv, replicate, splitHostPort } from '@mycel/core'
-import { BlockServiceService, type GetNodeStatsResponse } from '@mycel/proto'
+import {
+  type Logger,
+  MAX_GRPC_MESSAGE_BYTES,
+  type NodeEnv,
+  replicate,
+  splitHostPort,
+  TlsFiles,
+  tlsFilesConfig,
+} from '@mycel/core'
+import { BlockServiceService, type GetNodeStatsResponse, ShardServiceService } from '@mycel/proto'
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -17,9 +24,13 @@ import { HealthImplementation } from 'grpc-health-check'
 import { NodeMetrics } from './admin/metrics.js'
 import type { BlockStore } from './block-store/block-store.js'
 import { RocksBlockStore } from './block-store/rocks-block-store.js'
-import { createBlockService } from './grpc/block-service.js'
+import { createBlockService, unaryRunner } from './grpc/block-service.js'
+import { ALWAYS_PUBLIC_SERVICES, nodeServerCredentials, requireClusterPeer } from './grpc/peer-auth.js'
+import { createShardService } from './grpc/shard-service.js'
 import { loadOrCreateNodeId } from './identity.js'
 import { NODE_COMPONENTS, type NodeComponent, type NodeContext } from './node-component.js'
+import { RocksShardStore } from './shard-store/rocks-shard-store.js'
+import { ShardMetrics } from './shard-store/shard-metrics.js'
 
 export const NODE_CONFIG = Symbol('NODE_CONFIG')
 export const LOGGER = Symbol('LOGGER')
@@ -35,6 +46,12 @@ const HTTP2_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 const HTTP2_CONNECTION_WINDOW_BYTES = 32 * 1024 * 1024
 /** Larger DATA frames: a 256 KiB block arrives in a few frames instead of sixteen. */
 const HTTP2_MAX_FRAME_BYTES = 1024 * 1024
+
+/**
+ * With TLS, connections are closed gracefully (GOAWAY, calls in flight finish) after this age, so
+ * a rotated CA or certificate applies to every peer within the hour, not only to new peers.
+ */
+const TLS_MAX_CONNECTION_AGE_MS = 3_600_000
 
 function widenHttp2Windows(server: Server): void {
   const internals = server as unknown as {
@@ -75,8 +92,12 @@ export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url
 @Injectable()
 export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly metrics: NodeMetrics
+  readonly shardMetrics: ShardMetrics
   private store: RocksBlockStore | undefined
+  private shards: RocksShardStore | undefined
   private server: Server | undefined
+  /** This node's certificate, key and the cluster CA, reloaded on change; undefined without TLS. */
+  tls: TlsFiles | undefined
   private readonly health = new HealthImplementation({
     '': 'NOT_SERVING',
     'mycel.v1.BlockService': 'NOT_SERVING',
@@ -100,6 +121,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       dataDir: config.MYCEL_DATA_DIR,
       capacityBytes: config.MYCEL_CAPACITY_BYTES,
     })
+    this.shardMetrics = new ShardMetrics(this.metrics.registry, () => this.shards)
   }
 
   /** Ready when the block store passes its self-check, gRPC serves and membership has joined. */
@@ -126,13 +148,25 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
   async onApplicationBootstrap(): Promise<void> {
     const cfg = this.config
     this.nodeId = await loadOrCreateNodeId(cfg.MYCEL_DATA_DIR)
-    this.store = await RocksBlockStore.open({
+    const rocks = await RocksBlockStore.open({
       path: join(cfg.MYCEL_DATA_DIR, 'blocks'),
       syncWrites: cfg.MYCEL_SYNC_WRITES,
       logger: this.log,
       onBatch: (report) => this.metrics.observeBatch(report),
     })
+    this.store = rocks
+    this.shards = await RocksShardStore.open(rocks.shared(), {
+      logger: this.log,
+      onCorrupt: (foundBy) => this.shardMetrics.corrupt.inc({ found_by: foundBy }),
+    })
+    const tlsFiles = tlsFilesConfig(cfg)
+    this.tls = tlsFiles && TlsFiles.load(tlsFiles, this.log.child({ component: 'node:tls' }))
+    const publicServices = new Set(ALWAYS_PUBLIC_SERVICES)
     const server = new Server({
+      // With TLS, internal services need a cluster certificate (the gate needs TLS to tell).
+      interceptors: this.tls ? [requireClusterPeer((service) => publicServices.has(service))] : [],
+      ...(this.tls ? { 'grpc.max_connection_age_ms': TLS_MAX_CONNECTION_AGE_MS } : {}),
+      'grpc.max_concurrent_streams': cfg.MYCEL_GRPC_MAX_CONCURRENT_STREAMS,
       'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,
       // Peers ping every 10 s at most; answer pings even between calls so idle links stay up.
@@ -152,6 +186,15 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
         identity: { nodeId: this.nodeId, zone: cfg.MYCEL_ZONE, capacityBytes: cfg.MYCEL_CAPACITY_BYTES },
         defaultPolicy: replicate(cfg.MYCEL_REPLICATION),
         extraStats: () => Object.assign({}, ...statsProviders.map((p) => p())),
+        shards: this.shards,
+      }),
+    )
+    server.addService(
+      ShardServiceService,
+      createShardService({
+        shards: this.shards,
+        metrics: this.shardMetrics,
+        unary: unaryRunner(this.metrics, this.log.child({ component: 'node:shard-service' })),
       }),
     )
     const ctx: NodeContext = {
@@ -160,14 +203,21 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       store: this.store,
       state: this.store,
       metrics: this.metrics,
+      tls: this.tls,
       // Components name themselves: logger.child({ component: 'node:<name>' }).
       logger: this.rootLogger,
       addNodeStats: (provider) => statsProviders.push(provider),
+      shards: this.shards,
+      shardMetrics: this.shardMetrics,
     }
-    const protoFiles = ['mycel/v1/block.proto']
+    const protoFiles = ['mycel/v1/block.proto', 'mycel/v1/shard.proto']
     for (const c of this.components) {
       await c.register?.(ctx, {
-        addService: (definition, implementation, protoFile) => {
+        addService: (definition, implementation, protoFile, options) => {
+          if (options?.public) {
+            for (const m of Object.values(definition))
+              publicServices.add(m.path.slice(1, m.path.lastIndexOf('/')))
+          }
           server.addService(definition, implementation)
           protoFiles.push(protoFile)
         },
@@ -183,7 +233,7 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(
         `${host.includes(':') ? `[${host}]` : host}:${port}`,
-        nodeServerCredentials(cfg),
+        nodeServerCredentials(this.tls),
         (err, p) => (err ? reject(err) : resolve(p)),
       ),
     )
@@ -252,9 +302,13 @@ export class NodeRuntime implements OnApplicationBootstrap, BeforeApplicationShu
       })
     })
     this.server = undefined
+    this.tls?.close()
   }
 
   async onApplicationShutdown(): Promise<void> {
+    // The shard store writes through the block store's writer: it finishes first.
+    await this.shards?.close()
+    this.shards = undefined
     const store = this.store
     this.store = undefined
     if (store !== undefined) {

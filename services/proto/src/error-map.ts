@@ -40,11 +40,14 @@ export const ERROR_MAP = {
   INVALID_CAR: { http: 400, grpc: status.INVALID_ARGUMENT },
   UNSUPPORTED_CODEC: { http: 501, grpc: status.UNIMPLEMENTED },
   UNSUPPORTED_FORMAT: { http: 400, grpc: status.INVALID_ARGUMENT },
+  UNAUTHENTICATED: { http: 401, grpc: status.UNAUTHENTICATED },
+  PERMISSION_DENIED: { http: 403, grpc: status.PERMISSION_DENIED },
+  RATE_LIMITED: { http: 429, grpc: status.RESOURCE_EXHAUSTED },
+  REQUEST_TIMEOUT: { http: 408, grpc: status.DEADLINE_EXCEEDED },
+  OVERLOADED: { http: 503, grpc: status.UNAVAILABLE },
   NOT_ACCEPTABLE: { http: 406, grpc: status.FAILED_PRECONDITION },
   PATH_INSIDE_BLOCK: { http: 501, grpc: status.UNIMPLEMENTED },
   NOT_PINNED: { http: 404, grpc: status.NOT_FOUND },
-  UNAUTHENTICATED: { http: 401, grpc: status.UNAUTHENTICATED },
-  PERMISSION_DENIED: { http: 403, grpc: status.PERMISSION_DENIED },
 } as const satisfies Record<MycelErrorCode, { http: number; grpc: status }>
 
 /** Metadata key that carries the Mycel error code beside the gRPC status. */

@@ -29,3 +29,16 @@ export {
   WatchMembershipResponse,
 } from './gen/mycel/v1/membership.js'
 export * from './gen/mycel/v1/pin.js'
+export {
+  DeleteShardsRequest,
+  DeleteShardsResponse,
+  GetShardsRequest,
+  GetShardsResponse,
+  ListShardsRequest,
+  ListShardsResponse,
+  ShardList,
+  ShardRef,
+  ShardServiceClient,
+  type ShardServiceServer,
+  ShardServiceService,
+} from './gen/mycel/v1/shard.js'

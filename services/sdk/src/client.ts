@@ -30,6 +30,11 @@ export interface MycelClientOptions {
   token?: string | undefined
   /** TLS: true trusts the system CAs; `ca` trusts that PEM bundle instead. Default plaintext. */
   tls?: boolean | { ca?: string | Uint8Array | undefined; serverName?: string | undefined } | undefined
+  /**
+   * Channel credentials and options to use instead of `tls` (e.g. a cluster process's mutual TLS
+   * credentials, which follow certificate rotation).
+   */
+  channel?: { credentials: ChannelCredentials; options?: ChannelOptions | undefined } | undefined
   /** Deadline of unary calls (stat, pins, status), default 30 s. Streams have none by default. */
   timeoutMs?: number | undefined
   /** How long to wait for a node to accept a connection before trying the next, default 5 s. */
@@ -46,7 +51,7 @@ export interface CallOpts {
 export type AddSource = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 
 export interface AddOptions extends CallOpts {
-  /** `replicate:R` (or `ec:K+M` once erasure coding lands); default the cluster's. */
+  /** `replicate:R` or `ec:K+M`; default the cluster's. */
   durability?: string | undefined
   /** Pin the added root(s); default true. */
   pin?: boolean | undefined
@@ -199,7 +204,7 @@ export class MycelClient {
   private readonly connectTimeoutMs: number
 
   constructor(options: MycelClientOptions) {
-    const creds = channelCredentials(options.tls)
+    const creds = options.channel?.credentials ?? channelCredentials(options.tls)
     const channelOptions: ChannelOptions = {
       'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,
@@ -214,6 +219,7 @@ export class MycelClient {
       channelOptions['grpc.ssl_target_name_override'] = options.tls.serverName
       channelOptions['grpc.default_authority'] = options.tls.serverName
     }
+    Object.assign(channelOptions, options.channel?.options)
     this.nodes = parseNodes(options.nodes).map((address) => ({
       address,
       client: new ApiServiceClient(address, creds, channelOptions),

@@ -11,7 +11,7 @@ export function contentCommands(program: Command): void {
     .command('put')
     .description('add a file, or a directory tree (as `ipfs add -r`: same CIDs), and print its CID')
     .argument('<path>', 'file or directory to add')
-    .option('--durability <policy>', 'replicate:R (ec:K+M once erasure coding lands); default the cluster’s')
+    .option('--durability <policy>', 'replicate:R or ec:K+M; default the cluster’s')
     .option('--no-pin', 'do not pin the added root')
     .option('--pin-name <name>', 'name stored with the pin')
     .addOption(new Option('--cid-version <n>', 'CID version').choices(['0', '1']).default('1'))

@@ -26,13 +26,14 @@ export function serviceCommands(program: Command): void {
     .description('start a local cluster of storage nodes and a gateway as processes (make run)')
     .option('--nodes <n>', 'storage nodes (1-32)', '3')
     .option('--data-dir <dir>', 'data and logs', './.data')
+    .option('--tls-dir <dir>', 'mutual TLS with the certificates of deploy/tls/make-certs.sh (make certs)')
     .action(async (o) => {
       const nodes = Number(o.nodes)
       if (!Number.isInteger(nodes) || nodes < 1 || nodes > 32) {
         throw new UsageError(`--nodes must be an integer from 1 to 32 (got "${o.nodes}")`)
       }
       const { runLocalCluster } = await import('../local-cluster.js')
-      const code = await runLocalCluster({ nodes, dataDir: o.dataDir })
+      const code = await runLocalCluster({ nodes, dataDir: o.dataDir, tlsDir: o.tlsDir })
       if (code >= 0) process.exitCode = code
     })
 }

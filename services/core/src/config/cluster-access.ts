@@ -1,6 +1,17 @@
 import { z } from 'zod'
 import { DEFAULT_REPLICATION } from '../constants.js'
+import { DEFAULT_EC_MIN_BLOCK_BYTES, parseDurabilitySetting } from '../erasure/policy.js'
 import { positiveInt } from './env.js'
+
+/** A durability policy: `auto`, `replicate:R` or `ec:K+M` (see erasure/policy.ts). */
+const durabilitySetting = z.string().transform((text, ctx) => {
+  try {
+    return parseDurabilitySetting(text, 'policy')
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) })
+    return z.NEVER
+  }
+})
 
 /**
  * Settings of a process that coordinates reads and writes across the nodes: the gateway, and every
@@ -15,6 +26,15 @@ export const coordinatorEnv = {
   MYCEL_RPC_TIMEOUT_MS: positiveInt.default(10_000),
   /** Largest accepted upload, in bytes. */
   MYCEL_MAX_UPLOAD_BYTES: positiveInt.default(64 * 1024 ** 3),
+  /**
+   * Policy of uploads that name none: `auto` (ec:4+2 for large blocks once 6 nodes exist, else
+   * replicate:MYCEL_REPLICATION), `replicate:R` or `ec:K+M`.
+   */
+  MYCEL_DEFAULT_DURABILITY: durabilitySetting.prefault('auto'),
+  /** Smallest leaf block an ec policy erasure-codes; smaller blocks are replicated M+1 times. */
+  MYCEL_EC_MIN_BLOCK_BYTES: positiveInt.default(DEFAULT_EC_MIN_BLOCK_BYTES),
+  /** How long an erasure-coded read waits for a data shard before also asking for a parity shard. */
+  MYCEL_EC_HEDGE_MS: positiveInt.default(250),
 }
 
 interface QuorumEnv {
@@ -36,34 +56,4 @@ export function checkWriteQuorum(cfg: QuorumEnv, ctx: z.RefinementCtx): void {
 /** Fills in the default write quorum: a majority of R. */
 export function withWriteQuorum<T extends QuorumEnv>(cfg: T): T & { MYCEL_WRITE_QUORUM: number } {
   return { ...cfg, MYCEL_WRITE_QUORUM: cfg.MYCEL_WRITE_QUORUM ?? Math.floor(cfg.MYCEL_REPLICATION / 2) + 1 }
-}
-
-/**
- * TLS on the nodes' gRPC port (public API and node-to-node). All three files or none: with none,
- * gRPC is plaintext (make run). A node serves with the certificate and key; nodes and gateways
- * dial nodes trusting the CA bundle (and present their certificate as a client certificate).
- */
-export const grpcTlsEnv = {
-  /** PEM certificate (chain) of this process. */
-  MYCEL_TLS_CERT_FILE: z.string().optional(),
-  /** PEM private key of that certificate. */
-  MYCEL_TLS_KEY_FILE: z.string().optional(),
-  /** PEM bundle of the CA(s) that issued the nodes' certificates. */
-  MYCEL_TLS_CA_FILE: z.string().optional(),
-}
-
-const TLS_KEYS = ['MYCEL_TLS_CERT_FILE', 'MYCEL_TLS_KEY_FILE', 'MYCEL_TLS_CA_FILE'] as const
-
-/** superRefine rule: the three TLS files are set together. */
-export function checkGrpcTlsEnv(
-  cfg: Partial<Record<(typeof TLS_KEYS)[number], string | undefined>>,
-  ctx: z.RefinementCtx,
-): void {
-  const set = TLS_KEYS.filter((k) => cfg[k] !== undefined)
-  if (set.length === 0 || set.length === TLS_KEYS.length) return
-  for (const k of TLS_KEYS) {
-    if (cfg[k] === undefined) {
-      ctx.addIssue({ code: 'custom', path: [k], message: `required when ${set.join(' and ')} set` })
-    }
-  }
 }

@@ -38,7 +38,7 @@ describe('membership configuration', () => {
 
   it('a gateway needs seeds: MYCEL_PEERS or MYCEL_SEED_DNS', () => {
     assert.throws(() => loadGatewayEnv({}), /MYCEL_PEERS: required \(or MYCEL_SEED_DNS\)/)
-    assert.equal(loadGatewayEnv({ MYCEL_SEED_DNS: 'nodes' }).MYCEL_SEED_DNS, 'nodes')
-    assert.deepEqual(loadGatewayEnv({ MYCEL_PEERS: 'n0:7070' }).MYCEL_PEERS, ['n0:7070'])
+    assert.equal(loadGatewayEnv({ MYCEL_SEED_DNS: 'nodes', MYCEL_AUTH: 'off' }).MYCEL_SEED_DNS, 'nodes')
+    assert.deepEqual(loadGatewayEnv({ MYCEL_PEERS: 'n0:7070', MYCEL_AUTH: 'off' }).MYCEL_PEERS, ['n0:7070'])
   })
 })

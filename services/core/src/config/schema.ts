@@ -1,13 +1,16 @@
 import { hostname, tmpdir } from 'node:os'
 import { z } from 'zod'
-import {
-  checkGrpcTlsEnv,
-  checkWriteQuorum,
-  coordinatorEnv,
-  grpcTlsEnv,
-  withWriteQuorum,
-} from './cluster-access.js'
+import { checkWriteQuorum, coordinatorEnv, withWriteQuorum } from './cluster-access.js'
 import { boolFlag, hostPort, logLevel, nonNegativeInt, parseEnv, positiveInt } from './env.js'
+import {
+  checkAuthEnv,
+  checkTlsEnv,
+  checkTrustedProxies,
+  gatewayAuthEnv,
+  gatewayLimitsEnv,
+  nodeLimitsEnv,
+  tlsEnv,
+} from './security.js'
 
 /** Comma-separated host:port list. */
 const peerList = z
@@ -79,7 +82,8 @@ const nodeEnvShape = z.object({
   MYCEL_LOG_LEVEL: logLevel,
   // The node coordinates public API requests (and pins) like a gateway does.
   ...coordinatorEnv,
-  ...grpcTlsEnv,
+  ...tlsEnv,
+  ...nodeLimitsEnv,
   /** Hashed bearer tokens for the public gRPC API (see auth/tokens.ts); unset: no authentication. */
   MYCEL_API_TOKENS_FILE: z.string().min(1).optional(),
   /** How often the node reconciles its pin set with a random peer (anti-entropy). */
@@ -103,7 +107,7 @@ export const nodeEnvSchema = nodeEnvShape
     }
   })
   .superRefine(checkWriteQuorum)
-  .superRefine(checkGrpcTlsEnv)
+  .superRefine(checkTlsEnv)
   .transform(withWriteQuorum)
 export type NodeEnv = z.infer<typeof nodeEnvSchema>
 
@@ -118,14 +122,19 @@ const gatewayEnvShape = z.object({
   /** Seeds from DNS: every A/AAAA record of this name (port 7070 unless given). */
   MYCEL_SEED_DNS: seedDns.optional(),
   ...coordinatorEnv,
-  ...grpcTlsEnv,
   /** Where dag/import spools CARs while it verifies them (up to MYCEL_MAX_UPLOAD_BYTES per import). */
   MYCEL_TMP_DIR: z.string().min(1).default(tmpdir()),
   /** Token the gateway presents to the nodes' public API (pins), when they require tokens. */
   MYCEL_API_TOKEN: z.string().min(1).optional(),
   MYCEL_LOG_LEVEL: logLevel,
+  ...tlsEnv,
+  ...gatewayLimitsEnv,
+  ...gatewayAuthEnv,
 })
 export const gatewayEnvSchema = gatewayEnvShape
+  .superRefine(checkTlsEnv)
+  .superRefine(checkAuthEnv)
+  .superRefine(checkTrustedProxies)
   .superRefine((cfg, ctx) => {
     if (cfg.MYCEL_PEERS.length === 0 && cfg.MYCEL_SEED_DNS === undefined) {
       ctx.addIssue({
@@ -136,7 +145,6 @@ export const gatewayEnvSchema = gatewayEnvShape
     }
   })
   .superRefine(checkWriteQuorum)
-  .superRefine(checkGrpcTlsEnv)
   .transform(withWriteQuorum)
 export type GatewayEnv = z.infer<typeof gatewayEnvSchema>
 

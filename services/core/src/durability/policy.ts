@@ -2,8 +2,9 @@ import { InvalidArgumentError } from '../errors.js'
 
 /**
  * How a block is protected: its durability record, stored with the block on every node that
- * holds it and carried by every write. Only replication exists today; erasure coding adds a
- * `{ kind: 'ec'; data: number; parity: number }` member (and a scheme byte in the record).
+ * holds it and carried by every write. A record always says replicate:R: an erasure-coded block
+ * is stored as shards, each of whose headers records the code K+M (erasure/shard.ts), and the
+ * upload-level choice between the two is `Durability` (erasure/policy.ts).
  */
 export type DurabilityPolicy = { kind: 'replicate'; copies: number }
 

@@ -1,4 +1,4 @@
-import { isRoutable, MEMBER_STATES } from '@mycel/core'
+import { formatDurability, isRoutable, MEMBER_STATES } from '@mycel/core'
 import { Controller, Get, Inject, Res } from '@nestjs/common'
 import type { Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
@@ -48,6 +48,8 @@ export class AdminController {
       ),
       replication: cfg.MYCEL_REPLICATION,
       writeQuorum: cfg.MYCEL_WRITE_QUORUM,
+      defaultDurability: formatDurability(cfg.MYCEL_DEFAULT_DURABILITY),
+      ecMinBlockBytes: cfg.MYCEL_EC_MIN_BLOCK_BYTES,
       ready: this.runtime.ready,
       membership: { known: membership.known, source: membership.source ?? null },
       ...clusterRepairStatus(nodes.filter((n) => n.reachable)),

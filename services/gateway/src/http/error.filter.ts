@@ -3,6 +3,7 @@ import { httpStatusOf } from '@mycel/proto'
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Inject } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import { GatewayRuntime } from '../gateway-runtime.js'
+import { discardRestOfBody, errorBody, errorHeaders } from './error-response.js'
 
 /**
  * Maps every error to one HTTP answer through the shared error table: Kubo's JSON error shape
@@ -36,27 +37,8 @@ export class GatewayErrorFilter implements ExceptionFilter {
         this.runtime.log.error({ err, path: req.path }, 'unhandled error')
     }
     if (!req.complete) discardRestOfBody(req)
-    if (req.path.startsWith('/api/v0/')) {
-      res.status(status).json({ Message: message, Code: status >= 500 ? 0 : 1, Type: 'error' })
-    } else {
-      res.status(status).type('text/plain; charset=utf-8').send(`${message}\n`)
-    }
+    const { type, body } = errorBody(req.path, status, message)
+    res.status(status).set(errorHeaders(err)).setHeader('Content-Type', type)
+    res.send(body)
   }
-}
-
-/**
- * Most bodies that fail early (a bad option, 413) are still being sent. Closing the socket now
- * would reset the connection before the client reads the answer, so the rest is read and
- * dropped, up to a bound; past it the connection is cut.
- */
-const MAX_DISCARD_BYTES = 64 * 1024 * 1024
-
-function discardRestOfBody(req: Request): void {
-  let discarded = 0
-  req.unpipe()
-  req.on('data', (chunk: Buffer) => {
-    discarded += chunk.length
-    if (discarded > MAX_DISCARD_BYTES) req.socket.destroy()
-  })
-  req.resume()
 }

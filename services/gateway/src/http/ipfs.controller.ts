@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { type CID, isAbortError, NotAFileError, parseCid } from '@mycel/core'
+import { type CID, InvalidArgumentError, isAbortError, NotAFileError, parseCid } from '@mycel/core'
 import { All, Controller, Inject, Req, Res } from '@nestjs/common'
 import type { Request, Response } from 'express'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
@@ -9,7 +9,14 @@ import { GatewayRuntime } from '../gateway-runtime.js'
 import { type CodecFormat, isDocumentCodec, refuseConversion, serveDocument } from './codec.js'
 import { contentDisposition, SNIFF_BYTES, sniffContentType, typeByName } from './content-type.js'
 import { escapeHtml, LISTING_CACHE_CONTROL, LISTING_VERSION } from './listing.js'
-import { type ContentPath, headerContentPath, type PathStore, resolvePath } from './resolve.js'
+import {
+  type ContentPath,
+  decodableBlocks,
+  headerContentPath,
+  type PathStore,
+  readEntries,
+  resolvePath,
+} from './resolve.js'
 import { answerRange } from './respond.js'
 import { refuseTar, serveTar } from './tar-response.js'
 import { negotiate, serveTrustless, setContentPathHeaders } from './trustless.js'
@@ -59,6 +66,10 @@ export class IpfsController {
 
   private async serveContent(req: Request, res: Response): Promise<void> {
     const root = parseCid(String(req.params.cid))
+    const download = req.query.download
+    if (download !== undefined && download !== 'true' && download !== 'false') {
+      throw new InvalidArgumentError(`download must be true or false (got "${String(download)}")`)
+    }
     const rawPath = req.params.path as unknown
     const segments = (Array.isArray(rawPath) ? rawPath : rawPath === undefined ? [] : [rawPath])
       .map(String)
@@ -215,7 +226,9 @@ export class IpfsController {
     }
     let index: UnixFSEntry | undefined
     try {
-      index = await exporter(`${entry.cid.toString()}/index.html`, this.runtime.cluster, { signal })
+      index = await exporter(`${entry.cid.toString()}/index.html`, decodableBlocks(this.runtime.cluster), {
+        signal,
+      })
     } catch (err) {
       const name = (err as { name?: string }).name
       if (
@@ -250,7 +263,7 @@ export class IpfsController {
     // Parent link first (below the root), as Kubo's listing has it.
     if (path.segments.length > 0)
       rows.push(`<tr><td><a href="${escapeHtml(`${base}..`)}">..</a></td><td></td></tr>`)
-    for await (const child of entry.entries({ signal })) {
+    for await (const child of readEntries(entry, requestPath, signal)) {
       const name = escapeHtml(child.name)
       const href = `${base}${encodeURIComponent(child.name)}`
       const hashHref = `/ipfs/${child.cid.toString()}?filename=${encodeURIComponent(encodeURIComponent(child.name))}`

@@ -18,12 +18,13 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { GatewayRuntime } from '../gateway-runtime.js'
 import { CarSpool, carBytes } from '../ipld/car.js'
 import { walkDag } from '../ipld/dag-walk.js'
+import { assertDecodable } from '../ipld/links.js'
 import { NodeApi } from '../pins/node-api.js'
 import { limitBytes } from '../upload/limit.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import { type Query, queryBool, queryValue, rejectUnknownOptions } from '../upload/params.js'
 import { requirePost } from './kubo-rpc.controller.js'
-import { formatContentPath, parseContentPath, resolveContentPath } from './resolve.js'
+import { formatContentPath, parseContentPath, readEntries, resolveContentPath } from './resolve.js'
 import { streamRpc } from './respond.js'
 import { abortOnClose, nonNegativeInt, options, singleArg } from './rpc-args.js'
 
@@ -103,7 +104,7 @@ export class KuboDagController {
     const entry = await resolveContentPath(this.runtime.cluster, path, abort.signal)
     const links: Array<{ Name: string; Hash: string; Size: number; Type: number; Target: string }> = []
     if (entry.type === 'directory') {
-      for await (const child of entry.entries({ signal: abort.signal })) {
+      for await (const child of readEntries(entry, arg, abort.signal)) {
         // Kubo's unixfs types: 1 directory, 2 file (a raw leaf reads as a file).
         links.push({
           Name: child.name,
@@ -229,8 +230,10 @@ export class KuboDagController {
     } finally {
       abort.signal.removeEventListener('abort', onAbort)
     }
+    // One value per block, streamed in Kubo (X-Chunked-Output).
     res
       .status(200)
+      .set('X-Chunked-Output', '1')
       .type('application/json')
       .send(`${lines.join('\n')}\n`)
   }
@@ -354,7 +357,9 @@ export class KuboDagController {
   /** Kubo's ls Type: 1 for a directory (plain or HAMT), 2 for anything else read as a file. */
   private async unixfsType(cid: CID, signal: AbortSignal): Promise<number> {
     if (cid.code !== CODEC_DAG_PB) return 2
-    const node = dagPb.decode(await this.runtime.cluster.getBlock(cid, { signal }))
+    const bytes = await this.runtime.cluster.getBlock(cid, { signal })
+    assertDecodable(cid, bytes)
+    const node = dagPb.decode(bytes)
     if (node.Data === undefined) return 2
     const type = UnixFS.unmarshal(node.Data).type
     return type === 'directory' || type === 'hamt-sharded-directory' ? 1 : 2

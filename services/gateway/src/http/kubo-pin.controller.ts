@@ -45,11 +45,17 @@ export class KuboPinController {
       blocks += pinned.blocks
     }
     // The walk is one call per CID, so progress is reported once, with the blocks it checked.
-    const lines = progress ? [{ Progress: blocks }, { Pins: pins }] : [{ Pins: pins }]
-    res
-      .status(200)
-      .type('application/json')
-      .send(`${lines.map((l) => JSON.stringify(l)).join('\n')}\n`)
+    // With progress Kubo streams (X-Chunked-Output); without, it answers one value.
+    if (progress) {
+      const lines = [{ Progress: blocks }, { Pins: pins }].map((l) => JSON.stringify(l))
+      res
+        .status(200)
+        .set('X-Chunked-Output', '1')
+        .type('application/json')
+        .send(`${lines.join('\n')}\n`)
+      return
+    }
+    res.status(200).json({ Pins: pins })
   }
 
   /** `pin/rm`: {"Pins":[…]}; a CID that is not pinned is a 404 in Kubo's error shape. */

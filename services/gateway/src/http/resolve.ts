@@ -1,14 +1,19 @@
+import * as dagPb from '@ipld/dag-pb'
 import type { ClusterBlockstore } from '@mycel/cluster'
 import {
   type CID,
   InvalidArgumentError,
+  isAbortError,
+  isMycelError,
+  NotAFileError,
   PathInsideBlockError,
   PathNotFoundError,
   parseCid,
   UnsupportedCodecError,
 } from '@mycel/core'
-import { exporter, type UnixFSEntry, walkPath } from 'ipfs-unixfs-exporter'
+import { exporter, type UnixFSDirectoryEntry, type UnixFSEntry, walkPath } from 'ipfs-unixfs-exporter'
 import type { Block } from '../ipld/dag-walk.js'
+import { assertDecodable } from '../ipld/links.js'
 
 /** An immutable content path: a root CID and the link names below it. */
 export interface ContentPath {
@@ -18,7 +23,9 @@ export interface ContentPath {
 
 /** Parses `CID`, `CID/a/b`, `/ipfs/CID[/a/b]` (the forms Kubo's RPC accepts as `arg`). */
 export function parseContentPath(arg: string): ContentPath {
-  let text = arg.trim()
+  // Leading white space is a copy-paste accident; trailing white space may belong to a name (the
+  // CID itself is trimmed by parseCid).
+  let text = arg.trimStart()
   if (text.startsWith('/ipns/')) {
     throw new InvalidArgumentError(`"${arg}": IPNS names are not supported; use an /ipfs/ path`)
   }
@@ -40,6 +47,17 @@ export function headerContentPath(p: ContentPath): string {
 
 export function formatContentPath(p: ContentPath): string {
   return `/ipfs/${p.root.toString()}${p.segments.length > 0 ? `/${p.segments.join('/')}` : ''}`
+}
+
+/** The cluster's blocks as the UnixFS exporter reads them, each checked to decode (else a 400). */
+export function decodableBlocks(cluster: Pick<ClusterBlockstore, 'getBlock'>) {
+  return {
+    async *get(cid: CID, options: { signal?: AbortSignal } = {}) {
+      const bytes = await cluster.getBlock(cid, options)
+      assertDecodable(cid, bytes)
+      yield bytes
+    },
+  }
 }
 
 /** A path walked to its end: the CID there and every CID along the way (root first). */
@@ -90,6 +108,7 @@ export async function resolvePath(
       }
       if (bytes === undefined) {
         bytes = await cluster.getBlock(cid, options)
+        assertDecodable(cid, bytes)
         if (walking) {
           seen.set(key, bytes)
           visited?.push({ cid, bytes })
@@ -123,6 +142,11 @@ export async function resolvePath(
       throw new UnsupportedCodecError(last.cid.code, `cannot walk the path ${formatContentPath(path)}`)
     }
     throw mapResolveError(err, path)
+  }
+  if (last.remainder.length > 0 && last.cid.code === dagPb.code) {
+    // A UnixFS file, symlink or raw node has no named links (the walker stops on it with the
+    // rest of the path): nothing there, as Kubo answers.
+    throw new PathNotFoundError(`no link named "${last.remainder[0]}" under ${last.cid.toString()}`)
   }
   if (last.remainder.length > 0) {
     // The walk stopped inside a document: what is left names a field that is not a link.
@@ -169,13 +193,50 @@ export async function resolveContentPath(
 
 function mapResolveError(err: unknown, path: ContentPath): unknown {
   const name = (err as { name?: string }).name
+  const code = (err as { code?: string }).code
   if (
     name === 'NotFoundError' ||
     name === 'ResolveError' ||
     name === 'BadPathError' ||
-    (err as { code?: string }).code === 'ERR_NOT_FOUND'
+    code === 'ERR_NOT_FOUND' ||
+    // A dag-pb node that is not UnixFS, or a path into a file's chunks: the path names nothing a
+    // UnixFS reader can follow (the block itself is still served raw).
+    (code === 'ERR_NOT_UNIXFS' && path.segments.length > 0)
   ) {
     return new PathNotFoundError(`no link named "${path.segments.join('/')}" under ${path.root.toString()}`)
   }
-  return err
+  return unixfsReadError(err, formatContentPath(path))
+}
+
+/** A directory's entries, with errors about the content as client errors (see unixfsReadError). */
+export async function* readEntries(
+  entry: UnixFSEntry,
+  what: string,
+  signal: AbortSignal,
+): AsyncGenerator<UnixFSDirectoryEntry> {
+  if (entry.type !== 'directory') return
+  try {
+    yield* entry.entries({ signal })
+  } catch (err) {
+    throw unixfsReadError(err, what)
+  }
+}
+
+/**
+ * An error of the UnixFS reader as the client's: the reader's only inputs are the path and the
+ * blocks, and the blockstore reports the cluster's own problems as Mycel errors (not found,
+ * unreachable) or aborts, which pass unchanged. Anything else is about the content (a node that is
+ * not UnixFS, sizes that do not add up, a block that does not decode as the reader expects, from
+ * ipfs-unixfs-exporter, @ipld/dag-pb or protons alike): the content cannot be read as a file or
+ * directory. A codec the reader has no resolver for is 501, as for CAR traversal.
+ */
+export function unixfsReadError(err: unknown, what: string): unknown {
+  if (isMycelError(err) || isAbortError(err) || !(err instanceof Error)) return err
+  if ((err as { code?: unknown }).code === 'ERR_NO_RESOLVER') {
+    // "No resolver for code N"
+    return new UnsupportedCodecError(Number(/(\d+)\s*$/.exec(err.message)?.[1] ?? 0), what)
+  }
+  return new NotAFileError(
+    `${what} cannot be read as UnixFS: ${err.message}; read its blocks with format=raw`,
+  )
 }

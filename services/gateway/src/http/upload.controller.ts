@@ -9,7 +9,7 @@ import { addOutput, noteDirectories, withEmptyDirectories } from '../upload/add-
 import { type ByteBudget, limitBytes } from '../upload/limit.js'
 import { multipartCandidates } from '../upload/multipart.js'
 import {
-  parseDurability,
+  parseDurabilityOption,
   parseImportParams,
   type Query,
   queryBool,
@@ -60,7 +60,7 @@ export class UploadController {
     const query = req.query as Query
     rejectUnknownOptions(query, RAW_UPLOAD_OPTIONS, '/mycel/v1/upload')
     const params = parseImportParams(query)
-    const durability = parseDurability(query, this.runtime.clients.nodes.length)
+    const durability = parseDurabilityOption(query)
     this.checkDeclaredLength(req)
     const filename = queryValue(query, 'filename') ?? ''
     const abort = abortOnDisconnect(req, res)
@@ -97,7 +97,7 @@ export class UploadController {
     const query = req.query as Query
     rejectUnknownOptions(query, ADD_OPTIONS, 'add')
     const params = parseImportParams(query)
-    const durability = parseDurability(query, this.runtime.clients.nodes.length)
+    const durability = parseDurabilityOption(query)
     // quiet and quieter are applied by Kubo's CLI when it prints: the answer is the same.
     queryBool(query, 'quiet', false)
     queryBool(query, 'quieter', false)

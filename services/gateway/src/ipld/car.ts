@@ -5,7 +5,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CarBlockIterator } from '@ipld/car/iterator'
 import { CarWriter } from '@ipld/car/writer'
-import type { WriteSession } from '@mycel/cluster'
+import type { BlockWriter } from '@mycel/cluster'
 import {
   assertStorableBlock,
   BlockTooLargeError,
@@ -135,7 +135,7 @@ export class CarSpool {
   }
 
   /** Second pass: writes every verified block through `session`, up to `concurrency` in flight. */
-  async store(session: WriteSession, concurrency: number, signal: AbortSignal): Promise<void> {
+  async store(session: BlockWriter, concurrency: number, signal: AbortSignal): Promise<void> {
     const inflight = new Set<Promise<void>>()
     let failure: unknown
     for (const car of this.cars) {

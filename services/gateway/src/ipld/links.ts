@@ -1,7 +1,14 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
 import * as dagPb from '@ipld/dag-pb'
-import { CID, CODEC_DAG_PB, CODEC_RAW, HASH_IDENTITY, UnsupportedCodecError } from '@mycel/core'
+import {
+  CID,
+  CODEC_DAG_PB,
+  CODEC_RAW,
+  HASH_IDENTITY,
+  NotAFileError,
+  UnsupportedCodecError,
+} from '@mycel/core'
 import { UnixFS } from 'ipfs-unixfs'
 
 export const CODEC_DAG_CBOR = 0x71
@@ -119,4 +126,40 @@ export function fileSizeOf(cid: CID, bytes: Uint8Array): number | undefined {
 
 export function isIdentity(cid: CID): boolean {
   return cid.multihash.code === HASH_IDENTITY
+}
+
+/**
+ * Throws NotAFileError (a client error) unless the block decodes under its codec, and a dag-pb
+ * node's Data, when it has some, as UnixFS. Only hashes are checked when blocks are stored
+ * (dag/import stores any block that matches its CID), so readers check what they decode: content
+ * that cannot be read is the client's to fix (or to fetch raw), never a server error.
+ */
+export function assertDecodable(cid: CID, bytes: Uint8Array): void {
+  try {
+    switch (cid.code) {
+      case CODEC_DAG_PB: {
+        const node = dagPb.decode(bytes)
+        if (node.Data !== undefined) UnixFS.unmarshal(node.Data)
+        return
+      }
+      case CODEC_DAG_CBOR:
+        dagCbor.decode(bytes)
+        return
+      case CODEC_DAG_JSON:
+        dagJson.decode(bytes)
+        return
+      default:
+        return
+    }
+  } catch (err) {
+    throw new NotAFileError(
+      `block ${cid.toString()} does not decode as ${CODEC_NAMES[cid.code]} (${(err as Error).message}); fetch its bytes with format=raw`,
+    )
+  }
+}
+
+const CODEC_NAMES: Record<number, string> = {
+  [CODEC_DAG_PB]: 'dag-pb/UnixFS',
+  [CODEC_DAG_CBOR]: 'dag-cbor',
+  [CODEC_DAG_JSON]: 'dag-json',
 }

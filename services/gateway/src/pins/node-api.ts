@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs'
+import { clusterClientOptions } from '@mycel/cluster'
 import { type GatewayEnv, isRoutable, UpstreamUnavailableError } from '@mycel/core'
-import { MycelClient } from '@mycel/sdk'
+import { MycelClient, type MycelClientOptions } from '@mycel/sdk'
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common'
 import { GATEWAY_CONFIG, GatewayRuntime } from '../gateway-runtime.js'
 
@@ -16,14 +16,11 @@ const RETIRED_CLIENT_CLOSE_MS = 10 * 60_000
 @Injectable()
 export class NodeApi implements OnApplicationShutdown {
   private current: { key: string; client: MycelClient } | undefined
-  private readonly tlsCa: Buffer | undefined
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayEnv,
     @Inject(GatewayRuntime) private readonly runtime: GatewayRuntime,
-  ) {
-    this.tlsCa = config.MYCEL_TLS_CA_FILE === undefined ? undefined : readFileSync(config.MYCEL_TLS_CA_FILE)
-  }
+  ) {}
 
   get client(): MycelClient {
     const routable = this.runtime.membership
@@ -43,11 +40,21 @@ export class NodeApi implements OnApplicationShutdown {
     const client = new MycelClient({
       nodes: addresses,
       token: this.config.MYCEL_API_TOKEN,
-      tls: this.tlsCa === undefined ? undefined : { ca: this.tlsCa },
+      // The cluster's TLS, as for block traffic (the public API asks for no client certificate,
+      // but the credentials follow a rotated CA).
+      channel: this.channel(),
       timeoutMs: this.config.MYCEL_RPC_TIMEOUT_MS * 6,
     })
     this.current = { key, client }
     return client
+  }
+
+  private channel(): MycelClientOptions['channel'] {
+    const { credentials, channelOptions } = clusterClientOptions(
+      this.runtime.tls,
+      this.config.MYCEL_TLS_SERVER_NAME,
+    )
+    return credentials === undefined ? undefined : { credentials, options: channelOptions }
   }
 
   onApplicationShutdown(): void {

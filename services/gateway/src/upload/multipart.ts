@@ -38,11 +38,20 @@ export async function* multipartCandidates(
   const events: Event[] = []
   let wake: (() => void) | undefined
   let current: Readable | undefined
+  /** Set once the reader stopped (done, failed or gave up): later parts are drained, unread. */
+  let closed = false
   const push = (e: Event) => {
     events.push(e)
     wake?.()
   }
   bb.on('file', (_field, stream, info) => {
+    // A part's errors reach its reader through the reader's own listener; this one keeps the
+    // error of a part nobody reads (any more) from becoming an uncaught exception.
+    stream.on('error', () => undefined)
+    if (closed) {
+      stream.resume()
+      return
+    }
     current = stream
     const raw = info.filename ?? ''
     let path: string
@@ -67,19 +76,24 @@ export async function* multipartCandidates(
   req.pipe(bb)
 
   let files = 0
-  for (;;) {
-    if (events.length === 0) await new Promise<void>((resolve) => (wake = resolve))
-    wake = undefined
-    const e = events.shift() as Event
-    if (e.kind === 'error') throw e.err
-    if (e.kind === 'end') break
-    files++
-    if (e.directory) {
-      e.stream.resume()
-      yield { path: e.path }
-    } else {
-      yield { path: e.path, content: asClientError(wrapContent(e.stream, e.path)) }
+  try {
+    for (;;) {
+      if (events.length === 0) await new Promise<void>((resolve) => (wake = resolve))
+      wake = undefined
+      const e = events.shift() as Event
+      if (e.kind === 'error') throw e.err
+      if (e.kind === 'end') break
+      files++
+      if (e.directory) {
+        e.stream.resume()
+        yield { path: e.path }
+      } else {
+        yield { path: e.path, content: asClientError(wrapContent(e.stream, e.path)) }
+      }
     }
+  } finally {
+    closed = true
+    for (const e of events) if (e.kind === 'file') e.stream.resume()
   }
   if (files === 0) throw new InvalidArgumentError('the multipart body holds no file part')
 }

@@ -3,7 +3,7 @@ import {
   type Durability,
   InvalidArgumentError,
   parseChunker,
-  parseDurability as parseDurabilityPolicy,
+  parseDurabilityOption as parseDurabilityText,
   type UnixfsImportParams,
 } from '@mycel/core'
 
@@ -30,13 +30,20 @@ export function rejectUnknownOptions(query: Query, known: ReadonlySet<string>, e
   for (const name of Object.keys(query)) {
     if (!known.has(name)) throw new InvalidArgumentError(`${endpoint}: unknown option "${name}"`)
   }
+  // Sent by Kubo clients and otherwise ignored, but still checked: a bad value is an error.
+  queryBool(query, 'stream-channels', false)
 }
 
 export type { Durability }
 
-/** The `durability` query parameter (the parser is shared with the gRPC API). */
-export function parseDurability(query: Query, maxReplication: number): Durability {
-  return parseDurabilityPolicy(queryValue(query, 'durability'), maxReplication)
+/**
+ * The upload's `durability=replicate:R|ec:K+M` option (core's parser: the gRPC API and the CLI
+ * use the same one). Whether the cluster has the nodes for it is checked when the upload's write
+ * session starts, against the membership of that moment.
+ */
+export function parseDurabilityOption(query: Query): { durability?: Durability } {
+  const durability = parseDurabilityText(queryValue(query, 'durability'))
+  return durability === undefined ? {} : { durability }
 }
 
 /** Kubo's import options: cid-version, raw-leaves, chunker=size-N, wrap-with-directory, hash. */

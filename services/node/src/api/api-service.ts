@@ -27,7 +27,7 @@ import {
   type NodeEnv,
   NotAFileError,
   parseCid,
-  parseDurability,
+  parseDurabilityOption,
   RangeNotSatisfiableError,
   type Scope,
   type TokenAuthenticator,
@@ -115,13 +115,13 @@ export function createApiService(c: ApiServiceComponents): ApiServiceServer {
         if (!o.directory && o.wrapWithDirectory && o.filename === '') {
           throw new InvalidArgumentError('Add: wrap_with_directory in file mode needs a filename')
         }
-        const durability = parseDurability(o.durability, maxReplication())
+        const durability = parseDurabilityOption(o.durability, maxReplication())
         const pin = o.pin ?? true
         const input = new AddStream(messages, c.config.MYCEL_MAX_UPLOAD_BYTES)
         const entries = await importToCluster(
           c.cluster,
           o.directory ? input.directoryCandidates() : input.fileCandidates(o.filename),
-          { params, ...durability, signal, logger: log },
+          { params, durability, signal, logger: log },
         )
         const root = entries.at(-1)
         if (root === undefined) throw new Error('importer returned no entry')

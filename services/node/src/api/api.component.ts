@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { ClusterBlockstore, NodeClients, nodeChannelCredentials } from '@mycel/cluster'
+import { ClusterBlockstore, clusterClientOptions, NodeClients } from '@mycel/cluster'
 import { type Logger, type MembershipView, TokenAuthenticator } from '@mycel/core'
 import { ApiServiceService, PinSyncServiceService } from '@mycel/proto'
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common'
@@ -29,8 +29,9 @@ export class ApiComponent implements NodeComponent, OnApplicationShutdown {
   async register(ctx: NodeContext, grpc: GrpcRegistrar): Promise<void> {
     const cfg = ctx.config
     const log: Logger = ctx.logger
-    const credentials = nodeChannelCredentials(cfg)
-    this.clients = new NodeClients(this.membership, { credentials })
+    // Peers are dialled with the node's certificate when the cluster uses mutual TLS.
+    const tls = clusterClientOptions(ctx.tls, cfg.MYCEL_TLS_SERVER_NAME)
+    this.clients = new NodeClients(this.membership, tls)
     const registers = [ctx.metrics.registry]
     const cluster = new ClusterBlockstore(
       this.clients,
@@ -39,6 +40,9 @@ export class ApiComponent implements NodeComponent, OnApplicationShutdown {
         writeQuorum: cfg.MYCEL_WRITE_QUORUM,
         rpcTimeoutMs: cfg.MYCEL_RPC_TIMEOUT_MS,
         maxInflightPerNode: 32,
+        defaultDurability: cfg.MYCEL_DEFAULT_DURABILITY,
+        ecMinBlockBytes: cfg.MYCEL_EC_MIN_BLOCK_BYTES,
+        ecHedgeMs: cfg.MYCEL_EC_HEDGE_MS,
       },
       log,
       {
@@ -54,6 +58,24 @@ export class ApiComponent implements NodeComponent, OnApplicationShutdown {
           labelNames: ['result'],
           registers,
         }),
+        ecReads: new Counter({
+          name: 'mycel_node_ec_reads_total',
+          help: 'Erasure-coded block reads this node coordinates: direct (data shards only), degraded (decoded), failed',
+          labelNames: ['result'],
+          registers,
+        }),
+        shardFetches: new Counter({
+          name: 'mycel_node_shard_fetches_total',
+          help: 'Shard requests to nodes by result, for reads this node coordinates',
+          labelNames: ['result'],
+          registers,
+        }),
+        shardReadRepairs: new Counter({
+          name: 'mycel_node_shard_read_repairs_total',
+          help: 'Shards rebuilt during reads this node coordinates and written back to their owners',
+          labelNames: ['result'],
+          registers,
+        }),
       },
     )
     this.store = await PinStore.open({
@@ -65,7 +87,7 @@ export class ApiComponent implements NodeComponent, OnApplicationShutdown {
       store: this.store,
       membership: this.membership,
       selfAddress: cfg.MYCEL_ADVERTISE_ADDRESS ?? cfg.MYCEL_GRPC_LISTEN,
-      credentials,
+      ...tls,
       rpcTimeoutMs: cfg.MYCEL_RPC_TIMEOUT_MS,
       syncIntervalMs: cfg.MYCEL_PIN_SYNC_INTERVAL_MS,
       logger: log,

@@ -146,6 +146,13 @@ function compliance(
         { copies: 2, key: k(0) },
       ])
       assert.deepEqual(await store.nextRepairs(first[1], 10), [{ copies: 2, key: k(1) }])
+      // Entries about a coded block's shards share the queue, in the same risk order.
+      await store.enqueueRepairs([{ copies: 1, key: k(3), code: { k: 4, m: 2 } }])
+      assert.deepEqual(await store.nextRepairs(undefined, 2), [
+        { copies: 1, key: k(9) },
+        { copies: 1, key: k(3), code: { k: 4, m: 2 } },
+      ])
+      await store.dequeueRepairs([{ copies: 1, key: k(3), code: { k: 4, m: 2 } }])
       await store.dequeueRepairs([
         { copies: 1, key: k(9) },
         { copies: 3, key: k(7) },

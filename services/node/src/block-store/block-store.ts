@@ -91,10 +91,16 @@ export interface BlockStore {
   close(): Promise<void>
 }
 
-/** An entry of the repair queue: a block and the copies known to survive when it was queued. */
+/**
+ * An entry of the repair queue: a block (or, with `code`, an erasure-coded block this node holds
+ * shards of) and how many more losses it was known to survive when queued, plus one: surviving
+ * copies for a replicated block, shards found minus K plus one for a coded one.
+ */
 export interface RepairQueueEntry {
   copies: number
   key: Uint8Array
+  /** The block's code, for an entry about its shards. */
+  code?: { k: number; m: number }
 }
 
 /**
@@ -113,11 +119,32 @@ export interface NodeStateStore {
   repairQueueLength(): number
 }
 
-/** Queue key: copies (one byte, saturated) then the block key, so byte order is risk order. */
+const ENTRY_BLOCK = 0
+const ENTRY_SHARDS = 1
+
+/**
+ * Queue key: copies (one byte, saturated), then the kind (0 block, 1 shards with K and M), then
+ * the block key, so byte order is risk order over blocks and coded blocks alike.
+ */
 export function repairQueueKey(entry: RepairQueueEntry): Buffer {
-  return Buffer.concat([Buffer.of(Math.min(255, Math.max(0, entry.copies))), entry.key])
+  const copies = Math.min(255, Math.max(0, entry.copies))
+  const head =
+    entry.code === undefined
+      ? Buffer.of(copies, ENTRY_BLOCK)
+      : Buffer.of(copies, ENTRY_SHARDS, entry.code.k, entry.code.m)
+  return Buffer.concat([head, entry.key])
 }
 
 export function repairQueueEntry(key: Uint8Array): RepairQueueEntry {
-  return { copies: key[0] as number, key: new Uint8Array(key.subarray(1)) }
+  const copies = key[0] as number
+  if (key[1] === ENTRY_SHARDS) {
+    return {
+      copies,
+      key: new Uint8Array(key.subarray(4)),
+      code: { k: key[2] as number, m: key[3] as number },
+    }
+  }
+  // Entries queued before shards shared the queue had no kind byte: the block key follows copies.
+  const from = key[1] === ENTRY_BLOCK ? 2 : 1
+  return { copies, key: new Uint8Array(key.subarray(from)) }
 }

@@ -30,6 +30,8 @@ import {
   repairQueueKey,
   type WriteBatchReport,
 } from './block-store.js'
+import { u64 } from './counted-records.js'
+import { GroupCommit } from './group-commit.js'
 import type { WriteReply, WriteRequest } from './rocks-writer.worker.js'
 
 export interface RocksBlockStoreConfig {
@@ -73,6 +75,38 @@ type WriteOpBody =
 
 /** `trace`: the sampled span the operation was queued from, if any (the batch span links to it). */
 type WriteOp = WriteOpBody & { trace: SpanContext | undefined }
+
+/**
+ * A store that keeps its records in this database beside the blocks (the shard store): its own
+ * columns, reads on the caller's thread, and writes through the block store's writer thread,
+ * each batch synced like block writes. Handles are looked up per call: the block store may close
+ * and reopen the database to recover from a failure.
+ */
+export interface SharedRocks {
+  readonly db: RocksLevel
+  column(name: SharedColumn): unknown
+  write(ops: WriteRequest['ops']): Promise<void>
+  /** Throws StoreUnavailableError while the database is closed or reopening. */
+  assertOpen(): void
+}
+
+/** Columns owned by other stores in the same database (see shard-store/rocks-shard-store.ts). */
+const SHARED_COLUMNS = { shards: { compression: false }, 'shard-sizes': {} }
+export type SharedColumn = keyof typeof SHARED_COLUMNS | 'meta'
+
+/**
+ * Every column family of a node's database, with its options: RocksDB refuses to open a
+ * database without naming them all (tools that open it offline use this list too).
+ */
+export const ROCKS_COLUMNS = {
+  // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
+  // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
+  default: { compression: false },
+  sizes: {},
+  meta: {},
+  repair: {},
+  ...SHARED_COLUMNS,
+}
 
 const META_BLOCKS = Buffer.from('stats/blocks')
 const META_BYTES = Buffer.from('stats/bytes')
@@ -134,12 +168,10 @@ function mergedPolicy(
 export class RocksBlockStore implements BlockStore, NodeStateStore {
   private db!: RocksLevel
   private columns!: Columns
-  private queue: WriteOp[] = []
-  private writing = false
+  private readonly commits: GroupCommit<WriteOp, boolean>
   private closed = false
   private counts: BlockStoreStats = { blocks: 0, bytes: 0 }
   private queued = 0
-  private idleWaiters: Array<() => void> = []
   private writer!: Worker
   private writerFailure: Error | undefined
   private nextWriteId = 0
@@ -154,7 +186,21 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
   private reopenBackoffMs = 0
   private nextReopenAt = 0
 
-  private constructor(private readonly config: RocksBlockStoreConfig) {}
+  private constructor(private readonly config: RocksBlockStoreConfig) {
+    this.commits = new GroupCommit((ops) => this.writeBatch(ops), {
+      committed: (wrote) => {
+        if (!wrote) return
+        this.failure = undefined
+        this.lastWriteOkAt = Date.now()
+      },
+      failed: (error, ops) => {
+        // Readiness turns false until a self-check recovers the store.
+        if (this.failure === undefined)
+          this.config.logger.error({ err: error, ops: ops.length }, 'block store write failed')
+        this.failure = error
+      },
+    })
+  }
 
   static async open(config: RocksBlockStoreConfig): Promise<RocksBlockStore> {
     const store = new RocksBlockStore(config)
@@ -164,9 +210,7 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
 
   private async openDb(): Promise<void> {
     await mkdir(this.config.path, { recursive: true })
-    // Block data is mostly already compressed (media, archives) or random: ZSTD on flush and
-    // compaction (the binding's default) would burn CPU for nothing, so blocks are stored as is.
-    const columns = { default: { compression: false }, sizes: {}, meta: {}, repair: {} }
+    const columns = ROCKS_COLUMNS
     const db = new RocksLevel(this.config.path, { columns, keyEncoding: 'buffer', valueEncoding: 'buffer' })
     await db.open({ columns, createIfMissing: true })
     try {
@@ -450,9 +494,7 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
   private async reopen(): Promise<void> {
     this.recovering = true
     try {
-      if (this.writing || this.queue.length > 0) {
-        await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
-      }
+      await this.commits.idle()
       await this.closeDb()
       this.config.logger.warn(
         { err: (this.writerFailure ?? this.failure)?.message },
@@ -487,10 +529,28 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    if (this.writing || this.queue.length > 0) {
-      await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
-    }
+    await this.commits.idle()
     await this.closeDb()
+  }
+
+  /** The database for a store that shares it (the shard store); that store must close first. */
+  shared(): SharedRocks {
+    const store = this
+    return {
+      get db() {
+        return store.db
+      },
+      column: (name) => this.db.columns[name],
+      write: (ops) => {
+        try {
+          this.assertOpen()
+        } catch (err) {
+          return Promise.reject(err)
+        }
+        return this.applyBatch(ops, this.config.syncWrites)
+      },
+      assertOpen: () => this.assertOpen(),
+    }
   }
 
   /** Writes the raw value under a block's key, bypassing verification: for fault-injection tests. */
@@ -511,33 +571,7 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
       op.reject(new StoreUnavailableError('block store is not available (reopening)'))
       return
     }
-    this.queue.push(op)
-    if (!this.writing) {
-      this.writing = true
-      // Yield once so that writes arriving in the same tick share the batch.
-      setImmediate(() => void this.drain())
-    }
-  }
-
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const ops = this.queue.splice(0)
-      try {
-        if (await this.writeBatch(ops)) {
-          this.failure = undefined
-          this.lastWriteOkAt = Date.now()
-        }
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err))
-        // Readiness turns false until a self-check recovers the store.
-        if (this.failure === undefined)
-          this.config.logger.error({ err: error, ops: ops.length }, 'block store write failed')
-        this.failure = error
-        for (const op of ops) op.reject(new StoreUnavailableError(`write failed: ${error.message}`))
-      }
-    }
-    this.writing = false
-    for (const resolve of this.idleWaiters.splice(0)) resolve()
+    this.commits.enqueue(op)
   }
 
   /**
@@ -732,12 +766,6 @@ export class RocksBlockStore implements BlockStore, NodeStateStore {
     present.set(key.toString('hex'), { ...held, policy: merged })
     return true
   }
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8)
-  b.writeBigUInt64BE(BigInt(n))
-  return b
 }
 
 /** `promise`, or a rejection naming `what` after SELF_CHECK_TIMEOUT_MS. */

@@ -1,5 +1,14 @@
 import { type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js'
-import { type DurabilityPolicy, decodeCid, isMycelError, type Logger, VERSION } from '@mycel/core'
+import {
+  BlockNotFoundError,
+  type CID,
+  type DurabilityPolicy,
+  decodeCid,
+  isMycelError,
+  type Logger,
+  StoreUnavailableError,
+  VERSION,
+} from '@mycel/core'
 import {
   type BlockServiceServer,
   type DeleteBlockRequest,
@@ -20,12 +29,15 @@ import {
 } from '@mycel/proto'
 import type { NodeMetrics } from '../admin/metrics.js'
 import type { BlockRecord, BlockStore } from '../block-store/block-store.js'
+import type { ShardStore } from '../shard-store/shard-store.js'
 
 export interface BlockServiceComponents {
   store: BlockStore
   logger: Logger
   metrics: NodeMetrics
   identity: { nodeId: string; zone: string; capacityBytes: number }
+  /** Erasure-coded shards held beside the blocks (PutBlocks `shard`, GetBlock `accept_shard`). */
+  shards?: ShardStore
   /** The record of blocks written without one (MYCEL_REPLICATION). */
   defaultPolicy: DurabilityPolicy
   /** Fields other components add to GetNodeStats (repair, scrub, membership...). */
@@ -46,17 +58,17 @@ function durabilityOf(record: BlockRecord | undefined, fallback: DurabilityPolic
  */
 const MAX_INFLIGHT_PUTS = 64
 
-/** The internal BlockService, on raw grpc-js handlers so that streams keep backpressure. */
-export function createBlockService(c: BlockServiceComponents): BlockServiceServer {
-  const log = c.logger.child({ component: 'node:block-service' })
+/** Runs unary handlers: RPC duration metrics, errors mapped through the error table. */
+export type UnaryRunner = <Req, Res>(
+  method: string,
+  call: ServerUnaryCall<Req, Res>,
+  callback: sendUnaryData<Res>,
+  run: (req: Req) => Promise<Res>,
+) => Promise<void>
 
-  async function unary<Req, Res>(
-    method: string,
-    call: ServerUnaryCall<Req, Res>,
-    callback: sendUnaryData<Res>,
-    run: (req: Req) => Promise<Res>,
-  ): Promise<void> {
-    const end = c.metrics.rpcDuration.startTimer({ method })
+export function unaryRunner(metrics: NodeMetrics, log: Logger): UnaryRunner {
+  return async (method, call, callback, run) => {
+    const end = metrics.rpcDuration.startTimer({ method })
     try {
       const res = await run(call.request)
       end({ code: 'OK' })
@@ -67,6 +79,24 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
       if (!isMycelError(err)) log.error({ err, method }, 'unexpected error')
       callback(grpcErr)
     }
+  }
+}
+
+/** The internal BlockService, on raw grpc-js handlers so that streams keep backpressure. */
+export function createBlockService(c: BlockServiceComponents): BlockServiceServer {
+  const log = c.logger.child({ component: 'node:block-service' })
+  const unary = unaryRunner(c.metrics, log)
+
+  async function putShard(cid: CID, shard: Uint8Array): Promise<void> {
+    if (c.shards === undefined) throw new StoreUnavailableError('this node keeps no shards')
+    await c.shards.put(cid, shard)
+  }
+
+  /** A verified shard of the block, `preferred` if held; undefined when none is held. */
+  async function oneShard(cid: CID, preferred: number): Promise<Uint8Array | undefined> {
+    if (c.shards === undefined) return undefined
+    const { shards } = await c.shards.get(cid)
+    return (shards.find((s) => s.index === preferred) ?? shards[0])?.bytes
   }
 
   return {
@@ -87,8 +117,10 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
         void (async (): Promise<PutBlocksResponse> => {
           try {
             const cid = decodeCid(req.cid)
-            const size = req.data.byteLength // read before put(): the store may take the buffer
-            await c.store.put(cid, req.data, fromProtoDurability(req.durability) ?? c.defaultPolicy)
+            // Read before put(): the store may take the buffer.
+            const size = req.data.byteLength + req.shard.byteLength
+            if (req.shard.byteLength > 0) await putShard(cid, req.shard)
+            else await c.store.put(cid, req.data, fromProtoDurability(req.durability) ?? c.defaultPolicy)
             c.metrics.bytesIn.inc(size)
             end({ code: 'OK' })
             return { seq: req.seq, errorCode: '', errorMessage: '' }
@@ -125,12 +157,25 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
     ) {
       void unary('GetBlock', call, callback, async (req) => {
         const cid = decodeCid(req.cid)
-        const data = await c.store.get(cid)
+        let data: Uint8Array
+        try {
+          data = await c.store.get(cid)
+        } catch (err) {
+          if (!(err instanceof BlockNotFoundError) || !req.acceptShard) throw err
+          const shard = await oneShard(cid, req.shardIndex)
+          if (shard === undefined) throw err
+          c.metrics.bytesOut.inc(shard.byteLength)
+          return {
+            data: Buffer.alloc(0),
+            shard: Buffer.from(shard.buffer, shard.byteOffset, shard.byteLength),
+          }
+        }
         const [record] = await c.store.records([cid])
         c.metrics.bytesOut.inc(data.byteLength)
         return {
           data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
           durability: durabilityOf(record, c.defaultPolicy),
+          shard: Buffer.alloc(0),
         }
       })
     },
@@ -179,6 +224,7 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
     getNodeStats(call, callback) {
       void unary('GetNodeStats', call, callback, async (): Promise<GetNodeStatsResponse> => {
         const s = c.store.stats()
+        const sh = c.shards?.stats() ?? { shards: 0, bytes: 0 }
         return {
           nodeId: c.identity.nodeId,
           zone: c.identity.zone,
@@ -186,6 +232,8 @@ export function createBlockService(c: BlockServiceComponents): BlockServiceServe
           blockBytes: BigInt(s.bytes),
           capacityBytes: BigInt(c.identity.capacityBytes),
           version: VERSION,
+          shards: BigInt(sh.shards),
+          shardBytes: BigInt(sh.bytes),
           ...c.extraStats?.(),
         }
       })

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import type { ServerWritableStream } from '@grpc/grpc-js'
-import { memberToRecord, nodeChannelCredentials, seedResolver } from '@mycel/cluster'
+import { clusterClientOptions, memberToRecord, seedResolver } from '@mycel/cluster'
 import {
   isPlaceable,
   type Logger,
@@ -40,7 +40,8 @@ type WatchCall = ServerWritableStream<WatchMembershipRequest, WatchMembershipRes
  */
 export class GossipMembership implements NodeComponent, MembershipView {
   private swim: Swim | undefined
-  private readonly transport: GrpcSwimTransport
+  /** Plaintext until register() knows the node's TLS files. */
+  private transport = new GrpcSwimTransport()
   /** Listeners subscribe before the protocol exists (it starts with the runtime). */
   readonly events = new MembershipEvents()
   private readonly watchers = new Map<WatchCall, { blocked: boolean }>()
@@ -50,10 +51,7 @@ export class GossipMembership implements NodeComponent, MembershipView {
   private pushTimer: NodeJS.Timeout | undefined
   private stopping = false
 
-  constructor(private readonly config: NodeEnv) {
-    // Peers serve TLS when the cluster has a CA: gossip dials them as every other node client does.
-    this.transport = new GrpcSwimTransport(nodeChannelCredentials(config))
-  }
+  constructor(private readonly config: NodeEnv) {}
 
   get self(): Member | undefined {
     return this.swim?.self
@@ -92,6 +90,9 @@ export class GossipMembership implements NodeComponent, MembershipView {
   register(ctx: NodeContext, grpc: GrpcRegistrar): void {
     this.log = ctx.logger.child({ component: 'node:membership' })
     this.observer = membershipMetrics(ctx.metrics.registry, () => this.members())
+    // Peers are dialled with the node's certificate when the cluster uses mutual TLS.
+    const tls = clusterClientOptions(ctx.tls, this.config.MYCEL_TLS_SERVER_NAME)
+    this.transport = new GrpcSwimTransport(tls.credentials, tls.channelOptions)
     grpc.addService(
       MembershipServiceService,
       createMembershipService({

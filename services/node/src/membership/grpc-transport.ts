@@ -49,7 +49,10 @@ const CHANNEL_OPTIONS: ChannelOptions = {
 export class GrpcSwimTransport implements SwimTransport {
   private readonly clients = new Map<string, MembershipServiceClient>()
 
-  constructor(private readonly creds: ChannelCredentials = credentials.createInsecure()) {}
+  constructor(
+    private readonly creds: ChannelCredentials = credentials.createInsecure(),
+    private readonly channelOptions: ChannelOptions = {},
+  ) {}
 
   async ping(address: string, msg: PingMessage, timeoutMs: number): Promise<AckMessage> {
     const req = { fromId: msg.fromId, targetId: msg.targetId, updates: msg.updates.map(memberToRecord) }
@@ -107,7 +110,7 @@ export class GrpcSwimTransport implements SwimTransport {
   private client(address: string): MembershipServiceClient {
     let c = this.clients.get(address)
     if (c === undefined) {
-      c = new MembershipServiceClient(address, this.creds, CHANNEL_OPTIONS)
+      c = new MembershipServiceClient(address, this.creds, { ...CHANNEL_OPTIONS, ...this.channelOptions })
       this.clients.set(address, c)
     }
     return c

@@ -1,5 +1,7 @@
 import {
   type ChannelCredentials,
+  type ChannelOptions,
+  credentials,
   Metadata,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -64,7 +66,10 @@ export interface PinReplicatorConfig {
   membership: MembershipView
   /** This node's address as members know it (to tell itself apart in a static membership). */
   selfAddress: string
-  credentials: ChannelCredentials
+  /** Plaintext when unset. */
+  credentials?: ChannelCredentials | undefined
+  /** Extra channel options (the TLS server name override of clusterClientOptions). */
+  channelOptions?: ChannelOptions
   rpcTimeoutMs: number
   /** Anti-entropy period (a random peer each round). */
   syncIntervalMs: number
@@ -266,11 +271,12 @@ export class PinReplicator {
   private client(address: string): PinSyncServiceClient {
     let c = this.clients.get(address)
     if (c === undefined) {
-      c = new PinSyncServiceClient(address, this.cfg.credentials, {
+      c = new PinSyncServiceClient(address, this.cfg.credentials ?? credentials.createInsecure(), {
         'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
         'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,
         'grpc.initial_reconnect_backoff_ms': 250,
         'grpc.max_reconnect_backoff_ms': 5_000,
+        ...this.cfg.channelOptions,
       })
       this.clients.set(address, c)
     }

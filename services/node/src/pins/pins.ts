@@ -1,5 +1,5 @@
 import { type ClusterBlockstore, checkDagPresence } from '@mycel/cluster'
-import { type CID, formatDurability, NotPinnedError, parseDurability } from '@mycel/core'
+import { type CID, formatDurabilityOption, NotPinnedError, parseDurabilityOption } from '@mycel/core'
 import type { PinRecord } from '@mycel/proto'
 import type { PinStore } from './pin-store.js'
 import type { PinReplicator } from './pin-sync.js'
@@ -27,7 +27,7 @@ export class Pins {
 
   /** The policy text recorded for `durability` (validated against the members' count). */
   canonicalDurability(durability: string): string {
-    return formatDurability(parseDurability(durability, this.cluster.nodes.length))
+    return formatDurabilityOption(parseDurabilityOption(durability, this.cluster.nodes.length))
   }
 
   /** Pins after checking that the whole DAG is stored (BlockNotFoundError names what is missing). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type Member, type MemberState, replicate } from '@mycel/core'
-import { decide, type TargetAnswer } from './decide.js'
+import { decide, decideShards, type TargetAnswer } from './decide.js'
 
 const member = (id: string, state: MemberState = 'alive'): Member => ({
   id,
@@ -170,5 +170,68 @@ describe('repair decisions', () => {
       answers: new Map([['b', held(replicate(1))]]),
     })
     assert.equal(same.upgrade, undefined)
+  })
+})
+
+describe('shard repair decisions (ec:2+1)', () => {
+  const owners = [member('a'), member('b'), member('c')]
+
+  it('the first owner holding a shard rebuilds the missing ones; the block survives one more loss', () => {
+    const base = { k: 2, m: 1, owners, listings: [undefined, [1], []] }
+    const a = decideShards({ ...base, selfId: 'a', local: [0] })
+    assert.equal(a.role, 'owner')
+    assert.equal(a.responsible, true)
+    assert.deepEqual(a.missing, [2])
+    assert.equal(a.found, 2)
+    assert.equal(a.copies, 1)
+    assert.equal(a.unrecoverable, false)
+    const b = decideShards({ ...base, selfId: 'b', local: [1], listings: [[0], undefined, []] })
+    assert.equal(b.responsible, false, 'b ranks after a, which holds a shard')
+    assert.deepEqual(b.missing, [2])
+  })
+
+  it('an owner that lost its own shard leaves the rebuild to the first holder', () => {
+    const d = decideShards({ k: 2, m: 1, owners, selfId: 'a', local: [], listings: [undefined, [1], [2]] })
+    assert.deepEqual(d.missing, [0])
+    assert.equal(d.responsible, false)
+    assert.equal(d.copies, 1)
+  })
+
+  it('hands a shard to its owner once that owner answers; keeps it while the owner cannot be asked', () => {
+    const x = 'x'
+    const answered = decideShards({ k: 2, m: 1, owners, selfId: x, local: [1], listings: [[0], [], [2]] })
+    assert.equal(answered.role, 'misplaced')
+    assert.deepEqual(answered.handOff, [1])
+    assert.deepEqual(answered.missing, [1])
+    assert.equal(answered.responsible, false, 'owner a holds a shard: it rebuilds, x hands off')
+    const away = [member('a'), member('b', 'left'), member('c')]
+    const kept = decideShards({ k: 2, m: 1, owners: away, selfId: x, local: [1], listings: [[0], [], [2]] })
+    assert.deepEqual(kept.handOff, [])
+    assert.deepEqual(kept.waiting, [1])
+    assert.deepEqual(kept.unknown, [1], 'a left owner is never written to nor assumed empty')
+  })
+
+  it('a misplaced holder is responsible only when no owner holds any shard', () => {
+    const d = decideShards({ k: 2, m: 1, owners, selfId: 'x', local: [0, 1], listings: [[], [], []] })
+    assert.equal(d.responsible, true)
+    assert.deepEqual(d.missing, [0, 1, 2])
+    assert.deepEqual(d.handOff, [0, 1])
+  })
+
+  it('fewer than K shards found is unrecoverable and ranks first in the queue', () => {
+    const d = decideShards({ k: 2, m: 1, owners, selfId: 'a', local: [0], listings: [undefined, [], []] })
+    assert.equal(d.unrecoverable, true)
+    assert.equal(d.copies, 0)
+    const rescued = decideShards({
+      k: 2,
+      m: 1,
+      owners,
+      selfId: 'a',
+      local: [0],
+      listings: [undefined, [], []],
+      elsewhere: [1],
+    })
+    assert.equal(rescued.unrecoverable, false, 'a shard on a node ranked after the owners counts')
+    assert.equal(rescued.copies, 1)
   })
 })

@@ -113,3 +113,86 @@ export function decide(s: BlockSituation): RepairDecision {
     ...(upgrade !== undefined ? { upgrade } : {}),
   }
 }
+
+/** What the owners of an erasure-coded block said about its shards (ListShards). */
+export interface ShardSituation {
+  k: number
+  m: number
+  /** The block's K+M owners in placement order: owner i holds shard i. */
+  owners: readonly Member[]
+  selfId: string
+  /** Indices of this code this node holds. */
+  local: readonly number[]
+  /**
+   * Indices of this code each owner holds, by owner position; undefined when the owner could not
+   * be asked (not routable) or did not answer. This node's own position is read from `local`.
+   */
+  listings: ReadonlyArray<readonly number[] | undefined>
+  /** Indices found on nodes ranked after the owners (written there while an owner was down). */
+  elsewhere?: readonly number[]
+}
+
+/** What this node, holding shards of a coded block, should do about it. */
+export interface ShardDecision {
+  /** Whether this node is one of the block's K+M owners, or holds only shards that belong elsewhere. */
+  role: 'owner' | 'misplaced'
+  /** Indices whose owner is routable, answered, and lacks that shard. */
+  missing: number[]
+  /** Indices whose owner cannot be asked now: never written to, never assumed. */
+  unknown: number[]
+  /**
+   * This node rebuilds the missing shards: it is the first owner, in placement order, holding a
+   * shard of the block (every holder surveys, one writes). A misplaced holder is responsible only
+   * when no owner holds any shard (it may hold the last ones).
+   */
+  responsible: boolean
+  /**
+   * Shards held here whose owner is another node that answered: written there if it lacks them,
+   * and dropped here once it confirms it holds them.
+   */
+  handOff: number[]
+  /** Shards held here whose owner cannot be asked: kept until it can. */
+  waiting: number[]
+  /** Distinct indices known to exist (owners, this node, nodes ranked after the owners). */
+  found: number
+  /** Fewer than K shards known: the block cannot be rebuilt now. */
+  unrecoverable: boolean
+  /** Queue priority: the losses the block still survives, plus one (found − K + 1, at least 0). */
+  copies: number
+}
+
+/**
+ * The repair decision for one erasure-coded block this node holds shards of. Pure, like decide():
+ * every holder reaches the same conclusion about who rebuilds.
+ */
+export function decideShards(s: ShardSituation): ShardDecision {
+  const selfAt = s.owners.findIndex((o) => o.id === s.selfId)
+  const held = s.owners.map((o, i) => (i === selfAt ? s.local : isRoutable(o) ? s.listings[i] : undefined))
+  const missing: number[] = []
+  const unknown: number[] = []
+  const found = new Set<number>([...s.local, ...(s.elsewhere ?? [])])
+  held.forEach((indices, i) => {
+    if (indices === undefined) {
+      unknown.push(i)
+      return
+    }
+    for (const index of indices) found.add(index)
+    if (!indices.includes(i)) missing.push(i)
+  })
+  const firstHolder = held.findIndex((indices) => indices !== undefined && indices.length > 0)
+  const role = selfAt >= 0 ? 'owner' : 'misplaced'
+  const responsible = role === 'owner' ? firstHolder === selfAt : firstHolder < 0
+  const away = s.local.filter((index) => index !== selfAt && index < s.owners.length)
+  const handOff = away.filter((index) => held[index] !== undefined)
+  return {
+    role,
+    missing,
+    unknown,
+    responsible,
+    handOff,
+    waiting: away.filter((index) => held[index] === undefined),
+    found: found.size,
+    unrecoverable: found.size < s.k,
+    copies: Math.max(0, found.size - s.k + 1),
+  }
+}

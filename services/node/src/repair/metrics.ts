@@ -75,6 +75,16 @@ export class RepairMetrics implements RepairMetricsSink, ScrubMetricsSink {
       last((p) => p.unavailable),
     )
     gauge(
+      'mycel_node_repair_shards_missing',
+      'Shards of erasure-coded blocks missing on routable owners (last complete pass; counted by the responsible holder)',
+      last((p) => p.shardsMissing),
+    )
+    gauge(
+      'mycel_node_repair_shard_blocks_unrecoverable',
+      'Erasure-coded blocks with fewer than K shards found (last complete pass)',
+      last((p) => p.shardBlocksUnrecoverable),
+    )
+    gauge(
       'mycel_node_repair_last_pass_completed_timestamp_seconds',
       'When the last repair pass completed (Unix seconds)',
       last((p) => (p.completedAt ?? 0) / 1000),

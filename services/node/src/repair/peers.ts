@@ -56,7 +56,13 @@ export class GrpcRepairPeers implements RepairPeers {
   push(member: Member): PushStream {
     // A write session to this one node: its stream, backpressure and per-block ack deadlines.
     const session = new WriteSession({
-      nodes: [{ ...member, client: this.clients.clientFor(member.address) }],
+      nodes: [
+        {
+          ...member,
+          client: this.clients.clientFor(member.address),
+          shards: this.clients.shardClientFor(member.address),
+        },
+      ],
       replication: 1,
       writeQuorum: 1,
       ackTimeoutMs: this.rpcTimeoutMs,
@@ -74,7 +80,7 @@ export class GrpcRepairPeers implements RepairPeers {
       this.clients
         .clientFor(member.address)
         .getBlock(
-          { cid: Buffer.from(cid.bytes) },
+          { cid: Buffer.from(cid.bytes), acceptShard: false, shardIndex: 0 },
           new Metadata(),
           { deadline: deadlineIn(this.rpcTimeoutMs) },
           (err, res) => {

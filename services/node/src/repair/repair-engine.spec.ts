@@ -22,8 +22,9 @@ import type { BlockStore, NodeStateStore } from '../block-store/block-store.js'
 import { MemoryBlockStore } from '../block-store/memory-block-store.js'
 import { RocksBlockStore } from '../block-store/rocks-block-store.js'
 import type { RepairPeers } from './peers.js'
-import { RepairEngine, type RepairEngineConfig } from './repair-engine.js'
+import { RepairEngine, type RepairEngineConfig, type ShardWork } from './repair-engine.js'
 import { Scrubber } from './scrubber.js'
+import type { CodedBlock, ShardEvaluated } from './shard-repair.js'
 
 const logger = createLogger('test', 'silent')
 
@@ -132,7 +133,12 @@ class FakeCluster {
     }
   }
 
-  engine(id: string, cfg: Partial<RepairEngineConfig> = {}, store: Store = this.store(id)): RepairEngine {
+  engine(
+    id: string,
+    cfg: Partial<RepairEngineConfig> = {},
+    store: Store = this.store(id),
+    shards?: ShardWork,
+  ): RepairEngine {
     return new RepairEngine(
       {
         store,
@@ -141,6 +147,7 @@ class FakeCluster {
         self: () => this.membership.members().find((m) => m.id === id),
         peers: this.peers(id),
         logger,
+        ...(shards ? { shards } : {}),
       },
       { defaultPolicy: replicate(3), rateBytesPerSecond: 1e12, concurrency: 4, intervalMs: 60_000, ...cfg },
     )
@@ -470,6 +477,120 @@ describe('repair engine on RocksDB', () => {
     assert.deepEqual(Buffer.from(await store.get(bad.cid)), Buffer.from(bad.bytes))
     assert.deepEqual((await store.records([bad.cid]))[0]?.policy, replicate(3), 'the record came back too')
     await store.close()
+  })
+})
+
+/**
+ * Coded blocks "held" by one node, with fixed decisions: which need a rebuild (missing shards,
+ * this node responsible) and which are healthy; act() records what it was asked to do.
+ */
+class FakeShards implements ShardWork {
+  readonly pages: Array<string | undefined> = []
+  readonly acted: string[] = []
+  onPage: () => void = () => {}
+
+  constructor(
+    readonly blocks: CodedBlock[],
+    readonly broken: Set<string>,
+  ) {}
+
+  async page(after: Buffer | undefined, limit: number) {
+    this.pages.push(after?.toString('hex'))
+    this.onPage()
+    const from = after === undefined ? 0 : this.blocks.findIndex((b) => Buffer.from(b.key).equals(after)) + 1
+    const blocks = this.blocks.slice(from, from + limit)
+    const last = blocks.at(-1)
+    return last === undefined ? { blocks } : { blocks, last: Buffer.from(last.key) }
+  }
+
+  async evaluate(blocks: readonly CodedBlock[]): Promise<ShardEvaluated[]> {
+    return blocks.map((block) => {
+      const broken = this.broken.has(block.cid.toString())
+      return {
+        block,
+        owners: [],
+        listings: [],
+        decision: {
+          role: 'owner',
+          missing: broken ? [2] : [],
+          unknown: [],
+          responsible: true,
+          handOff: [],
+          waiting: [],
+          found: broken ? 5 : 6,
+          unrecoverable: false,
+          copies: broken ? 2 : 3,
+        },
+      }
+    })
+  }
+
+  async act(
+    evaluated: readonly ShardEvaluated[],
+    _self: Member,
+    o: { throttle: (n: number) => Promise<void> },
+  ) {
+    let rebuilt = 0
+    for (const e of evaluated) {
+      if (e.decision.missing.length === 0) continue
+      await o.throttle(1000)
+      this.acted.push(e.block.cid.toString())
+      this.broken.delete(e.block.cid.toString())
+      rebuilt++
+    }
+    return { rebuilt, handedOff: 0, bytes: rebuilt * 1000 }
+  }
+}
+
+describe('repair engine: erasure-coded shards', () => {
+  const coded = (): CodedBlock => {
+    const { cid } = block()
+    return { cid, key: blockKey(cid), k: 4, m: 2 }
+  }
+
+  it('a pass continues over the coded blocks; those missing shards join the queue and the drain rebuilds them', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2'])
+    await cluster.upload(block())
+    const blocks = Array.from({ length: 5 }, coded).sort((a, b) => Buffer.compare(a.key, b.key))
+    const shards = new FakeShards(
+      blocks,
+      new Set([blocks[1]?.cid.toString(), blocks[4]?.cid.toString()] as string[]),
+    )
+    const store = cluster.store('n0')
+    const engine = cluster.engine('n0', { scanBatch: 2 }, store, shards)
+    assert.equal(await engine.runPass(), 'completed')
+    const pass = engine.status().lastPass
+    assert.equal(pass?.scanned, 1, 'the blocks first')
+    assert.equal(pass?.shardBlocks, 5)
+    assert.equal(pass?.shardsMissing, 2)
+    assert.equal(pass?.enqueued, 2)
+    assert.equal(store.repairQueueLength(), 2)
+    const [first] = await store.nextRepairs(undefined, 1)
+    assert.deepEqual(first?.code, { k: 4, m: 2 }, 'queued as coded blocks, in the one queue')
+    while (await engine.drainOnce()) {}
+    assert.deepEqual(shards.acted.sort(), [blocks[1]?.cid.toString(), blocks[4]?.cid.toString()].sort())
+    assert.equal(engine.status().shardsRebuilt, 2)
+    assert.equal(engine.status().bytesRepaired, 0, 'shard bytes are not counted as copies')
+    assert.equal(store.repairQueueLength(), 0)
+  })
+
+  it('resumes the shard scan from its persisted cursor after a restart', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2'])
+    const blocks = Array.from({ length: 6 }, coded).sort((a, b) => Buffer.compare(a.key, b.key))
+    const make = (shards: FakeShards) => cluster.engine('n0', { scanBatch: 2 }, cluster.store('n0'), shards)
+    const before = new FakeShards(blocks, new Set())
+    const stopping = make(before)
+    before.onPage = () => {
+      if (before.pages.length === 2) void stopping.stop()
+    }
+    assert.equal(await stopping.runPass(), 'stopped')
+    const after = new FakeShards(blocks, new Set())
+    assert.equal(await make(after).runPass(), 'completed')
+    assert.equal(
+      after.pages[0],
+      Buffer.from(blocks[3]?.key as Uint8Array).toString('hex'),
+      'continues after the 2nd page',
+    )
   })
 })
 

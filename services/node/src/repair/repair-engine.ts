@@ -20,6 +20,7 @@ import {
 } from '../block-store/block-store.js'
 import { decide, placementTargets, type RepairDecision, type TargetAnswer } from './decide.js'
 import type { PushStream, RepairPeers } from './peers.js'
+import type { CodedBlock, ShardEvaluated, ShardRepair } from './shard-repair.js'
 import { readStateJson, writeStateJson } from './state-json.js'
 import { type Clock, RateMeter, realClock, TokenBucket } from './token-bucket.js'
 import { forEachBounded, settleWithin, Wakeup } from './wakeup.js'
@@ -55,11 +56,21 @@ export interface PassFigures {
   enqueued: number
   /** Misplaced copies left for the responsible target to complete first. */
   waiting: number
+  /** Erasure-coded blocks this node holds shards of (scanned after the blocks). */
+  shardBlocks: number
+  /** Shards missing on routable owners, counted by the holder responsible for rebuilding them. */
+  shardsMissing: number
+  /** Coded blocks with fewer than K shards found, counted by the responsible holder. */
+  shardBlocksUnrecoverable: number
+  /** Shards held here that belong to another owner. */
+  shardsMisplaced: number
 }
 
 interface PassState extends PassFigures {
   /** Key after which the scan continues. */
   cursor?: string
+  /** Shard key after which the scan of coded blocks continues (once the blocks are done). */
+  shardCursor?: string
   /** Placement fingerprint the pass started under; a pass never straddles a membership change. */
   membership: string
 }
@@ -73,6 +84,8 @@ export interface RepairStatus {
   bytesRepaired: number
   blocksHandedOff: number
   bytesHandedOff: number
+  shardsRebuilt: number
+  shardsHandedOff: number
   rateBytesPerSecond: number
 }
 
@@ -94,7 +107,12 @@ export interface RepairEngineComponents {
   logger: Logger
   clock?: Clock
   metrics?: RepairMetricsSink
+  /** The node's erasure-coded shards, repaired in the same passes, queue and rate limit. */
+  shards?: ShardWork
 }
+
+/** The shard-specific work (ShardRepair; a fake in unit tests). */
+export type ShardWork = Pick<ShardRepair, 'page' | 'evaluate' | 'act'>
 
 /** One block this node holds, with where it belongs and what to do about it. */
 interface Evaluated {
@@ -108,6 +126,8 @@ interface Evaluated {
 const STATE_PASS = 'repair/pass'
 const STATE_LAST_PASS = 'repair/last-pass'
 const STATE_MEMBERSHIP = 'repair/membership'
+
+const NO_SHARD_FIGURES = { shardBlocks: 0, shardsMissing: 0, shardBlocksUnrecoverable: 0, shardsMisplaced: 0 }
 
 const DEFAULT_SCAN_BATCH = 256
 const DEFAULT_DRAIN_BATCH = 64
@@ -127,6 +147,11 @@ export const STOP_WAIT_MS = 2_000
  * to survive, so the riskiest blocks are repaired first; the drain takes the queue lowest first,
  * checks each block again (time has passed), pushes copies under the byte-rate limit and drops a
  * misplaced copy only after every target has confirmed it, right before the delete.
+ *
+ * Erasure-coded shards go through the same machinery (shard-repair.ts does the shard-specific
+ * work): a pass continues over the node's shards once its blocks are done (its own cursor in the
+ * same persisted pass), coded blocks needing a rebuild or a handoff join the same queue, ranked by
+ * the losses they still survive, and rebuilt shards and handoffs spend the same byte budget.
  */
 export class RepairEngine {
   private readonly log: Logger
@@ -150,7 +175,14 @@ export class RepairEngine {
   private routable = new Set<string>()
   /** Placement fingerprint of the latest pass start (or the one persisted). */
   private placementSeen: string | undefined
-  private counters = { blocksRepaired: 0, bytesRepaired: 0, blocksHandedOff: 0, bytesHandedOff: 0 }
+  private counters = {
+    blocksRepaired: 0,
+    bytesRepaired: 0,
+    blocksHandedOff: 0,
+    bytesHandedOff: 0,
+    shardsRebuilt: 0,
+    shardsHandedOff: 0,
+  }
 
   constructor(
     private readonly c: RepairEngineComponents,
@@ -211,8 +243,9 @@ export class RepairEngine {
     this.loaded = true
     const pass = await readStateJson<PassState>(this.c.state, STATE_PASS)
     const last = await readStateJson<PassFigures>(this.c.state, STATE_LAST_PASS)
-    if (last) this.lastPass = last
-    if (pass) this.pass = pass
+    // Figures persisted before shards were counted lack those fields.
+    if (last) this.lastPass = { ...NO_SHARD_FIGURES, ...last }
+    if (pass) this.pass = { ...NO_SHARD_FIGURES, ...pass }
     const seen = await this.c.state.getState(STATE_MEMBERSHIP)
     if (seen !== undefined) this.placementSeen = Buffer.from(seen).toString()
   }
@@ -309,6 +342,7 @@ export class RepairEngine {
         unavailable: 0,
         enqueued: 0,
         waiting: 0,
+        ...NO_SHARD_FIGURES,
         membership: fingerprint,
       }
       this.placementSeen = fingerprint
@@ -317,17 +351,24 @@ export class RepairEngine {
     const pass = this.pass
     const scanBatch = this.cfg.scanBatch ?? DEFAULT_SCAN_BATCH
     for (;;) {
-      if (this.stopped) return 'stopped'
-      if (this.restartRequested) {
-        this.pass = undefined
-        await writeStateJson(this.c.state, STATE_PASS, undefined)
-        return 'restarted'
-      }
+      const interrupted = await this.interrupted()
+      if (interrupted) return interrupted
       const after = pass.cursor === undefined ? undefined : Buffer.from(pass.cursor, 'hex')
       const page = await this.c.store.list({ after, limit: scanBatch })
       if (page.length === 0) break
       if (!(await this.scanPage(page, pass))) return 'not-member'
       pass.cursor = Buffer.from((page.at(-1) as BlockRecord).key).toString('hex')
+      await writeStateJson(this.c.state, STATE_PASS, pass)
+    }
+    // Then the coded blocks this node holds shards of, from their own cursor.
+    for (const shards = this.c.shards; shards !== undefined; ) {
+      const interrupted = await this.interrupted()
+      if (interrupted) return interrupted
+      const after = pass.shardCursor === undefined ? undefined : Buffer.from(pass.shardCursor, 'hex')
+      const page = await shards.page(after, scanBatch)
+      if (page.last === undefined) break
+      if (!(await this.scanShardPage(page.blocks, pass))) return 'not-member'
+      pass.shardCursor = page.last.toString('hex')
       await writeStateJson(this.c.state, STATE_PASS, pass)
     }
     const completedAt = Date.now()
@@ -339,6 +380,15 @@ export class RepairEngine {
     this.c.metrics?.passCompleted(this.lastPass)
     this.log.info({ ...this.lastPass, durationMs: completedAt - pass.startedAt }, 'repair pass completed')
     return 'completed'
+  }
+
+  /** Why the pass must end now: the engine stops, or membership changed (the pass starts over). */
+  private async interrupted(): Promise<'stopped' | 'restarted' | undefined> {
+    if (this.stopped) return 'stopped'
+    if (!this.restartRequested) return undefined
+    this.pass = undefined
+    await writeStateJson(this.c.state, STATE_PASS, undefined)
+    return 'restarted'
   }
 
   /** Examines one page; false when this node cannot decide now (not a routable member). */
@@ -358,6 +408,31 @@ export class RepairEngine {
       else if (d.role === 'misplaced') pass.waiting++
     }
     await Promise.all(upgrades)
+    pass.enqueued += queue.length
+    await this.enqueue(queue)
+    return true
+  }
+
+  /** Examines one page of coded blocks; false when this node cannot decide now. */
+  private async scanShardPage(blocks: CodedBlock[], pass: PassState): Promise<boolean> {
+    const self = this.currentSelf()
+    if (self === undefined || !isRoutable(self) || this.c.shards === undefined) return false
+    const evaluated = await this.c.shards.evaluate(blocks, self)
+    const queue: RepairQueueEntry[] = []
+    for (const e of evaluated) {
+      const d = e.decision
+      pass.shardBlocks++
+      pass.shardsMisplaced += d.handOff.length + d.waiting.length
+      if (d.responsible) {
+        pass.shardsMissing += d.missing.length
+        if (d.unrecoverable) pass.shardBlocksUnrecoverable++
+      }
+      if ((d.responsible && d.missing.length > 0 && !d.unrecoverable) || d.handOff.length > 0) {
+        queue.push(shardEntry(e))
+      } else if (d.waiting.length > 0) {
+        pass.waiting++
+      }
+    }
     pass.enqueued += queue.length
     await this.enqueue(queue)
     return true
@@ -483,17 +558,56 @@ export class RepairEngine {
       return true
     }
     this.drainCursor = entries.at(-1)
+    const self = this.currentSelf()
+    if (self === undefined || !isRoutable(self)) return false // keep the queue for when this node can act
     // One evaluation per block, even when it was queued twice with different copy counts.
     const unique = new Map<string, CID>()
-    for (const e of entries) unique.set(Buffer.from(e.key).toString('hex'), cidOfKey(e.key))
-    const records = (await this.c.store.records([...unique.values()])).filter(
-      (r): r is BlockRecord => r !== undefined,
-    )
-    const evaluated = await this.evaluate(records)
-    if (evaluated === undefined) return false // keep the queue for when this node can act
-    await this.act(evaluated)
+    const coded = new Map<string, CodedBlock>()
+    for (const e of entries) {
+      const hex = Buffer.from(e.key).toString('hex')
+      if (e.code === undefined) unique.set(hex, cidOfKey(e.key))
+      else coded.set(`${hex}/${e.code.k}+${e.code.m}`, { cid: cidOfKey(e.key), key: e.key, ...e.code })
+    }
+    if (unique.size > 0) {
+      const records = (await this.c.store.records([...unique.values()])).filter(
+        (r): r is BlockRecord => r !== undefined,
+      )
+      const evaluated = await this.evaluate(records)
+      if (evaluated === undefined) return false
+      await this.act(evaluated)
+    }
+    if (coded.size > 0 && this.c.shards !== undefined) {
+      // Checked again: time has passed since the pass queued them.
+      await this.actShards(await this.c.shards.evaluate([...coded.values()], self), self)
+    }
     await this.c.state.dequeueRepairs(entries)
     return true
+  }
+
+  /**
+   * Rebuilds missing shards of one coded block and hands off misplaced ones now, outside any pass
+   * (the scrubber dropped a corrupt shard of this node's: it is rebuilt at once, whoever ranks
+   * first among the holders).
+   */
+  async repairShardsNow(block: CodedBlock): Promise<number> {
+    const self = this.currentSelf()
+    if (self === undefined || !isRoutable(self) || this.c.shards === undefined) return 0
+    const evaluated = await this.c.shards.evaluate([block], self)
+    return (await this.actShards(evaluated, self, true)).rebuilt
+  }
+
+  private async actShards(evaluated: ShardEvaluated[], self: Member, force = false) {
+    const shards = this.c.shards as ShardWork
+    const result = await shards.act(evaluated, self, {
+      throttle: (bytes) => this.bucket.take(bytes, this.abort.signal),
+      concurrency: this.cfg.concurrency,
+      stopped: () => this.stopped,
+      force,
+    })
+    this.rate.add(result.bytes)
+    this.counters.shardsRebuilt += result.rebuilt
+    this.counters.shardsHandedOff += result.handedOff
+    return result
   }
 
   /** Pushes missing copies (bounded, rate-limited), then hands off misplaced copies. */
@@ -625,5 +739,15 @@ function figures(p: PassFigures): PassFigures {
     unavailable: p.unavailable,
     enqueued: p.enqueued,
     waiting: p.waiting,
+    shardBlocks: p.shardBlocks,
+    shardsMissing: p.shardsMissing,
+    shardBlocksUnrecoverable: p.shardBlocksUnrecoverable,
+    shardsMisplaced: p.shardsMisplaced,
   }
+}
+
+/** The queue entry of a coded block, ranked by the losses it still survives. */
+function shardEntry(e: ShardEvaluated): RepairQueueEntry {
+  const { key, k, m } = e.block
+  return { copies: e.decision.copies, key, code: { k, m } }
 }

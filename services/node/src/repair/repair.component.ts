@@ -1,5 +1,5 @@
-import { NodeClients, nodeChannelCredentials } from '@mycel/cluster'
-import { type MembershipView, type NodeEnv, replicate } from '@mycel/core'
+import { clusterClientOptions, NodeClients } from '@mycel/cluster'
+import { cidOfMultihash, type MembershipView, type NodeEnv, replicate } from '@mycel/core'
 import type { GetNodeStatsResponse, RepairStats, ScrubStats } from '@mycel/proto'
 import { untraced } from '@mycel/telemetry'
 import { Inject, Injectable } from '@nestjs/common'
@@ -10,8 +10,13 @@ import { RepairMetrics } from './metrics.js'
 import { GrpcRepairPeers } from './peers.js'
 import { RepairEngine, type RepairStatus } from './repair-engine.js'
 import { Scrubber, type ScrubStatus } from './scrubber.js'
+import { ShardRepair } from './shard-repair.js'
 
-/** Background repair, rebalance and scrubbing of this node's blocks, with their status. */
+/**
+ * Background repair, rebalance and scrubbing of this node's blocks and of its erasure-coded
+ * shards (the same engine and scrubber: ShardRepair does the shard-specific work), with their
+ * status.
+ */
 @Injectable()
 export class RepairComponent implements NodeComponent {
   private engine: RepairEngine | undefined
@@ -40,7 +45,7 @@ export class RepairComponent implements NodeComponent {
 
   async start(ctx: NodeContext): Promise<void> {
     const cfg = this.config
-    const clients = new NodeClients(this.membership, { credentials: nodeChannelCredentials(cfg) })
+    const clients = new NodeClients(this.membership, clusterClientOptions(ctx.tls, cfg.MYCEL_TLS_SERVER_NAME))
     this.clients = clients
     const peers = new GrpcRepairPeers(clients, cfg.MYCEL_RPC_TIMEOUT_MS, ctx.logger)
     const self = () => this.membership.self
@@ -55,19 +60,51 @@ export class RepairComponent implements NodeComponent {
       logger: ctx.logger,
       metrics,
     }
-    const engine = new RepairEngine(common, {
-      defaultPolicy,
-      rateBytesPerSecond: cfg.MYCEL_REPAIR_RATE_BYTES,
-      concurrency: cfg.MYCEL_REPAIR_CONCURRENCY,
-      intervalMs: cfg.MYCEL_REPAIR_INTERVAL_MS,
-    })
-    const scrubber = new Scrubber(common, {
-      defaultPolicy,
-      rateBytesPerSecond: cfg.MYCEL_SCRUB_RATE_BYTES,
-      intervalMs: cfg.MYCEL_SCRUB_INTERVAL_MS,
-    })
+    const shards = ctx.shards
+    const shardMetrics = ctx.shardMetrics
+    const shardRepair =
+      shards === undefined || shardMetrics === undefined
+        ? undefined
+        : new ShardRepair(
+            { shards, clients, logger: ctx.logger, metrics: shardMetrics },
+            { rpcTimeoutMs: cfg.MYCEL_RPC_TIMEOUT_MS },
+          )
+    const engine = new RepairEngine(
+      { ...common, ...(shardRepair ? { shards: shardRepair } : {}) },
+      {
+        defaultPolicy,
+        rateBytesPerSecond: cfg.MYCEL_REPAIR_RATE_BYTES,
+        concurrency: cfg.MYCEL_REPAIR_CONCURRENCY,
+        intervalMs: cfg.MYCEL_REPAIR_INTERVAL_MS,
+      },
+    )
+    const scrubber = new Scrubber(
+      {
+        ...common,
+        ...(shards && shardMetrics
+          ? {
+              shards: {
+                store: shards,
+                verified: (bytes: number) => shardMetrics.scrubbedBytes.inc(bytes),
+                repair: async (e) =>
+                  (await engine.repairShardsNow({
+                    cid: cidOfMultihash(e.multihash),
+                    key: e.multihash,
+                    k: e.k,
+                    m: e.m,
+                  })) > 0,
+              },
+            }
+          : {}),
+      },
+      {
+        defaultPolicy,
+        rateBytesPerSecond: cfg.MYCEL_SCRUB_RATE_BYTES,
+        intervalMs: cfg.MYCEL_SCRUB_INTERVAL_MS,
+      },
+    )
     // Background loops run untraced: every pass and drain would otherwise start root traces of
-    // their gRPC calls (HasBlocks, PutBlocks, GetBlock) on each node, all the time.
+    // their gRPC calls (HasBlocks, PutBlocks, GetBlock, ListShards) on each node, all the time.
     this.engine = engine
     this.scrubber = scrubber
     await untraced(async () => {
@@ -86,6 +123,11 @@ function repairStats(s: RepairStatus | undefined): RepairStats | undefined {
   if (s === undefined) return undefined
   const last = s.lastPass
   return {
+    shardsMissing: BigInt(last?.shardsMissing ?? 0),
+    shardBlocksUnrecoverable: BigInt(last?.shardBlocksUnrecoverable ?? 0),
+    shardsRebuilt: BigInt(s.shardsRebuilt),
+    shardsHandedOff: BigInt(s.shardsHandedOff),
+    shardsMisplaced: BigInt(last?.shardsMisplaced ?? 0),
     blocksScanned: BigInt(last?.scanned ?? 0),
     underReplicated: BigInt(last?.underReplicated ?? 0),
     misplaced: BigInt(last?.misplaced ?? 0),

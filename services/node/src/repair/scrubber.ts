@@ -14,6 +14,7 @@ import {
   strongerPolicy,
 } from '@mycel/core'
 import type { BlockRecord, BlockStore, NodeStateStore } from '../block-store/block-store.js'
+import type { ShardStore, StoredShardEntry } from '../shard-store/shard-store.js'
 import type { RepairPeers } from './peers.js'
 import { STOP_WAIT_MS } from './repair-engine.js'
 import { readStateJson, writeStateJson } from './state-json.js'
@@ -39,6 +40,16 @@ export interface ScrubberComponents {
   logger: Logger
   clock?: Clock
   metrics?: ScrubMetricsSink
+  /** The node's erasure-coded shards, scrubbed after the blocks in the same pass. */
+  shards?: ScrubbedShards
+}
+
+export interface ScrubbedShards {
+  store: ShardStore
+  /** Bytes of shards re-verified (metrics). */
+  verified(bytes: number): void
+  /** A shard failed and was dropped: rebuild it now; true when it was. */
+  repair(entry: StoredShardEntry): Promise<boolean>
 }
 
 export interface ScrubMetricsSink {
@@ -51,6 +62,9 @@ export interface ScrubMetricsSink {
 interface ScrubPass {
   startedAt: number
   cursor?: string
+  /** Set once the blocks are done: the pass continues over the shards after this key. */
+  shardCursor?: string
+  shardsStarted?: boolean
   blocks: number
   bytes: number
 }
@@ -71,7 +85,9 @@ const DEFAULT_PAGE = 32
  * Re-verifies every stored block against its address at a bounded byte rate, resuming from a
  * persisted cursor after a restart. A copy that fails is dropped by the store's verified read;
  * the scrubber then fetches a good copy from the block's placement peers (verified here), and
- * writes it back with the stronger of the two records.
+ * writes it back with the stronger of the two records. Then the pass re-verifies the node's
+ * erasure-coded shards (checksums) the same way; a shard that fails is dropped by the store and
+ * rebuilt at once from K others (ScrubbedShards.repair).
  */
 export class Scrubber {
   private readonly log: Logger
@@ -119,6 +135,9 @@ export class Scrubber {
   }
 
   private async run(): Promise<void> {
+    // A node that has just started does not yet know its peers: a corrupt copy found before it
+    // joined could not be re-fetched (repair would restore it later, but the scrub pass should).
+    while (!this.stopped && this.c.self()?.state === 'joining') await this.wakeup.wait(500)
     while (!this.stopped) {
       try {
         if (this.pass === undefined) {
@@ -138,9 +157,14 @@ export class Scrubber {
 
   /** Verifies the next page of the pass; false when the pass has reached the end. */
   async scrubPage(pass: ScrubPass): Promise<boolean> {
+    if (pass.shardsStarted) return this.scrubShardPage(pass)
     const after = pass.cursor === undefined ? undefined : Buffer.from(pass.cursor, 'hex')
     const page = await this.c.store.list({ after, limit: this.cfg.pageSize ?? DEFAULT_PAGE })
-    if (page.length === 0) return false
+    if (page.length === 0) {
+      if (this.c.shards === undefined) return false
+      pass.shardsStarted = true
+      return this.scrubShardPage(pass)
+    }
     for (const record of page) {
       if (this.stopped) return true
       await this.bucket?.take(record.size, this.abort.signal)
@@ -149,6 +173,39 @@ export class Scrubber {
       pass.bytes += record.size
       pass.cursor = Buffer.from(record.key).toString('hex')
       this.c.metrics?.verified(record.size)
+    }
+    await writeStateJson(this.c.state, STATE_PASS, pass)
+    return true
+  }
+
+  /** Verifies the next page of shards; false when the pass has reached the end. */
+  private async scrubShardPage(pass: ScrubPass): Promise<boolean> {
+    const shards = this.c.shards
+    if (shards === undefined) return false
+    const after = pass.shardCursor === undefined ? undefined : Buffer.from(pass.shardCursor, 'hex')
+    const page = await shards.store.scan(after, this.cfg.pageSize ?? DEFAULT_PAGE)
+    if (page.length === 0) return false
+    for (const entry of page) {
+      if (this.stopped) return true
+      await this.bucket?.take(entry.size, this.abort.signal)
+      const good = await shards.store.verify(entry)
+      shards.verified(entry.size)
+      pass.bytes += entry.size
+      pass.shardCursor = entry.key.toString('hex')
+      if (good) continue
+      // The store counted the shard (found_by="scrub") and dropped it.
+      this.counters.corruptFound++
+      this.c.metrics?.corruptFound()
+      if (await shards.repair(entry)) {
+        this.counters.corruptRepaired++
+        this.c.metrics?.corruptRepaired()
+        this.log.warn({ key: entry.key.toString('hex') }, 'scrub found a corrupt shard and rebuilt it')
+      } else {
+        this.log.error(
+          { key: entry.key.toString('hex') },
+          'scrub found a corrupt shard and could not rebuild it now; repair passes retry',
+        )
+      }
     }
     await writeStateJson(this.c.state, STATE_PASS, pass)
     return true
@@ -185,14 +242,21 @@ export class Scrubber {
     this.counters.corruptFound++
     this.c.metrics?.corruptFound()
     const policy = record.policy ?? this.cfg.defaultPolicy
-    if (await this.refetch(cid, record.key, policy)) {
+    let refetched = await this.refetch(cid, record.key, policy)
+    // Peers may be briefly unreachable (restarting, connecting): two more tries before the copy
+    // is left to repair passes.
+    for (let wait = 1_000; !refetched && wait <= 2_000 && !this.stopped; wait *= 2) {
+      await this.wakeup.wait(wait)
+      refetched = await this.refetch(cid, record.key, policy)
+    }
+    if (refetched) {
       this.counters.corruptRepaired++
       this.c.metrics?.corruptRepaired()
       this.log.warn({ cid: cid.toString() }, 'scrub found a corrupt copy and rewrote it from a good one')
     } else {
       this.log.error(
         { cid: cid.toString() },
-        'scrub found a corrupt copy and no good copy on any reachable peer; the copy is dropped',
+        'scrub found a corrupt copy and no good copy on any reachable peer; the copy is dropped and left to repair',
       )
     }
   }

@@ -17,6 +17,7 @@ declare module '@nxtedition/rocksdb' {
     gt?: Buffer
     gte?: Buffer
     lt?: Buffer
+    lte?: Buffer
     limit?: number
     keys?: boolean
     values?: boolean
@@ -27,6 +28,7 @@ declare module '@nxtedition/rocksdb' {
   interface Iterator {
     nextv(size: number): Promise<Array<[Buffer, Buffer]>>
     close(): Promise<void>
+    [Symbol.asyncIterator](): AsyncIterator<[Buffer, Buffer]>
   }
   export class RocksLevel {
     constructor(location: string, options?: Record<string, unknown>)

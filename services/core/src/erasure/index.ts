@@ -1,0 +1,3 @@
+export * from './codec.js'
+export * from './policy.js'
+export * from './shard.js'
