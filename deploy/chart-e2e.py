@@ -266,9 +266,6 @@ def code_env_keys():
 
 def main():
     docs = render()
-    for d in docs:
-        if d['kind'] == 'Secret':
-            secrets[d['metadata']['name']] = {k: base64.b64decode(v) for k, v in d.get('data', {}).items()}
     sts = next(d for d in docs if d['kind'] == 'StatefulSet')
     dep = next(d for d in docs if d['kind'] == 'Deployment')
     services = [d for d in docs if d['kind'] == 'Service']

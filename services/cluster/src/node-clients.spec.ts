@@ -49,29 +49,41 @@ describe('encodePutBlocksRequest', () => {
   })
 })
 
+/**
+ * NodeClients for one member behind a listener that accepts TCP but never speaks HTTP/2: a gRPC
+ * channel to it stays CONNECTING, as a dial to a vanished address does.
+ */
+async function silentNode(): Promise<{ address: string; clients: NodeClients; close: () => void }> {
+  const accepted = new Set<Socket>()
+  const silent = createServer((socket) => accepted.add(socket))
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`
+  const member: Member = {
+    id: 'n0',
+    address,
+    zone: 'z',
+    host: 'h',
+    weight: 1,
+    state: 'alive',
+    incarnation: 0,
+  }
+  const view: MembershipView = {
+    members: () => [member],
+    placementMembers: () => [member],
+    onChange: () => () => {},
+  }
+  const clients = new NodeClients(view, { connectTimeoutMs: 300 })
+  const close = () => {
+    clients.close()
+    for (const socket of accepted) socket.destroy()
+    silent.close()
+  }
+  return { address, clients, close }
+}
+
 describe('NodeClients', () => {
   it('replaces a client whose connection attempt outlasts the connect timeout, failing its queued calls', async () => {
-    // A listener that accepts TCP but never speaks HTTP/2 keeps a gRPC channel CONNECTING, as a
-    // dial to a vanished address does.
-    const accepted = new Set<Socket>()
-    const silent = createServer((socket) => accepted.add(socket))
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
-    const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`
-    const member: Member = {
-      id: 'n0',
-      address,
-      zone: 'z',
-      host: 'h',
-      weight: 1,
-      state: 'alive',
-      incarnation: 0,
-    }
-    const view: MembershipView = {
-      members: () => [member],
-      placementMembers: () => [member],
-      onChange: () => () => {},
-    }
-    const clients = new NodeClients(view, { connectTimeoutMs: 300 })
+    const { address, clients, close } = await silentNode()
     try {
       const first = clients.clientFor(address)
       const t0 = Date.now()
@@ -84,32 +96,12 @@ describe('NodeClients', () => {
       assert.notEqual(second, first, 'a new client replaces the stuck one')
       assert.equal(clients.nodes[0]?.client, second)
     } finally {
-      clients.close()
-      for (const socket of accepted) socket.destroy()
-      silent.close()
+      close()
     }
   })
 
   it('gives the ShardService client of a replaced channel a new channel too', async () => {
-    const accepted = new Set<Socket>()
-    const silent = createServer((socket) => accepted.add(socket))
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
-    const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`
-    const member: Member = {
-      id: 'n0',
-      address,
-      zone: 'z',
-      host: 'h',
-      weight: 1,
-      state: 'alive',
-      incarnation: 0,
-    }
-    const view: MembershipView = {
-      members: () => [member],
-      placementMembers: () => [member],
-      onChange: () => () => {},
-    }
-    const clients = new NodeClients(view, { connectTimeoutMs: 300 })
+    const { address, clients, close } = await silentNode()
     try {
       const shards = clients.shardClientFor(address)
       const first = clients.clientFor(address)
@@ -121,9 +113,7 @@ describe('NodeClients', () => {
       assert.notEqual(again, shards, 'not the client on the closed channel')
       assert.equal(again.getChannel(), clients.clientFor(address).getChannel())
     } finally {
-      clients.close()
-      for (const socket of accepted) socket.destroy()
-      silent.close()
+      close()
     }
   })
 })
