@@ -7,6 +7,7 @@ import { MycelClient } from '@mycel/sdk'
 import { apiClient, data, failure, options, rawAdd } from '../helpers/api.js'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { blockClient, rawBlock } from '../helpers/grpc.js'
+import { allAlive } from '../helpers/membership.js'
 
 const MAX_UPLOAD = 8 * 1024 * 1024
 
@@ -22,6 +23,8 @@ describe('public gRPC API error codes (3 nodes)', () => {
       nodes: 3,
       nodeEnv: () => ({ MYCEL_MAX_UPLOAD_BYTES: String(MAX_UPLOAD) }),
     })
+    // Errors that name the cluster's size need every node to see the others alive.
+    await allAlive(cluster)
     raw = apiClient(cluster.nodeAddress(0))
     sdk = new MycelClient({ nodes: [cluster.nodeAddress(0)] })
     const bytes = randomBytes(1024 * 1024 + 10)
