@@ -106,16 +106,20 @@ gateway follows the membership of whichever of them answers.
 {{/*
 mycel.otelEnv: the standard OpenTelemetry variables of a container when otel.endpoint is set
 (nothing otherwise: without an endpoint the services do not load the SDK). Call with
-(dict "ctx" . "component" "node"). service.instance.id is the pod name, so every pod's spans are
-told apart; extra resource attributes come after and may override it.
+(dict "ctx" . "component" "node" "hasPodName" true). service.instance.id is the pod name, so every
+pod's spans are told apart; extra resource attributes come after and may override it. hasPodName:
+the container already declares POD_NAME (the node does, for its advertise address), and a second
+declaration of one variable is rejected by strict validators and confuses kubectl apply.
 */}}
 {{- define "mycel.otelEnv" -}}
 {{- $v := .ctx.Values.otel -}}
 {{- if $v.endpoint }}
+{{- if not .hasPodName }}
 - name: POD_NAME
   valueFrom:
     fieldRef:
       fieldPath: metadata.name
+{{- end }}
 - name: POD_NAMESPACE
   valueFrom:
     fieldRef:
