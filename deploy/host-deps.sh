@@ -50,14 +50,16 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   log=$(mktemp)
   trap 'rm -f "$log"' EXIT
-  # Package lists may be absent or stale on a fresh machine: refresh once and retry.
+  # Package lists may be absent or stale on a fresh machine (apt-get would find nothing, or ask
+  # the mirror for versions it no longer has): refresh them first. Only when something is missing.
+  if ! apt-get update -q >"$log" 2>&1; then
+    tail -10 "$log" >&2
+    echo "host-deps: apt-get update failed; trying the install with the lists already here" >&2
+  fi
   if ! apt-get install -y -q "${missing[@]}" >"$log" 2>&1; then
-    echo "host-deps: first install attempt failed; running apt-get update and retrying"
-    if ! apt-get update -q >"$log" 2>&1 || ! apt-get install -y -q "${missing[@]}" >"$log" 2>&1; then
-      tail -25 "$log" >&2
-      echo "host-deps: apt-get could not install: ${missing[*]} (see the output above)" >&2
-      exit 1
-    fi
+    tail -25 "$log" >&2
+    echo "host-deps: apt-get could not install: ${missing[*]} (see the output above)" >&2
+    exit 1
   fi
   echo "host-deps: installed ${missing[*]}"
 fi
