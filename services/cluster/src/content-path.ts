@@ -10,7 +10,9 @@ export interface ContentPath {
 
 /** Parses `CID`, `CID/a/b`, `/ipfs/CID[/a/b]` (the forms Kubo's RPC and the gRPC API accept). */
 export function parseContentPath(arg: string): ContentPath {
-  let text = arg.trim()
+  // Leading white space is a copy-paste accident; trailing white space may belong to a name (the
+  // CID itself is trimmed by parseCid).
+  let text = arg.trimStart()
   if (text.startsWith('/ipns/')) {
     throw new InvalidArgumentError(`"${arg}": IPNS names are not supported; use an /ipfs/ path`)
   }
@@ -29,13 +31,21 @@ export function formatContentPath(p: ContentPath): string {
   return `/ipfs/${p.root.toString()}${p.segments.length > 0 ? `/${p.segments.join('/')}` : ''}`
 }
 
-/** The exporter's "no such link" errors become PathNotFoundError; anything else is rethrown. */
+/**
+ * The UnixFS exporter's "no such link" errors become PathNotFoundError; anything else is returned
+ * unchanged (for the caller to map or rethrow).
+ */
 export function asPathNotFound(err: unknown, path: ContentPath): unknown {
   const name = (err as { name?: string }).name
+  const code = (err as { code?: string }).code
   if (
     name === 'NotFoundError' ||
     name === 'ResolveError' ||
-    (err as { code?: string }).code === 'ERR_NOT_FOUND'
+    name === 'BadPathError' ||
+    code === 'ERR_NOT_FOUND' ||
+    // A dag-pb node that is not UnixFS, or a path into a file's chunks: the path names nothing a
+    // UnixFS reader can follow (the block itself can still be read raw).
+    (code === 'ERR_NOT_UNIXFS' && path.segments.length > 0)
   ) {
     return new PathNotFoundError(`no link named "${path.segments.join('/')}" under ${path.root.toString()}`)
   }

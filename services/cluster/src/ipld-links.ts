@@ -3,13 +3,16 @@ import * as dagJson from '@ipld/dag-json'
 import * as dagPb from '@ipld/dag-pb'
 import { CID, CODEC_DAG_PB, CODEC_RAW, UnsupportedCodecError } from '@mycel/core'
 
-const CODEC_DAG_CBOR = 0x71
-const CODEC_DAG_JSON = 0x0129
-const CODEC_LIBP2P_KEY = 0x72
+export const CODEC_DAG_CBOR = 0x71
+export const CODEC_DAG_JSON = 0x0129
+export const CODEC_LIBP2P_KEY = 0x72
+/** Plain JSON and CBOR: documents without IPLD links. */
+export const CODEC_JSON = 0x0200
+export const CODEC_CBOR = 0x51
 
 /** Codecs whose blocks never link to others. */
 export function isLeafCodec(code: number): boolean {
-  return code === CODEC_RAW || code === CODEC_LIBP2P_KEY
+  return code === CODEC_RAW || code === CODEC_LIBP2P_KEY || code === CODEC_JSON || code === CODEC_CBOR
 }
 
 /**
@@ -18,9 +21,6 @@ export function isLeafCodec(code: number): boolean {
  */
 export function blockLinks(cid: CID, bytes: Uint8Array): CID[] {
   switch (cid.code) {
-    case CODEC_RAW:
-    case CODEC_LIBP2P_KEY:
-      return []
     case CODEC_DAG_PB:
       return dagPb.decode(bytes).Links.map((l) => l.Hash as unknown as CID)
     case CODEC_DAG_CBOR:
@@ -28,6 +28,7 @@ export function blockLinks(cid: CID, bytes: Uint8Array): CID[] {
     case CODEC_DAG_JSON:
       return collectCids(dagJson.decode(bytes))
     default:
+      if (isLeafCodec(cid.code)) return []
       throw new UnsupportedCodecError(cid.code, `cannot follow the links of ${cid.toString()}`)
   }
 }

@@ -1,52 +1,30 @@
 import * as dagPb from '@ipld/dag-pb'
-import type { ClusterBlockstore } from '@mycel/cluster'
+import {
+  asPathNotFound,
+  type ClusterBlockstore,
+  type ContentPath,
+  formatContentPath,
+  parseContentPath,
+} from '@mycel/cluster'
 import {
   type CID,
-  InvalidArgumentError,
   isAbortError,
   isMycelError,
   NotAFileError,
   PathInsideBlockError,
   PathNotFoundError,
-  parseCid,
   UnsupportedCodecError,
 } from '@mycel/core'
 import { exporter, type UnixFSDirectoryEntry, type UnixFSEntry, walkPath } from 'ipfs-unixfs-exporter'
 import type { Block } from '../ipld/dag-walk.js'
 import { assertDecodable } from '../ipld/links.js'
 
-/** An immutable content path: a root CID and the link names below it. */
-export interface ContentPath {
-  root: CID
-  segments: string[]
-}
-
-/** Parses `CID`, `CID/a/b`, `/ipfs/CID[/a/b]` (the forms Kubo's RPC accepts as `arg`). */
-export function parseContentPath(arg: string): ContentPath {
-  // Leading white space is a copy-paste accident; trailing white space may belong to a name (the
-  // CID itself is trimmed by parseCid).
-  let text = arg.trimStart()
-  if (text.startsWith('/ipns/')) {
-    throw new InvalidArgumentError(`"${arg}": IPNS names are not supported; use an /ipfs/ path`)
-  }
-  if (text.startsWith('/ipfs/')) text = text.slice('/ipfs/'.length)
-  else if (text.startsWith('/')) throw new InvalidArgumentError(`"${arg}" is not a CID or an /ipfs/ path`)
-  const [first = '', ...rest] = text.split('/')
-  const segments = rest.filter((s) => s !== '')
-  for (const s of segments) {
-    if (s === '.' || s === '..')
-      throw new InvalidArgumentError(`"${arg}": "." and ".." are not path segments`)
-  }
-  return { root: parseCid(first), segments }
-}
+// Content paths are parsed and printed by @mycel/cluster (the nodes' gRPC API reads the same forms).
+export { type ContentPath, formatContentPath, parseContentPath }
 
 /** The path as a header value (X-Ipfs-Path): each segment percent-encoded, so it stays ASCII. */
 export function headerContentPath(p: ContentPath): string {
   return formatContentPath({ root: p.root, segments: p.segments.map(encodeURIComponent) })
-}
-
-export function formatContentPath(p: ContentPath): string {
-  return `/ipfs/${p.root.toString()}${p.segments.length > 0 ? `/${p.segments.join('/')}` : ''}`
 }
 
 /** The cluster's blocks as the UnixFS exporter reads them, each checked to decode (else a 400). */
@@ -192,20 +170,8 @@ export async function resolveContentPath(
 }
 
 function mapResolveError(err: unknown, path: ContentPath): unknown {
-  const name = (err as { name?: string }).name
-  const code = (err as { code?: string }).code
-  if (
-    name === 'NotFoundError' ||
-    name === 'ResolveError' ||
-    name === 'BadPathError' ||
-    code === 'ERR_NOT_FOUND' ||
-    // A dag-pb node that is not UnixFS, or a path into a file's chunks: the path names nothing a
-    // UnixFS reader can follow (the block itself is still served raw).
-    (code === 'ERR_NOT_UNIXFS' && path.segments.length > 0)
-  ) {
-    return new PathNotFoundError(`no link named "${path.segments.join('/')}" under ${path.root.toString()}`)
-  }
-  return unixfsReadError(err, formatContentPath(path))
+  const notFound = asPathNotFound(err, path)
+  return notFound !== err ? notFound : unixfsReadError(err, formatContentPath(path))
 }
 
 /** A directory's entries, with errors about the content as client errors (see unixfsReadError). */

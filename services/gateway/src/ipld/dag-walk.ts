@@ -1,5 +1,6 @@
+import { blockLinks } from '@mycel/cluster'
 import type { CID } from '@mycel/core'
-import { entityLinksOf, fileLinksInRange, linksOf } from './links.js'
+import { entityLinksOf, fileLinksInRange } from './links.js'
 
 export interface Block {
   cid: CID
@@ -44,7 +45,7 @@ export async function* walkDag(
   const linksFor = (block: Block, offset: number): Array<{ cid: CID; offset: number }> => {
     if (range !== undefined) return fileLinksInRange(block.cid, block.bytes, offset, range)
     const links =
-      opts.scope === 'entity' ? entityLinksOf(block.cid, block.bytes) : linksOf(block.cid, block.bytes)
+      opts.scope === 'entity' ? entityLinksOf(block.cid, block.bytes) : blockLinks(block.cid, block.bytes)
     return links.map((cid) => ({ cid, offset: 0 }))
   }
   type Pending = { cid: CID; offset: number; bytes: Promise<Uint8Array> }

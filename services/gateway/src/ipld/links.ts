@@ -1,67 +1,12 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
 import * as dagPb from '@ipld/dag-pb'
-import {
-  CID,
-  CODEC_DAG_PB,
-  CODEC_RAW,
-  HASH_IDENTITY,
-  NotAFileError,
-  UnsupportedCodecError,
-} from '@mycel/core'
+import { CODEC_DAG_CBOR, CODEC_DAG_JSON } from '@mycel/cluster'
+import { type CID, CODEC_DAG_PB, CODEC_RAW, HASH_IDENTITY, NotAFileError } from '@mycel/core'
 import { UnixFS } from 'ipfs-unixfs'
 
-export const CODEC_DAG_CBOR = 0x71
-export const CODEC_DAG_JSON = 0x0129
-export const CODEC_LIBP2P_KEY = 0x72
-/** Plain JSON and CBOR: documents without IPLD links. */
-export const CODEC_JSON = 0x0200
-export const CODEC_CBOR = 0x51
-
-/** Codecs whose links Mycel can follow (traversal, CAR export, dag-scope). */
-export function isTraversableCodec(code: number): boolean {
-  return (
-    code === CODEC_RAW ||
-    code === CODEC_DAG_PB ||
-    code === CODEC_DAG_CBOR ||
-    code === CODEC_DAG_JSON ||
-    code === CODEC_LIBP2P_KEY ||
-    code === CODEC_JSON ||
-    code === CODEC_CBOR
-  )
-}
-
-/** The links of a block in the order its codec defines them (dag-pb: link order; CBOR/JSON: field order). */
-export function linksOf(cid: CID, bytes: Uint8Array): CID[] {
-  switch (cid.code) {
-    case CODEC_RAW:
-    case CODEC_LIBP2P_KEY:
-    // Plain JSON and CBOR have no link type.
-    case CODEC_JSON:
-    case CODEC_CBOR:
-      return []
-    case CODEC_DAG_PB:
-      return dagPb.decode(bytes).Links.map((l) => l.Hash as unknown as CID)
-    case CODEC_DAG_CBOR:
-      return collectCids(dagCbor.decode(bytes))
-    case CODEC_DAG_JSON:
-      return collectCids(dagJson.decode(bytes))
-    default:
-      throw new UnsupportedCodecError(cid.code, `cannot follow the links of ${cid.toString()}`)
-  }
-}
-
-function collectCids(value: unknown, out: CID[] = []): CID[] {
-  const cid = CID.asCID(value)
-  if (cid !== null) {
-    out.push(cid as CID)
-  } else if (Array.isArray(value)) {
-    for (const v of value) collectCids(v, out)
-  } else if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) {
-    for (const v of Object.values(value)) collectCids(v, out)
-  }
-  return out
-}
+// Which codecs have links and what they are (blockLinks, isLeafCodec): @mycel/cluster,
+// shared with the nodes' pins. Here: what only the gateway reads (UnixFS entities, ranges, sizes).
 
 /**
  * Links inside the "entity" of a block (trustless gateway dag-scope=entity): a UnixFS file's
