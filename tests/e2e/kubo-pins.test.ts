@@ -2,6 +2,9 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { create, type KuboRPCClient } from 'kubo-rpc-client'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { writeCar } from '../helpers/car.js'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { kuboAdd } from '../helpers/http.js'
 
@@ -112,6 +115,28 @@ describe('Kubo RPC pins (3 nodes and a gateway)', () => {
     const x = added.lines.find((l) => l.Name === 'd/x.txt')?.Hash
     const res = await rpc('pin/add', `?arg=/ipfs/${dir}/x.txt`)
     assert.deepEqual(JSON.parse(res.text), { Pins: [x] })
+  })
+
+  it('pins plain JSON and CBOR documents and a dag-json node that links to them', async () => {
+    const block = async (codec: number, bytes: Uint8Array) => ({
+      cid: CID.createV1(codec, await sha256.digest(bytes)),
+      bytes,
+    })
+    const json = await block(0x0200, new TextEncoder().encode('{"kind":"plain json"}'))
+    const cbor = await block(0x51, new Uint8Array([0xa1, 0x61, 0x61, 0x01])) // {"a": 1}
+    const doc = await block(
+      0x0129,
+      new TextEncoder().encode(`{"c":{"/":"${cbor.cid}"},"j":{"/":"${json.cid}"}}`),
+    )
+    const car = await writeCar([doc.cid], [doc, json, cbor])
+    for await (const _ of kubo.dag.import([car], { pinRoots: false })) void _
+    for (const { cid } of [json, cbor, doc]) {
+      const r = await rpc('pin/add', `?arg=${cid}`)
+      assert.equal(r.status, 200, `pin/add ${cid}: ${r.text}`)
+      assert.deepEqual(JSON.parse(r.text), { Pins: [cid.toString()] })
+    }
+    const all = await pinned()
+    for (const { cid } of [json, cbor, doc]) assert.ok(all.includes(cid.toString()), `${cid} is pinned`)
   })
 
   it('refuses what Mycel does not do, in Kubo’s error shape', async () => {
