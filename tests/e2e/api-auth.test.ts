@@ -8,8 +8,9 @@ import { type ChannelCredentials, credentials, Metadata, status } from '@grpc/gr
 import { createToken, tokenFileLine } from '@mycel/core'
 import { BlockServiceClient } from '@mycel/proto'
 import { MycelClient } from '@mycel/sdk'
-import { eventually, failure } from '../helpers/api.js'
+import { failure } from '../helpers/api.js'
 import { startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
+import { eventually } from '../helpers/poll.js'
 import { makePki, type TestPki } from '../helpers/tls.js'
 
 const CLI = join(process.cwd(), 'services/cli/dist/bin.js')

@@ -9,7 +9,7 @@ import { createToken, tokenFileLine } from '@mycel/core'
 import { create } from 'kubo-rpc-client'
 import { rawBlock, writeCar } from '../helpers/car.js'
 import { freePortRange, startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
-import { eventually } from '../helpers/raw-http.js'
+import { eventually } from '../helpers/poll.js'
 
 const tokens = { read: createToken(), write: createToken(), admin: createToken(), writeOnly: createToken() }
 type Who = keyof typeof tokens | 'anonymous' | 'bogus'

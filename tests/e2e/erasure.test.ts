@@ -19,7 +19,8 @@ import {
 } from '../helpers/erasure.js'
 import { hasBlocks, rawBlock, readyBlockClient } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
-import { allAlive, everyoneSees, poll } from '../helpers/membership.js'
+import { allAlive, everyoneSees } from '../helpers/membership.js'
+import { poll } from '../helpers/poll.js'
 import { clusterStatus, waitForRepairQuiet } from '../helpers/repair.js'
 
 interface StoredFile {

@@ -7,7 +7,8 @@ import { Metadata, status } from '@grpc/grpc-js'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { sha256 } from '../helpers/data.js'
 import { blockClient } from '../helpers/grpc.js'
-import { eventually, httpFrom, rawConnection, startRequest } from '../helpers/raw-http.js'
+import { eventually } from '../helpers/poll.js'
+import { httpFrom, rawConnection, startRequest } from '../helpers/raw-http.js'
 
 /**
  * Every gateway limit, breached on purpose by one client (its own loopback address, 127.0.0.x)

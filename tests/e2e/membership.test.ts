@@ -8,7 +8,8 @@ import { freePortRange, startCluster, TEST_TMP, type TestCluster } from '../help
 import { deterministicBytes, sha256, sha256OfResponse } from '../helpers/data.js'
 import { membershipOf } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
-import { allAlive, everyoneSees, poll, stateIn, views } from '../helpers/membership.js'
+import { allAlive, everyoneSees, stateIn, views } from '../helpers/membership.js'
+import { poll } from '../helpers/poll.js'
 import { assertHealthy, FAST_REPAIR, waitForRepairQuiet } from '../helpers/repair.js'
 
 /**

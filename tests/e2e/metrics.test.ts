@@ -2,11 +2,11 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { eventually } from '../helpers/api.js'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { deterministicBytes } from '../helpers/data.js'
 import { rawUpload } from '../helpers/http.js'
 import { parsePrometheus, type Sample, scrape, sumOf } from '../helpers/metrics.js'
+import { eventually } from '../helpers/poll.js'
 
 const R = 3
 const ROOT = join(import.meta.dirname, '..', '..', '..')

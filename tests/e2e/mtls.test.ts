@@ -11,7 +11,7 @@ import type { BlockServiceClient } from '@mycel/proto'
 import { freePortRange, startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
 import { getBlock, hasBlocks, putBlocks, rawBlock } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
-import { eventually } from '../helpers/raw-http.js'
+import { eventually } from '../helpers/poll.js'
 import { makeCerts, tlsBlockClient, tlsCredentials } from '../helpers/tls.js'
 
 /** The serial number of the certificate the server at `address` presents now. */

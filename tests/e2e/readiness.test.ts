@@ -3,33 +3,20 @@ import { spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { startCluster, TEST_TMP, type TestCluster } from '../helpers/cluster.js'
 import { deterministicBytes } from '../helpers/data.js'
 import { rawUpload } from '../helpers/http.js'
 import { scrape, sumOf } from '../helpers/metrics.js'
+import { poll } from '../helpers/poll.js'
 
-/** Polls `url` until it answers `status`; returns the body. */
 /** Polls until `url` answers `status` (and, if given, a body matching `body`); returns the answer. */
-async function waitForStatus(
-  url: string,
-  status: number,
-  body?: RegExp,
-  timeoutMs = 60_000,
-): Promise<string> {
-  const until = Date.now() + timeoutMs
-  let last = ''
-  while (Date.now() < until) {
-    try {
-      const res = await fetch(url)
-      last = `${res.status} ${await res.text()}`
-      if (res.status === status && (body === undefined || body.test(last))) return last
-    } catch (err) {
-      last = String(err)
-    }
-    await sleep(250)
-  }
-  throw new Error(`${url} did not answer ${status} within ${timeoutMs} ms (last: ${last})`)
+function waitForStatus(url: string, status: number, body?: RegExp, timeoutMs = 60_000): Promise<string> {
+  return poll(`${url} to answer ${status}${body ? ` matching ${body}` : ''}`, timeoutMs, async () => {
+    const res = await fetch(url)
+    const answer = `${res.status} ${await res.text()}`
+    if (res.status === status && (body === undefined || body.test(answer))) return answer
+    throw new Error(answer)
+  })
 }
 
 function run(cmd: string, args: string[]): void {

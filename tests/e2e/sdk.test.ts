@@ -4,11 +4,12 @@ import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { status } from '@grpc/grpc-js'
 import { MycelClient } from '@mycel/sdk'
-import { eventually, failure } from '../helpers/api.js'
+import { failure } from '../helpers/api.js'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { deterministicBytes, deterministicChunks, sha256 } from '../helpers/data.js'
 import { kuboAdd } from '../helpers/http.js'
 import { KUBO_DIR_VECTORS, KUBO_VECTORS } from '../helpers/kubo-vectors.js'
+import { eventually } from '../helpers/poll.js'
 
 async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const chunks: Uint8Array[] = []

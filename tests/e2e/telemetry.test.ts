@@ -7,6 +7,7 @@ import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { deterministicBytes } from '../helpers/data.js'
 import { rawUpload } from '../helpers/http.js'
 import { type CollectedSpan, type Collector, startCollector } from '../helpers/otel-collector.js'
+import { poll } from '../helpers/poll.js'
 
 const SPAN_KIND_SERVER = 2
 const SPAN_KIND_CLIENT = 3
@@ -44,6 +45,15 @@ describe('telemetry: one trace per upload, across the gateway and the nodes', ()
     await collector?.stop()
   })
 
+  /** The gateway's HTTP server span of a request, once the collector has it. */
+  function requestSpan(what: string, name: (spanName: string) => boolean): Promise<CollectedSpan> {
+    return poll(`the gateway's ${what} request span at the collector`, 60_000, async () =>
+      (await collector.spans()).find(
+        (s) => s.service === 'mycel-gateway' && s.kind === SPAN_KIND_SERVER && name(s.name),
+      ),
+    )
+  }
+
   /** Polls the collector until `done` holds for the spans of `traceId`. */
   async function traceOf(
     traceId: string,
@@ -65,16 +75,7 @@ describe('telemetry: one trace per upload, across the gateway and the nodes', ()
     assert.equal(up.status, 201, up.text)
 
     // The HTTP server span of this request is the trace's root.
-    const until = Date.now() + 60_000
-    let root: CollectedSpan | undefined
-    while (root === undefined && Date.now() < until) {
-      root = (await collector.spans()).find(
-        (s) =>
-          s.service === 'mycel-gateway' && s.kind === SPAN_KIND_SERVER && s.name === 'POST /mycel/v1/upload',
-      )
-      if (root === undefined) await sleep(200)
-    }
-    assert.ok(root, 'the gateway exported the upload request span')
+    const root = await requestSpan('POST /mycel/v1/upload', (name) => name === 'POST /mycel/v1/upload')
     assert.equal(root.parentSpanId, '', 'the request span is the root')
     const nodeInstances = (spans: CollectedSpan[]) =>
       new Set(spans.filter((s) => s.service === 'mycel-node').map((s) => s.instance))
@@ -155,15 +156,7 @@ describe('telemetry: one trace per upload, across the gateway and the nodes', ()
     const res = await fetch(`${cluster.gatewayUrl}/ipfs/${up.body.cid}`)
     assert.equal(res.status, 200)
     assert.equal((await res.arrayBuffer()).byteLength, bytes.byteLength)
-    const until = Date.now() + 60_000
-    let root: CollectedSpan | undefined
-    while (root === undefined && Date.now() < until) {
-      root = (await collector.spans()).find(
-        (s) => s.service === 'mycel-gateway' && s.kind === SPAN_KIND_SERVER && s.name.startsWith('GET /ipfs'),
-      )
-      if (root === undefined) await sleep(200)
-    }
-    assert.ok(root, 'the gateway exported the download request span')
+    const root = await requestSpan('GET /ipfs', (name) => name.startsWith('GET /ipfs'))
     const blocks = 4
     const spans = await traceOf(
       root.traceId,

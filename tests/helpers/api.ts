@@ -81,17 +81,3 @@ export async function peakRss(pid: number): Promise<number> {
   if (m === null) throw new Error(`no VmHWM for ${pid}`)
   return Number(m[1]) * 1024
 }
-
-/** Polls `check` until it returns true (generous deadline: the machine is shared). */
-export async function eventually(
-  check: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}

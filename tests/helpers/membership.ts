@@ -1,28 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { MemberStatus } from '@mycel/cli'
 import type { Member, MemberState } from '@mycel/core'
 import type { TestCluster } from './cluster.js'
 import { membershipOf } from './grpc.js'
-
-/** Polls `check` until it returns a value; the error names the last failure seen. */
-export async function poll<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  const until = Date.now() + timeoutMs
-  let last: unknown
-  while (Date.now() < until) {
-    try {
-      const v = await check()
-      if (v !== undefined) return v
-    } catch (err) {
-      last = err
-    }
-    await sleep(200)
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms ${last ? String(last) : ''}`)
-}
+import { poll } from './poll.js'
 
 /** Each running node's own view, by node index. */
 export async function views(cluster: TestCluster, indexes: number[]): Promise<Map<number, Member[]>> {

@@ -1,6 +1,5 @@
 import { type ClientRequest, type IncomingHttpHeaders, request } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { eventually as pollUntil } from './api.js'
 
 export interface SimpleResponse {
   status: number
@@ -76,12 +75,4 @@ export function rawConnection(
     })
   })
   return { socket, received }
-}
-
-/**
- * Polls until `check` holds (timings on a shared machine are noisy); a check that throws counts
- * as not yet (a server restarting, a connection refused). The loop is api.ts's.
- */
-export function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  return pollUntil(() => check().catch(() => false), what, timeoutMs)
 }

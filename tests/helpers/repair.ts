@@ -1,13 +1,13 @@
 /// <reference path="../../services/node/src/types/nxtedition-rocksdb.d.ts" />
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Metadata } from '@grpc/grpc-js'
 import { isPlaceable, type Member, type PlacementNode, placeCopies } from '@mycel/core'
 import { ROCKS_COLUMNS } from '@mycel/node'
 import type { BlockServiceClient } from '@mycel/proto'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { readyBlockClient } from './grpc.js'
+import { poll } from './poll.js'
 
 /**
  * Background timings for repair tests: passes seconds apart, repair unthrottled. Scrubbing keeps
@@ -73,26 +73,18 @@ export async function clusterStatus(gatewayUrl: string): Promise<ClusterStatus> 
   return (await res.json()) as ClusterStatus
 }
 
-/** Polls `cond` until it holds; the error names what was last seen. */
-export async function waitFor<T>(
+/** Polls `probe` until `cond` holds of its answer; the timeout's error shows the last answer. */
+export function waitFor<T>(
   what: string,
   probe: () => Promise<T>,
   cond: (v: T) => boolean,
   timeoutMs = 120_000,
 ): Promise<T> {
-  const until = Date.now() + timeoutMs
-  let last: T | undefined
-  for (;;) {
-    try {
-      last = await probe()
-      if (cond(last)) return last
-    } catch (err) {
-      last = err as T
-    }
-    if (Date.now() > until)
-      throw new Error(`${what}: not reached in ${timeoutMs} ms; last seen ${JSON.stringify(last)}`)
-    await sleep(250)
-  }
+  return poll(what, timeoutMs, async () => {
+    const v = await probe()
+    if (cond(v)) return v
+    throw new Error(`last seen ${JSON.stringify(v)}`)
+  })
 }
 
 /** The members that are alive and answered the gateway's latest stats probe. */

@@ -1,5 +1,5 @@
 import { type SpawnOptions, spawn } from 'node:child_process'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { poll } from '../helpers/poll.js'
 
 export interface RunResult {
   code: number | null
@@ -49,33 +49,22 @@ export async function must(cmd: string, args: readonly string[], opts: RunOption
   return r.stdout
 }
 
-/**
- * Polls fn until it returns a value other than undefined/false, or throws after timeoutMs with the
- * last error or value in the message.
- */
-export async function waitFor<T>(
+/** poll (tests/helpers/poll.ts) with false as "not yet" too, every second by default. */
+export function waitFor<T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
   timeoutMs: number,
   intervalMs = 1000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
+  return poll(
+    what,
+    timeoutMs,
+    async () => {
       const v = await fn()
-      if (v !== undefined && v !== false) return v
-      last = v
-    } catch (err) {
-      last = err instanceof Error ? err.message : err
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what} (last: ${String(last)})`,
-      )
-    }
-    await sleep(intervalMs)
-  }
+      return v === false ? undefined : v
+    },
+    intervalMs,
+  )
 }
 
 export const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
