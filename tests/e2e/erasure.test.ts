@@ -20,8 +20,8 @@ import {
 import { hasBlocks, rawBlock, readyBlockClient } from '../helpers/grpc.js'
 import { rawUpload } from '../helpers/http.js'
 import { allAlive, everyoneSees } from '../helpers/membership.js'
-import { poll } from '../helpers/poll.js'
-import { clusterStatus, waitForRepairQuiet } from '../helpers/repair.js'
+import { eventually } from '../helpers/poll.js'
+import { clusterStatus, waitFor, waitForRepairQuiet } from '../helpers/repair.js'
 
 interface StoredFile {
   bytes: Buffer
@@ -31,10 +31,6 @@ interface StoredFile {
 }
 
 const q = (policy: string) => `?durability=${encodeURIComponent(policy)}`
-
-/** Polls `check` until it holds (conditions, never fixed sleeps); deadlines are generous. */
-const eventually = (what: string, check: () => Promise<boolean>, timeoutMs = 120_000) =>
-  poll(what, timeoutMs, async () => ((await check()) ? true : undefined))
 
 async function upload(cluster: TestCluster, size: number, policy?: string): Promise<StoredFile> {
   const bytes = randomBytes(size)
@@ -176,10 +172,14 @@ describe('erasure coding: 2+1 and 4+2 on 6 nodes, the read path', () => {
       1,
       'the node found the corrupt shard when it was read, and dropped it',
     )
-    await eventually('read repair restores the dropped shard', async () => {
-      const shards = await getShards(cluster.nodeAddress(owner), leaf)
-      return shards.length === 1
-    })
+    await eventually(
+      async () => {
+        const shards = await getShards(cluster.nodeAddress(owner), leaf)
+        return shards.length === 1
+      },
+      'read repair restores the dropped shard',
+      120_000,
+    )
   })
 
   it('a shard written to the next node while its owner was down is found by reads', async () => {
@@ -306,16 +306,24 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
     const leaf = file.coded[0]!
     const owner = placementOf(cluster, leaf, 6)[2]!
     await corruptShard(cluster, owner, leaf, 4, 2, 2)
-    await eventually('scrub reports the corrupt shard', async () => {
-      return (
-        (await metricValue(cluster.adminUrl(owner), 'mycel_node_shards_corrupt_total', {
-          found_by: 'scrub',
-        })) >= 1
-      )
-    })
-    await eventually('the shard is rebuilt on its owner', async () => {
-      return (await getShards(cluster.nodeAddress(owner), leaf)).length === 1
-    })
+    await eventually(
+      async () => {
+        return (
+          (await metricValue(cluster.adminUrl(owner), 'mycel_node_shards_corrupt_total', {
+            found_by: 'scrub',
+          })) >= 1
+        )
+      },
+      'scrub reports the corrupt shard',
+      120_000,
+    )
+    await eventually(
+      async () => {
+        return (await getShards(cluster.nodeAddress(owner), leaf)).length === 1
+      },
+      'the shard is rebuilt on its owner',
+      120_000,
+    )
     await assertReadsBack(cluster, [file], 'after scrub')
   })
 
@@ -329,15 +337,21 @@ describe('erasure coding: mixed policies, restarts, scrub and repair on 6 nodes'
     for (const f of coded) {
       const leaf = f.coded[0]!
       const index = placementOf(cluster, leaf, 6).indexOf(lost)
-      await eventually(`repair rebuilds shard ${index} of ${leaf} on node ${lost}`, async () => {
-        const held = await listShards(cluster.nodeAddress(lost), leaf)
-        return held.some((s) => s.index === index)
-      })
+      await eventually(
+        async () => {
+          const held = await listShards(cluster.nodeAddress(lost), leaf)
+          return held.some((s) => s.index === index)
+        },
+        `repair rebuilds shard ${index} of ${leaf} on node ${lost}`,
+        120_000,
+      )
     }
-    const status = await clusterStatus(cluster.gatewayUrl)
-    assert.ok(
-      status.repair.shardsRebuilt - rebuiltBefore >= 2,
-      `the status counts rebuilt shards (${status.repair.shardsRebuilt - rebuiltBefore})`,
+    // The gateway's status sums the nodes' counters from its probes (every 2 s): it may lag.
+    await waitFor(
+      'the status to count the rebuilt shards',
+      () => clusterStatus(cluster.gatewayUrl),
+      (s) => s.repair.shardsRebuilt - rebuiltBefore >= 2,
+      60_000,
     )
     // With 6 nodes and 4+2, any 2 down leave exactly 4 shards: the rebuilt one is needed.
     const down = [0, 1, 2, 4, 5].filter((i) => i !== lost).slice(0, 2)
@@ -381,13 +395,17 @@ describe('erasure coding: a node killed and declared dead on 6 nodes', () => {
       const { k, m } = codeOf(f)
       for (const leaf of f.coded) {
         const owners = placementOf(cluster, leaf, k + m, [dead]).slice(0, k + m)
-        await eventually(`every shard of ${leaf} on its new owner, and only there`, async () => {
-          const held = await Promise.all(live.map((i) => listShards(cluster.nodeAddress(i), leaf)))
-          return held.every((refs, j) => {
-            const index = owners.indexOf(live[j]!)
-            return index < 0 ? refs.length === 0 : refs.length === 1 && refs[0]!.index === index
-          })
-        })
+        await eventually(
+          async () => {
+            const held = await Promise.all(live.map((i) => listShards(cluster.nodeAddress(i), leaf)))
+            return held.every((refs, j) => {
+              const index = owners.indexOf(live[j]!)
+              return index < 0 ? refs.length === 0 : refs.length === 1 && refs[0]!.index === index
+            })
+          },
+          `every shard of ${leaf} on its new owner, and only there`,
+          120_000,
+        )
       }
     }
     const quiet = await waitForRepairQuiet(cluster.gatewayUrl, 5, killed)
