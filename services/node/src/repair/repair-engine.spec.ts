@@ -68,6 +68,14 @@ class TestMembership implements MembershipView {
     for (const l of this.listeners) l(this.list)
   }
 
+  /** The member restarted (or refuted a suspicion): alive again with a higher incarnation. */
+  restart(id: string): void {
+    this.list = this.list.map((m) =>
+      m.id === id ? { ...m, state: 'alive', incarnation: m.incarnation + 1 } : m,
+    )
+    for (const l of this.listeners) l(this.list)
+  }
+
   add(id: string): void {
     this.list = [
       ...this.list,
@@ -88,6 +96,8 @@ class FakeCluster {
   readonly hasCalls: Array<{ from: string; to: string; count: number }> = []
   /** Nodes whose RPCs fail (down, partitioned). */
   readonly unreachable = new Set<string>()
+  /** Added to every HasBlocks call (a slow pass). */
+  hasDelayMs = 0
 
   constructor(ids: string[]) {
     this.membership = new TestMembership(ids)
@@ -112,6 +122,7 @@ class FakeCluster {
     return {
       has: async (m, cids) => {
         this.hasCalls.push({ from, to: m.id, count: cids.length })
+        if (this.hasDelayMs > 0) await new Promise((r) => setTimeout(r, this.hasDelayMs))
         const records = await this.reach(m.id).records(cids)
         return records.map((r) =>
           r === undefined ? { held: false } : { held: true, policy: r.policy ?? replicate(3) },
@@ -365,6 +376,60 @@ describe('repair engine', () => {
       })
     } finally {
       for (const e of engines) await e.stop()
+    }
+  })
+
+  it('takes hinted copies home soon after a member restarts without leaving (higher incarnation)', async () => {
+    const ids = ['n0', 'n1', 'n2', 'n3', 'n4']
+    const cluster = new FakeCluster(ids)
+    const engines = ids.map((id) =>
+      cluster.engine(id, { intervalMs: 3_600_000, debounceMs: 10, rerunDelayMs: 20 }),
+    )
+    for (const e of engines) await e.start()
+    try {
+      await waitFor(() => engines.every((e) => e.status().lastPass !== undefined))
+      // Written while `away` had crashed and was not yet suspected (a force-deleted pod back in
+      // seconds): its copy went to the next node in rank order. Every pass is done and the
+      // interval is an hour: only the membership change can bring the copy home.
+      const b = block()
+      const targets = cluster.targets(b.cid)
+      const away = targets[0] as string
+      const hinted = ids.find((id) => !targets.includes(id)) as string
+      for (const id of [...targets.slice(1), hinted])
+        await cluster.store(id).put(b.cid, Uint8Array.from(b.bytes), replicate(3))
+      cluster.membership.set(away, 'suspect')
+      cluster.membership.restart(away)
+      await waitFor(async () => (await cluster.holders(b.cid)).join() === [...targets].sort().join())
+    } finally {
+      for (const e of engines) await e.stop()
+    }
+  })
+
+  it('a member coming back does not restart a running pass; a second pass follows it', async () => {
+    const cluster = new FakeCluster(['n0', 'n1', 'n2'])
+    for (let i = 0; i < 60; i++) await cluster.upload(block())
+    cluster.hasDelayMs = 20 // 12 pages: a pass of about half a second
+    const engine = cluster.engine('n0', {
+      intervalMs: 3_600_000,
+      debounceMs: 10,
+      rerunDelayMs: 20,
+      scanBatch: 5,
+    })
+    await engine.start()
+    try {
+      await waitFor(() => engine.status().pass !== undefined)
+      const started = engine.status().pass?.startedAt
+      // Suspicions that come and go (refuted with higher incarnations) while the pass runs.
+      for (let i = 0; i < 5; i++) {
+        cluster.membership.set('n1', 'suspect')
+        cluster.membership.restart('n1')
+        await new Promise((r) => setTimeout(r, 15))
+      }
+      await waitFor(() => engine.status().lastPass?.startedAt === started, 10_000)
+      assert.equal(engine.status().lastPass?.scanned, 60, 'the pass ran to its end')
+      await waitFor(() => (engine.status().lastPass?.startedAt ?? 0) > (started ?? 0), 10_000)
+    } finally {
+      await engine.stop()
     }
   })
 

@@ -172,7 +172,12 @@ export class RepairEngine {
   private idleWaiters: Array<() => void> = []
   private unsubscribe: (() => void) | undefined
   private debounce: NodeJS.Timeout | undefined
-  private routable = new Set<string>()
+  /** What the pending debounced trigger will do: restart the running pass, or only follow it. */
+  private debouncedRestart = false
+  /** A pass is owed after the running one (a member came back: see onMembershipChange). */
+  private followUpRequested = false
+  /** Routable members and their incarnations, as of the latest membership change. */
+  private routable = new Map<string, number>()
   /** Placement fingerprint of the latest pass start (or the one persisted). */
   private placementSeen: string | undefined
   private counters = {
@@ -197,12 +202,7 @@ export class RepairEngine {
   /** Loads persisted state and starts the pass and drain loops. */
   async start(): Promise<void> {
     await this.load()
-    this.routable = new Set(
-      this.c.membership
-        .members()
-        .filter(isRoutable)
-        .map((m) => m.id),
-    )
+    this.routable = this.routableIncarnations()
     this.unsubscribe = this.c.membership.onChange(() => this.onMembershipChange())
     this.loops = [this.passLoop(), this.drainLoop()]
   }
@@ -269,21 +269,47 @@ export class RepairEngine {
     return createHash('sha256').update(parts.join('\n')).digest('hex')
   }
 
-  private onMembershipChange(): void {
-    // A pass restarts when placement changed (a member joined or was declared dead) or a member
-    // became routable again (copies hinted elsewhere while it was away can go home). Members
-    // leaving on purpose change neither: their data is expected back.
-    const routable = new Set(
+  private routableIncarnations(): Map<string, number> {
+    return new Map(
       this.c.membership
         .members()
         .filter(isRoutable)
-        .map((m) => m.id),
+        .map((m) => [m.id, m.incarnation]),
     )
-    const back = [...routable].some((id) => !this.routable.has(id))
+  }
+
+  /**
+   * A placement change (a member joined or was declared dead) restarts the pass: every block's
+   * targets may have moved. A member that came back (routable again, or with a higher incarnation:
+   * it restarted, or refuted a suspicion, so it was away for a moment) may have missed writes that
+   * went to the next node in rank order: a pass after the running one takes those copies home
+   * within seconds instead of the interval. It does not restart the running pass, so suspicions
+   * that come and go on a loaded cluster cannot keep a pass from ever completing. Members leaving
+   * on purpose change neither: their data is expected back.
+   */
+  private onMembershipChange(): void {
+    const routable = this.routableIncarnations()
+    const back = [...routable].some(([id, incarnation]) => {
+      const before = this.routable.get(id)
+      return before === undefined || incarnation > before
+    })
     this.routable = routable
-    if (!back && this.placementSeen === this.fingerprint()) return
+    const placementChanged = this.placementSeen !== this.fingerprint()
+    if (!back && !placementChanged) return
+    this.debouncedRestart ||= placementChanged
     clearTimeout(this.debounce)
-    this.debounce = setTimeout(() => this.trigger(), this.cfg.debounceMs ?? DEFAULT_DEBOUNCE_MS).unref()
+    this.debounce = setTimeout(() => {
+      const restart = this.debouncedRestart
+      this.debouncedRestart = false
+      if (restart) this.trigger()
+      else this.followUp()
+    }, this.cfg.debounceMs ?? DEFAULT_DEBOUNCE_MS).unref()
+  }
+
+  /** Another pass once the running one completes (now, when none runs). */
+  private followUp(): void {
+    this.followUpRequested = true
+    this.passWakeup.wake()
   }
 
   // The pass loop
@@ -314,6 +340,11 @@ export class RepairEngine {
         continue
       }
       await this.drainIdle()
+      if (this.followUpRequested) {
+        this.followUpRequested = false
+        delay = 0
+        continue
+      }
       const last = this.lastPass
       const pending =
         outcome === 'failed' || (last?.enqueued ?? 0) + (last?.waiting ?? 0) + (last?.unavailable ?? 0) > 0
@@ -345,6 +376,8 @@ export class RepairEngine {
         ...NO_SHARD_FIGURES,
         membership: fingerprint,
       }
+      // A pass from the start covers what a follow-up was requested for.
+      this.followUpRequested = false
       this.placementSeen = fingerprint
       await this.c.state.setState(STATE_MEMBERSHIP, Buffer.from(fingerprint))
     }
