@@ -32,6 +32,7 @@ export interface NodeRepair {
   queued: number
   blocksRepaired: number
   blocksHandedOff: number
+  shardsRebuilt: number
   lastPassStartedAt: string | null
   lastPassCompletedAt: string | null
 }
