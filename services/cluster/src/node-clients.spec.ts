@@ -2,9 +2,16 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { describe, it } from 'node:test'
-import { Metadata } from '@grpc/grpc-js'
+import { Metadata, Server, ServerCredentials } from '@grpc/grpc-js'
 import { type Member, type MembershipView, replicate } from '@mycel/core'
-import { encodeDurability, fromProtoDurability, PutBlocksRequest, toProtoDurability } from '@mycel/proto'
+import {
+  BlockServiceService,
+  encodeDurability,
+  fromProtoDurability,
+  GetNodeStatsResponse,
+  PutBlocksRequest,
+  toProtoDurability,
+} from '@mycel/proto'
 import { deadlineIn, encodePutBlocksRequest, encodePutShardRequest, NodeClients } from './node-clients.js'
 
 describe('encodePutBlocksRequest', () => {
@@ -114,6 +121,75 @@ describe('NodeClients', () => {
       assert.equal(again.getChannel(), clients.clientFor(address).getChannel())
     } finally {
       close()
+    }
+  })
+})
+
+describe('NodeClients when a member comes back', () => {
+  it('redials a restarted member at once instead of waiting out the reconnect backoff', async () => {
+    // A free port: nothing listens there until the "restart".
+    const probe = createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const address = `127.0.0.1:${(probe.address() as AddressInfo).port}`
+    await new Promise<void>((resolve) => probe.close(() => resolve()))
+    let member: Member = {
+      id: 'n0',
+      address,
+      zone: 'z',
+      host: 'h',
+      weight: 1,
+      state: 'alive',
+      incarnation: 1,
+    }
+    const listeners = new Set<(m: readonly Member[]) => void>()
+    const view: MembershipView = {
+      members: () => [member],
+      placementMembers: () => [member],
+      onChange: (l) => {
+        listeners.add(l)
+        return () => listeners.delete(l)
+      },
+    }
+    const announce = (m: Member) => {
+      member = m
+      for (const l of listeners) l([m])
+    }
+    // A long backoff, so a channel that failed once stays failed for the whole test.
+    const clients = new NodeClients(view, {
+      channelOptions: {
+        'grpc.initial_reconnect_backoff_ms': 30_000,
+        'grpc.max_reconnect_backoff_ms': 30_000,
+      },
+    })
+    const server = new Server()
+    const stats = (timeoutMs: number) =>
+      new Promise<Error | null>((resolve) =>
+        clients
+          .clientFor(address)
+          .getNodeStats({}, new Metadata(), { deadline: deadlineIn(timeoutMs) }, (err) => resolve(err)),
+      )
+    try {
+      assert.ok(await stats(5_000), 'nothing listens yet: the call fails')
+      server.addService(BlockServiceService, {
+        getNodeStats: (_call: unknown, cb: (e: null, r: GetNodeStatsResponse) => void) =>
+          cb(null, GetNodeStatsResponse.fromPartial({ nodeId: 'n0' })),
+      } as never)
+      await new Promise<void>((resolve, reject) =>
+        server.bindAsync(address, ServerCredentials.createInsecure(), (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      )
+      assert.ok(await stats(2_000), 'the old channel is still in its backoff: the call fails at once')
+      const before = clients.clientFor(address)
+      announce({ ...member, incarnation: 2 })
+      assert.notEqual(clients.clientFor(address), before, 'a restarted member gets a new channel')
+      assert.equal(await stats(5_000), null, 'and the next call reaches it')
+      const ready = clients.clientFor(address)
+      announce({ ...member, incarnation: 3 })
+      assert.equal(clients.clientFor(address), ready, 'a READY channel is kept')
+    } finally {
+      clients.close()
+      server.forceShutdown()
     }
   })
 })

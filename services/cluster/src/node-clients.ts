@@ -6,7 +6,7 @@ import {
   makeGenericClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js'
-import { MAX_GRPC_MESSAGE_BYTES, type Member, type MembershipView } from '@mycel/core'
+import { isRoutable, MAX_GRPC_MESSAGE_BYTES, type Member, type MembershipView } from '@mycel/core'
 import {
   type BlockServiceClient,
   BlockServiceService,
@@ -161,6 +161,8 @@ export class NodeClients {
   private readonly unsubscribe: () => void
   /** Handles of the placeable members, rebuilt after a membership change (reads use it per block). */
   private cached: NodeHandle[] | undefined
+  /** Each member's incarnation and routability at the latest change (see replaceOnComeback). */
+  private seen = new Map<string, { incarnation: number; routable: boolean }>()
 
   constructor(
     readonly membership: MembershipView,
@@ -169,9 +171,11 @@ export class NodeClients {
     this.credentials = options.credentials ?? credentials.createInsecure()
     this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
     this.channelOptions = { ...CHANNEL_OPTIONS, ...options.channelOptions }
+    this.seen = seenOf(membership.members())
     this.unsubscribe = membership.onChange((members) => {
       this.cached = undefined
       this.closeDeparted(members)
+      this.replaceOnComeback(members)
     })
   }
 
@@ -231,6 +235,30 @@ export class NodeClients {
     return client
   }
 
+  /**
+   * A member that restarted (higher incarnation) or is routable again is back now, but its
+   * channel may sit in grpc-js's reconnect backoff (up to max_reconnect_backoff_ms) after the
+   * failed dials while it was away, and a call on a channel in backoff fails at once: reads would
+   * skip a live node for seconds. A channel that is not READY is replaced, so the next call dials
+   * at once. (grpc-js has no public way to reset a channel's backoff.)
+   */
+  private replaceOnComeback(members: readonly Member[]): void {
+    const previous = this.seen
+    this.seen = seenOf(members)
+    for (const m of members) {
+      const before = previous.get(m.id)
+      const now = this.seen.get(m.id)
+      if (before === undefined || now === undefined || !now.routable) continue
+      if (now.incarnation <= before.incarnation && before.routable) continue
+      const client = this.clients.get(m.address)
+      if (client === undefined) continue
+      if (client.getChannel().getConnectivityState(false) === connectivityState.READY) continue
+      this.clients.delete(m.address)
+      this.shardClients.delete(m.address)
+      client.close()
+    }
+  }
+
   private closeDeparted(members: readonly Member[]): void {
     const known = new Set(members.map((m) => m.address))
     for (const [address, client] of this.clients) {
@@ -248,6 +276,10 @@ export class NodeClients {
     this.clients.clear()
     this.shardClients.clear()
   }
+}
+
+function seenOf(members: readonly Member[]): Map<string, { incarnation: number; routable: boolean }> {
+  return new Map(members.map((m) => [m.id, { incarnation: m.incarnation, routable: isRoutable(m) }]))
 }
 
 export function isServiceError(err: unknown): err is ServiceError {
