@@ -109,9 +109,12 @@ describe('membership: five nodes find each other and track failures (gossip, rea
       assert.equal(r.status, 200, await r.text())
     }
     assert.equal((await fetch(`${cluster.gatewayUrl}/readyz`)).status, 200)
-    const metrics = await (await fetch(`${cluster.adminUrl(0)}/metrics`)).text()
+    // Members can converge through the join sync before node 0's first probe round: wait for one.
+    const metrics = await poll('node 0 to count a probe', 30_000, async () => {
+      const text = await (await fetch(`${cluster.adminUrl(0)}/metrics`)).text()
+      return /mycel_node_membership_probes_total [1-9]/.test(text) ? text : undefined
+    })
     assert.match(metrics, /mycel_node_membership_members\{state="alive"\} 5/)
-    assert.match(metrics, /mycel_node_membership_probes_total [1-9]/)
     files.push(await upload(cluster, 3 * 262_144 + 5, 'before-kill'))
   })
 
