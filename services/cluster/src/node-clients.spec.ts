@@ -56,6 +56,11 @@ describe('encodePutBlocksRequest', () => {
   })
 })
 
+/** The one member of these specs' views: node n0 at `address`, alive. */
+function aliveMember(address: string, incarnation: number): Member {
+  return { id: 'n0', address, zone: 'z', host: 'h', weight: 1, state: 'alive', incarnation }
+}
+
 /**
  * NodeClients for one member behind a listener that accepts TCP but never speaks HTTP/2: a gRPC
  * channel to it stays CONNECTING, as a dial to a vanished address does.
@@ -65,15 +70,7 @@ async function silentNode(): Promise<{ address: string; clients: NodeClients; cl
   const silent = createServer((socket) => accepted.add(socket))
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
   const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`
-  const member: Member = {
-    id: 'n0',
-    address,
-    zone: 'z',
-    host: 'h',
-    weight: 1,
-    state: 'alive',
-    incarnation: 0,
-  }
+  const member = aliveMember(address, 0)
   const view: MembershipView = {
     members: () => [member],
     placementMembers: () => [member],
@@ -132,15 +129,7 @@ describe('NodeClients when a member comes back', () => {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
     const address = `127.0.0.1:${(probe.address() as AddressInfo).port}`
     await new Promise<void>((resolve) => probe.close(() => resolve()))
-    let member: Member = {
-      id: 'n0',
-      address,
-      zone: 'z',
-      host: 'h',
-      weight: 1,
-      state: 'alive',
-      incarnation: 1,
-    }
+    let member = aliveMember(address, 1)
     const listeners = new Set<(m: readonly Member[]) => void>()
     const view: MembershipView = {
       members: () => [member],
