@@ -6,7 +6,14 @@ import {
   makeGenericClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js'
-import { isRoutable, MAX_GRPC_MESSAGE_BYTES, type Member, type MembershipView } from '@mycel/core'
+import {
+  MAX_GRPC_MESSAGE_BYTES,
+  type Member,
+  type MemberMarks,
+  type MembershipView,
+  memberMarks,
+  membersBack,
+} from '@mycel/core'
 import {
   type BlockServiceClient,
   BlockServiceService,
@@ -161,8 +168,8 @@ export class NodeClients {
   private readonly unsubscribe: () => void
   /** Handles of the placeable members, rebuilt after a membership change (reads use it per block). */
   private cached: NodeHandle[] | undefined
-  /** Each member's incarnation and routability at the latest change (see replaceOnComeback). */
-  private seen = new Map<string, { incarnation: number; routable: boolean }>()
+  /** Members as of the latest change (see replaceOnComeback). */
+  private marks: MemberMarks
 
   constructor(
     readonly membership: MembershipView,
@@ -171,7 +178,7 @@ export class NodeClients {
     this.credentials = options.credentials ?? credentials.createInsecure()
     this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
     this.channelOptions = { ...CHANNEL_OPTIONS, ...options.channelOptions }
-    this.seen = seenOf(membership.members())
+    this.marks = memberMarks(membership.members())
     this.unsubscribe = membership.onChange((members) => {
       this.cached = undefined
       this.closeDeparted(members)
@@ -243,13 +250,9 @@ export class NodeClients {
    * at once. (grpc-js has no public way to reset a channel's backoff.)
    */
   private replaceOnComeback(members: readonly Member[]): void {
-    const previous = this.seen
-    this.seen = seenOf(members)
-    for (const m of members) {
-      const before = previous.get(m.id)
-      const now = this.seen.get(m.id)
-      if (before === undefined || now === undefined || !now.routable) continue
-      if (now.incarnation <= before.incarnation && before.routable) continue
+    const back = membersBack(this.marks, members)
+    this.marks = memberMarks(members)
+    for (const m of back) {
       const client = this.clients.get(m.address)
       if (client === undefined) continue
       if (client.getChannel().getConnectivityState(false) === connectivityState.READY) continue
@@ -276,10 +279,6 @@ export class NodeClients {
     this.clients.clear()
     this.shardClients.clear()
   }
-}
-
-function seenOf(members: readonly Member[]): Map<string, { incarnation: number; routable: boolean }> {
-  return new Map(members.map((m) => [m.id, { incarnation: m.incarnation, routable: isRoutable(m) }]))
 }
 
 export function isServiceError(err: unknown): err is ServiceError {

@@ -51,6 +51,25 @@ export function isRoutable(m: Member): boolean {
   return m.state === 'alive' || m.state === 'suspect'
 }
 
+/** Each member's incarnation and routability at one moment, to tell later who came back. */
+export type MemberMarks = ReadonlyMap<string, { incarnation: number; routable: boolean }>
+
+export function memberMarks(members: readonly Member[]): MemberMarks {
+  return new Map(members.map((m) => [m.id, { incarnation: m.incarnation, routable: isRoutable(m) }]))
+}
+
+/**
+ * The members that came back since `before`: routable now, and then not routable (or unknown), or
+ * with a higher incarnation now (it restarted, or refuted a suspicion: it was away for a moment).
+ */
+export function membersBack(before: MemberMarks, members: readonly Member[]): Member[] {
+  return members.filter((m) => {
+    if (!isRoutable(m)) return false
+    const was = before.get(m.id)
+    return was === undefined || !was.routable || m.incarnation > was.incarnation
+  })
+}
+
 /**
  * Severity of a state when two records about one member carry the same incarnation (SWIM's
  * rule "dead > suspect > alive", with `joining` below `alive` and `left` between suspect and

@@ -9,7 +9,10 @@ import {
   isRoutable,
   type Logger,
   type Member,
+  type MemberMarks,
   type MembershipView,
+  memberMarks,
+  membersBack,
 } from '@mycel/core'
 import {
   type BlockRecord,
@@ -176,8 +179,8 @@ export class RepairEngine {
   private debouncedRestart = false
   /** A pass is owed after the running one (a member came back: see onMembershipChange). */
   private followUpRequested = false
-  /** Routable members and their incarnations, as of the latest membership change. */
-  private routable = new Map<string, number>()
+  /** Members as of the latest membership change (who comes back is measured against it). */
+  private marks: MemberMarks = new Map()
   /** Placement fingerprint of the latest pass start (or the one persisted). */
   private placementSeen: string | undefined
   private counters = {
@@ -202,7 +205,7 @@ export class RepairEngine {
   /** Loads persisted state and starts the pass and drain loops. */
   async start(): Promise<void> {
     await this.load()
-    this.routable = this.routableIncarnations()
+    this.marks = memberMarks(this.c.membership.members())
     this.unsubscribe = this.c.membership.onChange(() => this.onMembershipChange())
     this.loops = [this.passLoop(), this.drainLoop()]
   }
@@ -269,15 +272,6 @@ export class RepairEngine {
     return createHash('sha256').update(parts.join('\n')).digest('hex')
   }
 
-  private routableIncarnations(): Map<string, number> {
-    return new Map(
-      this.c.membership
-        .members()
-        .filter(isRoutable)
-        .map((m) => [m.id, m.incarnation]),
-    )
-  }
-
   /**
    * A placement change (a member joined or was declared dead) restarts the pass: every block's
    * targets may have moved. A member that came back (routable again, or with a higher incarnation:
@@ -288,12 +282,9 @@ export class RepairEngine {
    * on purpose change neither: their data is expected back.
    */
   private onMembershipChange(): void {
-    const routable = this.routableIncarnations()
-    const back = [...routable].some(([id, incarnation]) => {
-      const before = this.routable.get(id)
-      return before === undefined || incarnation > before
-    })
-    this.routable = routable
+    const members = this.c.membership.members()
+    const back = membersBack(this.marks, members).length > 0
+    this.marks = memberMarks(members)
     const placementChanged = this.placementSeen !== this.fingerprint()
     if (!back && !placementChanged) return
     this.debouncedRestart ||= placementChanged
